@@ -1,0 +1,245 @@
+import path from "node:path";
+import { z } from "zod";
+
+export const SERVICE_NAMES = ["api", "users", "media", "site"] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+export const DATABASE_NAMES = ["membership", "media", "site"] as const;
+export type DatabaseName = (typeof DATABASE_NAMES)[number];
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export type Mode = "embedded" | "cluster";
+
+export type DatabaseSettings =
+  | { readonly kind: "sqlite"; readonly file: string }
+  | {
+      readonly kind: "mysql";
+      readonly database: string;
+      readonly primaryUrl: string;
+      readonly replicaUrls: readonly string[];
+      readonly poolSize: number;
+    };
+
+export interface ReplicationSettings {
+  /** A replica lagging more than this leaves the read rotation. */
+  readonly maxLagSeconds: number;
+  /** ...and rejoins once it is back within this. */
+  readonly rejoinLagSeconds: number;
+  readonly probeIntervalMs: number;
+  /** How long a read waits on a replica for the reader's own last write before using the primary. */
+  readonly readYourWritesWaitMs: number;
+  /** How long after a write the writer's reads are held to that write. */
+  readonly readYourWritesWindowMs: number;
+}
+
+export type StorageSettings =
+  | { readonly kind: "local"; readonly dir: string }
+  | {
+      readonly kind: "s3";
+      readonly endpoint: string | undefined;
+      readonly region: string;
+      readonly bucket: string;
+      readonly accessKeyId: string | undefined;
+      readonly secretAccessKey: string | undefined;
+      readonly forcePathStyle: boolean;
+    };
+
+export interface Settings {
+  readonly mode: Mode;
+  readonly nodeId: string | undefined;
+  readonly port: number;
+  readonly logLevel: LogLevel;
+  readonly services: readonly ServiceName[];
+  readonly dataDir: string;
+  readonly databases: Readonly<Record<DatabaseName, DatabaseSettings>>;
+  readonly replication: ReplicationSettings;
+  readonly transporter: { readonly kind: "none" } | { readonly kind: "nats"; readonly url: string };
+  readonly cache:
+    | { readonly kind: "memory"; readonly ttlSeconds: number }
+    | { readonly kind: "redis"; readonly url: string; readonly ttlSeconds: number };
+  readonly storage: StorageSettings;
+  /** Storage quota of a new account, in bytes. */
+  readonly userQuotaBytes: number;
+}
+
+/** A setting is missing or malformed; the message is one line naming the variable. */
+export class SettingsError extends Error {
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`${variable}: ${problem}`);
+    this.name = "SettingsError";
+  }
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** Shows a value in an error message without its password. */
+function quoted(value: string): string {
+  return JSON.stringify(value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@/]*@/i, "$1:***@"));
+}
+
+function urlSchema(protocols: readonly string[], label: string) {
+  return z.string().superRefine((value, ctx) => {
+    let ok = false;
+    try {
+      const url = new URL(value);
+      ok = protocols.includes(url.protocol) && url.hostname !== "";
+    } catch {
+      ok = false;
+    }
+    if (!ok) ctx.addIssue({ code: "custom", message: `${quoted(value)} is not a ${label} URL` });
+  });
+}
+
+const mysqlUrl = urlSchema(["mysql:"], "mysql://");
+const schemas = {
+  mode: z.enum(["embedded", "cluster"]),
+  port: z.coerce.number().int().min(1).max(65535),
+  positiveInt: z.coerce.number().int().positive(),
+  positiveNumber: z.coerce.number().positive(),
+  logLevel: z.enum(LOG_LEVELS),
+  bool: z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) => ["true", "1", "yes"].includes(v)),
+  nats: urlSchema(["nats:", "tls:"], "nats://"),
+  redis: urlSchema(["redis:", "rediss:"], "redis://"),
+  http: urlSchema(["http:", "https:"], "http(s)://"),
+  nonEmpty: z.string().min(1),
+  identifier: z.string().regex(/^[A-Za-z0-9_]*$/, "may contain only letters, digits and _"),
+};
+
+class EnvReader {
+  constructor(private readonly env: Env) {}
+
+  raw(name: string): string | undefined {
+    const value = this.env[name]?.trim();
+    return value === undefined || value === "" ? undefined : value;
+  }
+
+  optional<T>(name: string, schema: z.ZodType<T>): T | undefined {
+    const value = this.raw(name);
+    return value === undefined ? undefined : this.parse(name, schema, value);
+  }
+
+  withDefault<T>(name: string, schema: z.ZodType<T>, fallback: T): T {
+    return this.optional(name, schema) ?? fallback;
+  }
+
+  required<T>(name: string, schema: z.ZodType<T>, why: string): T {
+    const value = this.raw(name);
+    if (value === undefined) throw new SettingsError(name, `required ${why}`);
+    return this.parse(name, schema, value);
+  }
+
+  list<T>(name: string, schema: z.ZodType<T>): T[] | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    return value
+      .split(",")
+      .map((item) => item.trim())
+      .filter((item) => item !== "")
+      .map((item) => this.parse(name, schema, item));
+  }
+
+  private parse<T>(name: string, schema: z.ZodType<T>, value: string): T {
+    const result = schema.safeParse(value);
+    if (result.success) return result.data;
+    const issue = result.error.issues[0];
+    const message = issue?.code === "custom" ? issue.message : `${quoted(value)}: ${issue?.message ?? "invalid"}`;
+    throw new SettingsError(name, message);
+  }
+}
+
+function parseServices(reader: EnvReader): ServiceName[] {
+  const names = reader.list("SERVICES", schemas.nonEmpty);
+  if (names === undefined || names.length === 0) return [...SERVICE_NAMES];
+  for (const name of names) {
+    if (!(SERVICE_NAMES as readonly string[]).includes(name)) {
+      throw new SettingsError("SERVICES", `unknown service ${quoted(name)} (known: ${SERVICE_NAMES.join(", ")})`);
+    }
+  }
+  return [...new Set(names)] as ServiceName[];
+}
+
+function parseMysqlDatabases(reader: EnvReader): Record<DatabaseName, DatabaseSettings> {
+  const prefix = reader.withDefault("MYSQL_DATABASE_PREFIX", schemas.identifier, "shoal_");
+  const poolSize = reader.withDefault("MYSQL_POOL_SIZE", schemas.positiveInt, 10);
+  const sharedPrimary = reader.optional("MYSQL_PRIMARY_URL", mysqlUrl);
+  const sharedReplicas = reader.list("MYSQL_REPLICA_URLS", mysqlUrl) ?? [];
+  const entries = DATABASE_NAMES.map((name): [DatabaseName, DatabaseSettings] => {
+    const upper = name.toUpperCase();
+    const ownPrimary = reader.optional(`MYSQL_${upper}_PRIMARY_URL`, mysqlUrl);
+    const primaryUrl = ownPrimary ?? sharedPrimary;
+    if (primaryUrl === undefined) {
+      throw new SettingsError("MYSQL_PRIMARY_URL", `required when SHOAL_MODE=cluster (or set MYSQL_${upper}_PRIMARY_URL)`);
+    }
+    const replicaUrls = reader.list(`MYSQL_${upper}_REPLICA_URLS`, mysqlUrl) ?? (ownPrimary ? [] : sharedReplicas);
+    const database = reader.withDefault(`MYSQL_${upper}_DATABASE`, schemas.identifier, `${prefix}${name}`);
+    return [name, { kind: "mysql", database, primaryUrl, replicaUrls, poolSize }];
+  });
+  return Object.fromEntries(entries) as Record<DatabaseName, DatabaseSettings>;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+/** Parses and validates the environment once; throws SettingsError on the first problem. */
+export function parseSettings(env: Env, cwd = process.cwd()): Settings {
+  const reader = new EnvReader(env);
+  const mode = reader.withDefault("SHOAL_MODE", schemas.mode, "embedded");
+  const cluster = mode === "cluster";
+  const whyCluster = "when SHOAL_MODE=cluster";
+  const dataDir = path.resolve(cwd, reader.withDefault("SHOAL_DATA_DIR", schemas.nonEmpty, "./data"));
+  const ttlSeconds = reader.withDefault("CACHE_TTL_SECONDS", schemas.positiveInt, 60);
+  const maxLagSeconds = reader.withDefault("DB_MAX_REPLICA_LAG_SECONDS", schemas.positiveNumber, 5);
+
+  const settings: Settings = {
+    mode,
+    nodeId: reader.optional("NODE_ID", schemas.nonEmpty),
+    port: reader.withDefault("PORT", schemas.port, 3000),
+    logLevel: reader.withDefault("LOG_LEVEL", schemas.logLevel, "info"),
+    services: parseServices(reader),
+    dataDir,
+    databases: cluster
+      ? parseMysqlDatabases(reader)
+      : {
+          membership: { kind: "sqlite", file: path.join(dataDir, "membership.sqlite") },
+          media: { kind: "sqlite", file: path.join(dataDir, "media.sqlite") },
+          site: { kind: "sqlite", file: path.join(dataDir, "site.sqlite") },
+        },
+    replication: {
+      maxLagSeconds,
+      rejoinLagSeconds: maxLagSeconds / 2,
+      probeIntervalMs: reader.withDefault("DB_PROBE_INTERVAL_MS", schemas.positiveInt, 1000),
+      readYourWritesWaitMs: reader.withDefault("DB_READ_YOUR_WRITES_WAIT_MS", schemas.positiveInt, 250),
+      readYourWritesWindowMs: reader.withDefault("DB_READ_YOUR_WRITES_WINDOW_MS", schemas.positiveInt, 30_000),
+    },
+    transporter: cluster ? { kind: "nats", url: reader.required("NATS_URL", schemas.nats, whyCluster) } : { kind: "none" },
+    cache: cluster
+      ? { kind: "redis", url: reader.required("REDIS_URL", schemas.redis, whyCluster), ttlSeconds }
+      : { kind: "memory", ttlSeconds },
+    storage: cluster
+      ? {
+          kind: "s3",
+          endpoint: reader.optional("S3_ENDPOINT", schemas.http),
+          region: reader.withDefault("S3_REGION", schemas.nonEmpty, "us-east-1"),
+          bucket: reader.required("S3_BUCKET", schemas.nonEmpty, whyCluster),
+          accessKeyId: reader.optional("S3_ACCESS_KEY_ID", schemas.nonEmpty),
+          secretAccessKey: reader.optional("S3_SECRET_ACCESS_KEY", schemas.nonEmpty),
+          forcePathStyle: reader.withDefault("S3_FORCE_PATH_STYLE", schemas.bool, false),
+        }
+      : { kind: "local", dir: path.join(dataDir, "objects") },
+    userQuotaBytes: reader.withDefault("USER_QUOTA_BYTES", schemas.positiveInt, 5 * 1024 ** 3),
+  };
+  if ((env.S3_ACCESS_KEY_ID === undefined) !== (env.S3_SECRET_ACCESS_KEY === undefined) && cluster) {
+    throw new SettingsError("S3_SECRET_ACCESS_KEY", "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together");
+  }
+  return deepFreeze(settings);
+}

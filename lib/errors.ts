@@ -1,0 +1,41 @@
+/**
+ * Errors that carry what the API answers: an HTTP status, a stable code for clients,
+ * a message safe to show, and optional per-field details. Anything else that escapes
+ * is reported as a 500 without its message.
+ */
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly fields?: Readonly<Record<string, string>>,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(what = "resource") {
+    super(404, "not_found", `The ${what} was not found.`);
+  }
+}
+
+export class ValidationError extends AppError {
+  constructor(message: string, fields?: Record<string, string>) {
+    super(422, "validation_failed", message, fields);
+  }
+}
+
+export class ConflictError extends AppError {
+  constructor(message: string, fields?: Record<string, string>) {
+    super(409, "conflict", message, fields);
+  }
+}
+
+/** A dependency (database primary, cache, ...) cannot serve right now; retry later. */
+export class UnavailableError extends AppError {
+  constructor(message: string) {
+    super(503, "unavailable", message);
+  }
+}

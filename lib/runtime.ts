@@ -1,0 +1,64 @@
+import { Redis } from "ioredis";
+import type { DatabaseName, Settings } from "../config/settings";
+import type { Database, DatabaseLogger } from "./db/database";
+import { createDatabase } from "./db/open-database";
+import { MemoryWriteMarkStore } from "./db/read-your-writes";
+import type { WriteMarkStore } from "./db/read-your-writes";
+import { RedisWriteMarkStore } from "./db/redis-write-mark-store";
+import { HealthRegistry } from "./health";
+import { LocalStorage } from "./storage/local-storage";
+import type { ObjectStorage } from "./storage/object-storage";
+import { S3Storage } from "./storage/s3-storage";
+
+/**
+ * The adapters one node shares between its services: chosen once from the settings,
+ * so that services never branch on the mode themselves.
+ */
+export interface Runtime {
+  readonly settings: Settings;
+  readonly health: HealthRegistry;
+  readonly storage: ObjectStorage;
+  readonly writeMarks: WriteMarkStore;
+  /** The shared Redis in cluster mode; undefined when embedded. */
+  readonly redis: Redis | undefined;
+  createDatabase<DB>(name: DatabaseName, logger: DatabaseLogger): Database<DB>;
+  close(): Promise<void>;
+}
+
+export function createRedisClient(url: string): Redis {
+  // Fail commands at once while disconnected instead of queueing them behind a reconnect.
+  return new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
+}
+
+export function createRuntime(settings: Settings): Runtime {
+  const redis = settings.cache.kind === "redis" ? createRedisClient(settings.cache.url) : undefined;
+  // ioredis reconnects by itself; without a listener an outage would crash the process.
+  redis?.on("error", () => undefined);
+  const writeMarks = redis ? new RedisWriteMarkStore(redis) : new MemoryWriteMarkStore();
+  const storage: ObjectStorage =
+    settings.storage.kind === "s3" ? new S3Storage(settings.storage) : new LocalStorage(settings.storage.dir);
+  const health = new HealthRegistry();
+
+  if (redis) {
+    health.register("cache", async () => {
+      if (redis.status !== "ready") return { status: "down", kind: "redis", error: `connection ${redis.status}` };
+      await redis.ping();
+      return { status: "ok", kind: "redis" };
+    });
+  } else {
+    health.register("cache", () => ({ status: "ok", kind: "memory" }));
+  }
+
+  return {
+    settings,
+    health,
+    storage,
+    writeMarks,
+    redis,
+    createDatabase: (name, logger) => createDatabase(name, settings.databases[name], settings.replication, writeMarks, logger),
+    async close() {
+      await storage.close();
+      redis?.disconnect();
+    },
+  };
+}

@@ -1,0 +1,60 @@
+import { ulid } from "ulid";
+import type { Database } from "../db/database";
+import type { MembershipDatabase, UsersTable } from "../db/schemas/membership";
+import { isUniqueViolation } from "../db/unique-violation";
+import { ConflictError } from "../errors";
+import { normalizeEmail, usernameKey } from "./identity";
+
+export type UserRow = UsersTable;
+export type Role = UsersTable["role"];
+
+export interface NewUser {
+  readonly username: string;
+  readonly email: string;
+  readonly role: Role;
+  readonly quotaBytes: number;
+  readonly passwordHash?: string | null;
+}
+
+export class UserRepository {
+  constructor(
+    private readonly db: Database<MembershipDatabase>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  findById(id: string): Promise<UserRow | undefined> {
+    return this.db.read((db) => db.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirst());
+  }
+
+  async create(input: NewUser): Promise<UserRow> {
+    const at = this.now();
+    const row: UserRow = {
+      id: ulid(at),
+      username: input.username.trim().normalize("NFC"),
+      username_key: usernameKey(input.username),
+      email: input.email.trim().normalize("NFC"),
+      email_key: normalizeEmail(input.email),
+      password_hash: input.passwordHash ?? null,
+      role: input.role,
+      quota_bytes: input.quotaBytes,
+      used_bytes: 0,
+      created_at: at,
+      updated_at: at,
+    };
+    try {
+      await this.db.write((trx) => trx.insertInto("users").values(row).execute());
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new ConflictError("That username or email is already taken.");
+      throw error;
+    }
+    return row;
+  }
+
+  /** Returns false when there is no such user. */
+  async setRole(id: string, role: Role): Promise<boolean> {
+    const result = await this.db.write((trx) =>
+      trx.updateTable("users").set({ role, updated_at: this.now() }).where("id", "=", id).executeTakeFirst(),
+    );
+    return result.numUpdatedRows > 0n;
+  }
+}

@@ -1,0 +1,101 @@
+import os from "node:os";
+import type { BrokerOptions, Context, ServiceBroker } from "moleculer";
+import { Errors, MetricReporters } from "moleculer";
+import type { Settings } from "./config/settings";
+import { jitteredTtl } from "./lib/cache/cache-keys";
+import { runWithConsistencyKey } from "./lib/db/read-your-writes";
+import { AppError } from "./lib/errors";
+
+/** What the API and services put in ctx.meta. */
+export interface ShoalMeta {
+  user?: { id: string; role: string };
+  /** Set by the gateway to answer with another status than 200. */
+  $statusCode?: number;
+  $cache?: boolean;
+}
+
+/** The Prometheus reporter without its own HTTP server: the gateway serves `/metrics`. */
+export class GatewayPrometheusReporter extends MetricReporters.Prometheus {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override init(registry: any): void {
+    MetricReporters.Base.prototype.init.call(this, registry);
+    const labels = (this as unknown as { opts: { defaultLabels: unknown } }).opts.defaultLabels;
+    (this as unknown as { defaultLabels: unknown }).defaultLabels =
+      typeof labels === "function" ? labels.call(this, registry) : labels;
+  }
+
+  stop(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  render(): string {
+    return (this as unknown as { generatePrometheusResponse(): string }).generatePrometheusResponse();
+  }
+}
+
+/** Every action runs with its caller as the read-your-writes key, so the data layer needs no argument for it. */
+const consistencyKeyMiddleware = {
+  name: "ConsistencyKey",
+  localAction(next: (ctx: Context) => Promise<unknown>) {
+    return (ctx: Context) => runWithConsistencyKey((ctx.meta as ShoalMeta).user?.id, () => next(ctx));
+  },
+};
+
+/** Spreads cache expiry so that entries written together do not expire together. */
+const cacheTtlJitterMiddleware = {
+  name: "CacheTtlJitter",
+  created(broker: ServiceBroker) {
+    const cacher = broker.cacher;
+    if (!cacher) return;
+    const set = cacher.set.bind(cacher);
+    const defaultTtl = (cacher.opts as { ttl?: number }).ttl;
+    cacher.set = (key: string, data: unknown, ttl?: number) => {
+      const base = ttl ?? defaultTtl;
+      return set(key, data, base ? jitteredTtl(base) : base);
+    };
+  },
+};
+
+/** Turns the plain errors of lib/ into Moleculer errors, which keep status and code across the transporter. */
+export function toMoleculerError(error: unknown): unknown {
+  if (error instanceof AppError) {
+    return new Errors.MoleculerError(error.message, error.status, error.code, error.fields ? { fields: error.fields } : undefined);
+  }
+  return error;
+}
+
+export function brokerOptions(settings: Settings): BrokerOptions {
+  const lockTtlMs = 15_000;
+  return {
+    namespace: "shoal",
+    nodeID: settings.nodeId ?? `${os.hostname()}-${process.pid}`,
+    logger: { type: "Console", options: { formatter: "short", colors: process.stdout.isTTY, moduleColors: false } },
+    logLevel: settings.logLevel,
+    transporter: settings.transporter.kind === "nats" ? { type: "NATS", options: { url: settings.transporter.url } } : undefined,
+    cacher:
+      settings.cache.kind === "redis"
+        ? {
+            type: "Redis",
+            options: {
+              prefix: "shoal-cache",
+              ttl: settings.cache.ttlSeconds,
+              redis: settings.cache.url,
+              // The lock's ttl goes to redlock in milliseconds.
+              lock: { enabled: true, ttl: lockTtlMs },
+              redlock: { retryCount: 40, retryDelay: 50, retryJitter: 25, driftFactor: 0.01 },
+            },
+          }
+        : { type: "Memory", options: { ttl: settings.cache.ttlSeconds, clone: true, lock: { enabled: true, ttl: lockTtlMs } } },
+    requestTimeout: 30_000,
+    retryPolicy: { enabled: false },
+    circuitBreaker: { enabled: false },
+    registry: { strategy: "RoundRobin", preferLocal: true },
+    // The typings accept only reporter names and options; Moleculer also takes an instance.
+    metrics: { enabled: true, reporter: [new GatewayPrometheusReporter({}) as unknown as string] },
+    tracing: { enabled: false },
+    middlewares: [consistencyKeyMiddleware, cacheTtlJitterMiddleware] as unknown as BrokerOptions["middlewares"],
+    errorHandler(error) {
+      throw toMoleculerError(error);
+    },
+  };
+}
