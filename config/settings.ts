@@ -98,7 +98,7 @@ function urlSchema(protocols: readonly string[], label: string) {
 const mysqlUrl = urlSchema(["mysql:"], "mysql://");
 const schemas = {
   mode: z.enum(["embedded", "cluster"]),
-  port: z.coerce.number().int().min(1).max(65535),
+  port: z.coerce.number().int().min(0).max(65535),
   positiveInt: z.coerce.number().int().positive(),
   positiveNumber: z.coerce.number().positive(),
   logLevel: z.enum(LOG_LEVELS),

@@ -1,9 +1,10 @@
 import type { ServiceSchema } from "moleculer";
 import type { DatabaseName } from "../config/settings";
-import type { Database, Migrations } from "../lib/db/database";
+import type { Database } from "../lib/db/database";
 import { isConnectionError } from "../lib/db/mysql-database";
 import { retryUntilAvailable } from "../lib/retry";
 import type { Runtime } from "../lib/runtime";
+import { MIGRATIONS } from "../migrations";
 
 /**
  * Gives a service its own logical database: opened when the service is created,
@@ -13,7 +14,6 @@ import type { Runtime } from "../lib/runtime";
 export function databaseMixin<DB>(
   runtime: Runtime,
   name: DatabaseName,
-  migrations: Migrations,
   use: (db: Database<DB>) => void,
 ): Partial<ServiceSchema> {
   let db: Database<DB> | undefined;
@@ -36,7 +36,7 @@ export function databaseMixin<DB>(
       await retryUntilAvailable(
         async () => {
           await database.connect();
-          await database.migrate(migrations);
+          await database.migrate(MIGRATIONS[name]);
         },
         {
           waitingFor: `the ${name} database primary`,

@@ -1,7 +1,6 @@
 import type { ServiceSchema } from "moleculer";
 import type { MediaDatabase } from "../lib/db/schemas/media";
 import type { Runtime } from "../lib/runtime";
-import { mediaMigrations } from "../migrations/media";
 import { cacheInvalidationMixin } from "../mixins/cache-invalidation.mixin";
 import { databaseMixin } from "../mixins/database.mixin";
 
@@ -9,6 +8,6 @@ import { databaseMixin } from "../mixins/database.mixin";
 export function mediaService(runtime: Runtime): ServiceSchema {
   return {
     name: "media",
-    mixins: [databaseMixin<MediaDatabase>(runtime, "media", mediaMigrations, () => undefined), cacheInvalidationMixin],
+    mixins: [databaseMixin<MediaDatabase>(runtime, "media", () => undefined), cacheInvalidationMixin],
   };
 }

@@ -1,7 +1,6 @@
 import type { ServiceSchema } from "moleculer";
 import type { SiteDatabase } from "../lib/db/schemas/site";
 import type { Runtime } from "../lib/runtime";
-import { siteMigrations } from "../migrations/site";
 import { cacheInvalidationMixin } from "../mixins/cache-invalidation.mixin";
 import { databaseMixin } from "../mixins/database.mixin";
 
@@ -9,6 +8,6 @@ import { databaseMixin } from "../mixins/database.mixin";
 export function siteService(runtime: Runtime): ServiceSchema {
   return {
     name: "site",
-    mixins: [databaseMixin<SiteDatabase>(runtime, "site", siteMigrations, () => undefined), cacheInvalidationMixin],
+    mixins: [databaseMixin<SiteDatabase>(runtime, "site", () => undefined), cacheInvalidationMixin],
   };
 }

@@ -6,7 +6,6 @@ import type { Runtime } from "../lib/runtime";
 import type { Role } from "../lib/users/user-repository";
 import { UserRepository } from "../lib/users/user-repository";
 import { accountView, publicProfile } from "../lib/users/user-views";
-import { membershipMigrations } from "../migrations/membership";
 import { cacheInvalidationMixin, invalidateCache } from "../mixins/cache-invalidation.mixin";
 import { databaseMixin } from "../mixins/database.mixin";
 
@@ -18,7 +17,7 @@ export function usersService(runtime: Runtime): ServiceSchema {
   return {
     name: "users",
     mixins: [
-      databaseMixin<MembershipDatabase>(runtime, "membership", membershipMigrations, (db) => {
+      databaseMixin<MembershipDatabase>(runtime, "membership", (db) => {
         users = new UserRepository(db);
       }),
       cacheInvalidationMixin,

@@ -41,9 +41,10 @@ const CONNECTION_ERROR_CODES = new Set([
 
 /** True when the error means "this server cannot serve now" rather than "this query is wrong". */
 export function isConnectionError(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const { code, fatal } = error as Error & { code?: string; fatal?: boolean };
-  return fatal === true || (code !== undefined && CONNECTION_ERROR_CODES.has(code)) || error.message.includes("connect ETIMEDOUT");
+  // Duck-typed: errors from Node's net module may come from another realm (instanceof Error fails there).
+  if (typeof error !== "object" || error === null) return false;
+  const { code, fatal } = error as { code?: unknown; fatal?: unknown };
+  return fatal === true || (typeof code === "string" && CONNECTION_ERROR_CODES.has(code));
 }
 
 function serverLabel(url: string): string {
@@ -99,6 +100,12 @@ class Server<DB> {
 class Replica<DB> extends Server<DB> {
   inRotation = false;
   lagSeconds: number | null = null;
+
+  override markUnreachable(error: unknown): void {
+    super.markUnreachable(error);
+    this.lagSeconds = null;
+    this.inRotation = false;
+  }
 
   override health(): ReplicaHealth {
     return { ...super.health(), lagSeconds: this.lagSeconds, inRotation: this.inRotation };
@@ -169,7 +176,6 @@ export class MysqlDatabase<DB> implements Database<DB> {
       } catch (error) {
         if (!isConnectionError(error)) throw error;
         replica.markUnreachable(error);
-        replica.inRotation = false;
         this.options.logger.warn(`${this.name}: replica ${replica.label} failed a read and left the rotation: ${replica.error}`);
       }
     }
@@ -316,7 +322,6 @@ export class MysqlDatabase<DB> implements Database<DB> {
       replica.lagSeconds = this.lag.recordApplied(replica.label, applied, Date.now());
     } catch (error) {
       replica.markUnreachable(error);
-      replica.lagSeconds = null;
     }
     const wasInRotation = replica.inRotation;
     replica.inRotation = nextInRotation(wasInRotation, replica, this.options.thresholds);

@@ -1,0 +1,48 @@
+import type { ServiceBroker } from "moleculer";
+import type { DatabaseHealth } from "../lib/db/database";
+import { formatReplicaTable } from "../lib/ops/replica-table";
+import type { NodeDatabaseStatus } from "../lib/ops/replica-table";
+import { invalidateCache } from "../mixins/cache-invalidation.mixin";
+
+const DATABASE_SERVICES = ["users", "media", "site"] as const;
+
+interface ServiceEndpoint {
+  name: string;
+  nodeID: string;
+  available?: boolean;
+}
+
+/** Asks every node that runs a database service how it sees that database's primary and replicas. */
+export async function collectReplicaStatus(broker: ServiceBroker): Promise<NodeDatabaseStatus[]> {
+  const services = broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true }) as ServiceEndpoint[];
+  const targets = services.filter((service) => (DATABASE_SERVICES as readonly string[]).includes(service.name));
+  const answers = await Promise.all(
+    targets.map(async ({ name, nodeID }) => {
+      const status = await broker.call<{ database: string; health: DatabaseHealth }, Record<string, never>>(
+        `${name}.replicationStatus`,
+        {},
+        { nodeID },
+      );
+      return { nodeID, database: status.database, health: status.health };
+    }),
+  );
+  return answers.sort((a, b) => a.database.localeCompare(b.database) || a.nodeID.localeCompare(b.nodeID));
+}
+
+export const replCommands = [
+  {
+    command: "replicas",
+    description: "Show each database's primary and replicas: reachable, lag, in read rotation (as every node sees them)",
+    async action(broker: ServiceBroker) {
+      console.log(formatReplicaTable(await collectReplicaStatus(broker)));
+    },
+  },
+  {
+    command: "cache-clean <pattern>",
+    description: "Remove cached entries matching a pattern (e.g. 'users.get:*' or '**') on every node",
+    async action(broker: ServiceBroker, args: { pattern: string }) {
+      await invalidateCache(broker, [args.pattern]);
+      console.log(`Cleaned cache entries matching ${args.pattern}`);
+    },
+  },
+];
