@@ -72,8 +72,9 @@ export function brokerOptions(settings: Settings): BrokerOptions {
     logger: { type: "Console", options: { formatter: "short", colors: process.stdout.isTTY, moduleColors: false } },
     logLevel: settings.logLevel,
     transporter: settings.transporter.kind === "nats" ? { type: "NATS", options: { url: settings.transporter.url } } : undefined,
-    cacher:
-      settings.cache.kind === "redis"
+    cacher: !settings.cache.enabled
+      ? undefined
+      : settings.cache.kind === "redis"
         ? {
             type: "Redis",
             options: {

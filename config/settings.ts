@@ -57,8 +57,8 @@ export interface Settings {
   readonly replication: ReplicationSettings;
   readonly transporter: { readonly kind: "none" } | { readonly kind: "nats"; readonly url: string };
   readonly cache:
-    | { readonly kind: "memory"; readonly ttlSeconds: number }
-    | { readonly kind: "redis"; readonly url: string; readonly ttlSeconds: number };
+    | { readonly kind: "memory"; readonly enabled: boolean; readonly ttlSeconds: number }
+    | { readonly kind: "redis"; readonly enabled: boolean; readonly url: string; readonly ttlSeconds: number };
   readonly storage: StorageSettings;
   /** Storage quota of a new account, in bytes. */
   readonly userQuotaBytes: number;
@@ -198,6 +198,7 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
   const whyCluster = "when SHOAL_MODE=cluster";
   const dataDir = path.resolve(cwd, reader.withDefault("SHOAL_DATA_DIR", schemas.nonEmpty, "./data"));
   const ttlSeconds = reader.withDefault("CACHE_TTL_SECONDS", schemas.positiveInt, 60);
+  const cacheEnabled = reader.withDefault("CACHE_ENABLED", schemas.bool, true);
   const maxLagSeconds = reader.withDefault("DB_MAX_REPLICA_LAG_SECONDS", schemas.positiveNumber, 5);
 
   const settings: Settings = {
@@ -223,8 +224,8 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
     },
     transporter: cluster ? { kind: "nats", url: reader.required("NATS_URL", schemas.nats, whyCluster) } : { kind: "none" },
     cache: cluster
-      ? { kind: "redis", url: reader.required("REDIS_URL", schemas.redis, whyCluster), ttlSeconds }
-      : { kind: "memory", ttlSeconds },
+      ? { kind: "redis", enabled: cacheEnabled, url: reader.required("REDIS_URL", schemas.redis, whyCluster), ttlSeconds }
+      : { kind: "memory", enabled: cacheEnabled, ttlSeconds },
     storage: cluster
       ? {
           kind: "s3",

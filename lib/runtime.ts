@@ -31,6 +31,7 @@ export function createRedisClient(url: string): Redis {
 }
 
 export function createRuntime(settings: Settings): Runtime {
+  // Cluster nodes use Redis for read-your-writes marks even when response caching is off.
   const redis = settings.cache.kind === "redis" ? createRedisClient(settings.cache.url) : undefined;
   // ioredis reconnects by itself; without a listener an outage would crash the process.
   redis?.on("error", () => undefined);
@@ -39,7 +40,9 @@ export function createRuntime(settings: Settings): Runtime {
     settings.storage.kind === "s3" ? new S3Storage(settings.storage) : new LocalStorage(settings.storage.dir);
   const health = new HealthRegistry();
 
-  if (redis) {
+  if (!settings.cache.enabled) {
+    health.register("cache", () => ({ status: "ok", kind: "none" }));
+  } else if (redis) {
     health.register("cache", async () => {
       if (redis.status !== "ready") return { status: "down", kind: "redis", error: `connection ${redis.status}` };
       await redis.ping();

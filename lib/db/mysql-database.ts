@@ -327,7 +327,9 @@ export class MysqlDatabase<DB> implements Database<DB> {
     replica.inRotation = nextInRotation(wasInRotation, replica, this.options.thresholds);
     if (wasInRotation !== replica.inRotation) {
       const why = replica.reachable ? `lag ${replica.lagSeconds?.toFixed(1)} s` : `unreachable: ${replica.error}`;
-      this.options.logger.warn(`${this.name}: replica ${replica.label} ${replica.inRotation ? "joined" : "left"} the read rotation (${why})`);
+      const message = `${this.name}: replica ${replica.label} ${replica.inRotation ? "joined" : "left"} the read rotation (${why})`;
+      if (replica.inRotation) this.options.logger.info(message);
+      else this.options.logger.warn(message);
     }
   }
 }

@@ -55,6 +55,6 @@ export class FrontDoor {
       return;
     }
     res.setHeader("Retry-After", "5");
-    sendJson(res, 503, { error: { code: "unavailable", message: "Shoal is starting; try again shortly." } });
+    sendJson(res, 503, { error: { code: "unavailable", message: "Shoal is starting; try again shortly.", fields: {} } });
   }
 }

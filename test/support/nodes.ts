@@ -17,15 +17,22 @@ const running = new Set<RunningNode>();
 /** Starts a real node in this process with the given environment (embedded unless SHOAL_MODE says otherwise). */
 export async function startNode(env: Env, options: { waitForStart?: boolean } = {}): Promise<RunningNode> {
   const dataDir = env.SHOAL_DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), "shoal-node-"));
-  const settings = parseSettings({ PORT: "0", LOG_LEVEL: "warn", ...env, SHOAL_DATA_DIR: dataDir });
+  const settings = parseSettings({ PORT: "0", LOG_LEVEL: "error", ...env, SHOAL_DATA_DIR: dataDir });
   const node = createNode(settings);
   const starting = node.start();
-  const handle: RunningNode = Object.assign(Object.create(node) as ShoalNode, {
+  const handle: RunningNode = {
     settings,
+    broker: node.broker,
+    runtime: node.runtime,
+    get port() {
+      return node.port;
+    },
     get baseUrl() {
       return `http://127.0.0.1:${node.port ?? 0}`;
     },
-  }) as RunningNode;
+    start: () => node.start(),
+    stop: () => node.stop(),
+  };
   running.add(handle);
   if (options.waitForStart ?? true) await starting;
   else starting.catch(() => undefined);
