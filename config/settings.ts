@@ -77,9 +77,13 @@ export class SettingsError extends Error {
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
-/** Shows a value in an error message without its password. */
+/** Shows a value in an error message without its credentials: everything before the last "@" but the scheme is masked. */
 function quoted(value: string): string {
-  return JSON.stringify(value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@/]*@/i, "$1:***@"));
+  const at = value.lastIndexOf("@");
+  if (at === -1) return JSON.stringify(value);
+  const schemeEnd = value.indexOf("//");
+  const scheme = schemeEnd !== -1 && schemeEnd < at ? value.slice(0, schemeEnd + 2) : "";
+  return JSON.stringify(`${scheme}***${value.slice(at)}`);
 }
 
 function urlSchema(protocols: readonly string[], label: string) {
@@ -239,8 +243,9 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
       : { kind: "local", dir: path.join(dataDir, "objects") },
     userQuotaBytes: reader.withDefault("USER_QUOTA_BYTES", schemas.positiveInt, 5 * 1024 ** 3),
   };
-  if ((env.S3_ACCESS_KEY_ID === undefined) !== (env.S3_SECRET_ACCESS_KEY === undefined) && cluster) {
-    throw new SettingsError("S3_SECRET_ACCESS_KEY", "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together");
+  if (settings.storage.kind === "s3" && (settings.storage.accessKeyId === undefined) !== (settings.storage.secretAccessKey === undefined)) {
+    const missing = settings.storage.accessKeyId === undefined ? "S3_ACCESS_KEY_ID" : "S3_SECRET_ACCESS_KEY";
+    throw new SettingsError(missing, "required when the other S3 key is set (S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together)");
   }
   return deepFreeze(settings);
 }
