@@ -41,11 +41,19 @@ const consistencyKeyMiddleware = {
   },
 };
 
-/** Spreads cache expiry so that entries written together do not expire together. */
-const cacheTtlJitterMiddleware = {
-  name: "CacheTtlJitter",
+type Unlock = () => Promise<void>;
+
+/**
+ * Adjusts the cacher: spreads expiry so that entries written together do not expire
+ * together, and treats a lock that vanished before its release (a pattern clean such as
+ * `users.get:**` also removes `...-lock` keys) as released instead of failing the read.
+ */
+const cacherTuningMiddleware = {
+  name: "CacherTuning",
   created(broker: ServiceBroker) {
-    const cacher = broker.cacher;
+    const cacher = broker.cacher as
+      | (NonNullable<ServiceBroker["cacher"]> & { tryLock?: (key: string | string[], ttl?: number) => Promise<Unlock> })
+      | undefined;
     if (!cacher) return;
     const set = cacher.set.bind(cacher);
     const defaultTtl = (cacher.opts as { ttl?: number }).ttl;
@@ -53,6 +61,11 @@ const cacheTtlJitterMiddleware = {
       const base = ttl ?? defaultTtl;
       return set(key, data, base ? jitteredTtl(base) : base);
     };
+    const tolerant =
+      (acquire: (key: string | string[], ttl?: number) => Promise<Unlock>) => (key: string | string[], ttl?: number) =>
+        acquire(key, ttl).then((unlock): Unlock => () => unlock().catch(() => undefined));
+    cacher.lock = tolerant(cacher.lock.bind(cacher));
+    if (cacher.tryLock) cacher.tryLock = tolerant(cacher.tryLock.bind(cacher));
   },
 };
 
@@ -94,7 +107,7 @@ export function brokerOptions(settings: Settings): BrokerOptions {
     // The typings accept only reporter names and options; Moleculer also takes an instance.
     metrics: { enabled: true, reporter: [new GatewayPrometheusReporter({}) as unknown as string] },
     tracing: { enabled: false },
-    middlewares: [consistencyKeyMiddleware, cacheTtlJitterMiddleware] as unknown as BrokerOptions["middlewares"],
+    middlewares: [consistencyKeyMiddleware, cacherTuningMiddleware] as unknown as BrokerOptions["middlewares"],
     errorHandler(error) {
       throw toMoleculerError(error);
     },
