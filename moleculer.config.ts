@@ -8,7 +8,16 @@ import { AppError } from "./lib/errors";
 
 /** What the API and services put in ctx.meta. */
 export interface ShoalMeta {
-  user?: { id: string; role: string };
+  /** The signed-in user, set by the gateway from the session. */
+  user?: { id: string; role: "user" | "admin"; username: string };
+  /** The session the request came with, and how it was presented. */
+  session?: { id: string; via: "cookie" | "bearer" };
+  /** The client's address (through trusted proxies only). */
+  ip?: string;
+  userAgent?: string;
+  /** Set by users actions for the gateway: a session cookie to set, or to clear. */
+  $setSession?: { token: string; maxAgeSeconds: number };
+  $clearSession?: boolean;
   /** Set by the gateway to answer with another status than 200. */
   $statusCode?: number;
   $cache?: boolean;
@@ -72,7 +81,10 @@ const cacherTuningMiddleware = {
 /** Turns the plain errors of lib/ into Moleculer errors, which keep status and code across the transporter. */
 export function toMoleculerError(error: unknown): unknown {
   if (error instanceof AppError) {
-    return new Errors.MoleculerError(error.message, error.status, error.code, error.fields ? { fields: error.fields } : undefined);
+    return new Errors.MoleculerError(error.message, error.status, error.code, {
+      fields: error.fields ?? {},
+      retryAfterSeconds: error.retryAfterSeconds,
+    });
   }
   return error;
 }

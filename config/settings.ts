@@ -46,6 +46,21 @@ export type StorageSettings =
       readonly forcePathStyle: boolean;
     };
 
+export interface SessionSettings {
+  /** A session unused for this long ends. */
+  readonly idleTimeoutSeconds: number;
+  /** A session ends this long after sign-in, however much it is used. */
+  readonly lifetimeSeconds: number;
+}
+
+export interface RateLimitSettings {
+  readonly loginFailuresPerAccountPerHour: number;
+  readonly loginFailuresPerIpPerHour: number;
+  readonly registrationsPerIpPerHour: number;
+  readonly apiRequestsPerIpPerMinute: number;
+  readonly uploadsPerUserPerHour: number;
+}
+
 export interface Settings {
   readonly mode: Mode;
   readonly nodeId: string | undefined;
@@ -62,6 +77,16 @@ export interface Settings {
   readonly storage: StorageSettings;
   /** Storage quota of a new account, in bytes. */
   readonly userQuotaBytes: number;
+  /** Where browsers reach Shoal; origin checks and cookie security follow from it. */
+  readonly publicUrl: string;
+  /** Signs CSRF tokens and URLs; embedded mode makes one in the data directory when unset. */
+  readonly secret: string | undefined;
+  readonly sessions: SessionSettings;
+  /** Proxy addresses (IPs, CIDRs, or loopback/linklocal/uniquelocal) whose X-Forwarded-For is believed. */
+  readonly trustedProxies: readonly string[];
+  /** Origins allowed to call the API from a browser (CORS); none by default. */
+  readonly corsOrigins: readonly string[];
+  readonly rateLimits: RateLimitSettings;
 }
 
 /** A setting is missing or malformed; the message is one line naming the variable. */
@@ -111,6 +136,9 @@ const schemas = {
   redis: urlSchema(["redis:", "rediss:"], "redis://"),
   http: urlSchema(["http:", "https:"], "http(s)://"),
   nonEmpty: z.string().min(1),
+  secret: z.string().min(32, "must be at least 32 characters"),
+  proxy: z.string().regex(/^(loopback|linklocal|uniquelocal|[0-9a-fA-F.:]+(\/\d{1,3})?)$/, "is not an IP address, CIDR range or loopback/linklocal/uniquelocal"),
+  origin: urlSchema(["http:", "https:"], "http(s)://").transform((value) => new URL(value).origin),
   identifier: z.string().regex(/^[A-Za-z0-9_]*$/, "may contain only letters, digits and _"),
 };
 
@@ -205,10 +233,11 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
   const cacheEnabled = reader.withDefault("CACHE_ENABLED", schemas.bool, true);
   const maxLagSeconds = reader.withDefault("DB_MAX_REPLICA_LAG_SECONDS", schemas.positiveNumber, 5);
 
+  const port = reader.withDefault("PORT", schemas.port, 3000);
   const settings: Settings = {
     mode,
     nodeId: reader.optional("NODE_ID", schemas.nonEmpty),
-    port: reader.withDefault("PORT", schemas.port, 3000),
+    port,
     logLevel: reader.withDefault("LOG_LEVEL", schemas.logLevel, "info"),
     services: parseServices(reader),
     dataDir,
@@ -242,6 +271,21 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
         }
       : { kind: "local", dir: path.join(dataDir, "objects") },
     userQuotaBytes: reader.withDefault("USER_QUOTA_BYTES", schemas.positiveInt, 5 * 1024 ** 3),
+    publicUrl: reader.withDefault("SHOAL_PUBLIC_URL", schemas.http, `http://localhost:${port}`).replace(/\/+$/, ""),
+    secret: cluster ? reader.required("SHOAL_SECRET", schemas.secret, whyCluster) : reader.optional("SHOAL_SECRET", schemas.secret),
+    sessions: {
+      idleTimeoutSeconds: reader.withDefault("SESSION_IDLE_TIMEOUT_SECONDS", schemas.positiveInt, 12 * 3600),
+      lifetimeSeconds: reader.withDefault("SESSION_LIFETIME_SECONDS", schemas.positiveInt, 7 * 24 * 3600),
+    },
+    trustedProxies: reader.list("TRUSTED_PROXIES", schemas.proxy) ?? [],
+    corsOrigins: reader.list("CORS_ORIGINS", schemas.origin) ?? [],
+    rateLimits: {
+      loginFailuresPerAccountPerHour: reader.withDefault("RATE_LOGIN_FAILURES_PER_ACCOUNT_PER_HOUR", schemas.positiveInt, 10),
+      loginFailuresPerIpPerHour: reader.withDefault("RATE_LOGIN_FAILURES_PER_IP_PER_HOUR", schemas.positiveInt, 100),
+      registrationsPerIpPerHour: reader.withDefault("RATE_REGISTRATIONS_PER_IP_PER_HOUR", schemas.positiveInt, 10),
+      apiRequestsPerIpPerMinute: reader.withDefault("RATE_API_REQUESTS_PER_IP_PER_MINUTE", schemas.positiveInt, 1200),
+      uploadsPerUserPerHour: reader.withDefault("RATE_UPLOADS_PER_USER_PER_HOUR", schemas.positiveInt, 200),
+    },
   };
   if (settings.storage.kind === "s3" && (settings.storage.accessKeyId === undefined) !== (settings.storage.secretAccessKey === undefined)) {
     const missing = settings.storage.accessKeyId === undefined ? "S3_ACCESS_KEY_ID" : "S3_SECRET_ACCESS_KEY";

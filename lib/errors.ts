@@ -9,9 +9,30 @@ export class AppError extends Error {
     readonly code: string,
     message: string,
     readonly fields?: Readonly<Record<string, string>>,
+    /** Sent as Retry-After. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = new.target.name;
+  }
+}
+
+/** No valid session: sign in first. */
+export class UnauthenticatedError extends AppError {
+  constructor(message = "Sign in to do this.") {
+    super(401, "unauthenticated", message);
+  }
+}
+
+export class ForbiddenError extends AppError {
+  constructor(message = "You are not allowed to do this.", code = "forbidden") {
+    super(403, code, message);
+  }
+}
+
+export class RateLimitedError extends AppError {
+  constructor(message: string, retryAfterSeconds: number, code = "rate_limited") {
+    super(429, code, message, undefined, Math.max(1, Math.ceil(retryAfterSeconds)));
   }
 }
 

@@ -6,6 +6,8 @@ import { MemoryWriteMarkStore } from "./db/read-your-writes";
 import type { WriteMarkStore } from "./db/read-your-writes";
 import { RedisWriteMarkStore } from "./db/redis-write-mark-store";
 import { HealthRegistry } from "./health";
+import { loadOrCreateSecret } from "./secret";
+import { RateLimits } from "./security/rate-limits";
 import { LocalStorage } from "./storage/local-storage";
 import type { ObjectStorage } from "./storage/object-storage";
 import { S3Storage } from "./storage/s3-storage";
@@ -21,6 +23,9 @@ export interface Runtime {
   readonly writeMarks: WriteMarkStore;
   /** The shared Redis in cluster mode; undefined when embedded. */
   readonly redis: Redis | undefined;
+  readonly rateLimits: RateLimits;
+  /** Signs CSRF tokens and URLs; the same on every node. */
+  readonly secret: string;
   createDatabase<DB>(name: DatabaseName, logger: DatabaseLogger): Database<DB>;
   close(): Promise<void>;
 }
@@ -58,6 +63,8 @@ export function createRuntime(settings: Settings): Runtime {
     storage,
     writeMarks,
     redis,
+    rateLimits: new RateLimits(settings.rateLimits, redis),
+    secret: settings.secret ?? loadOrCreateSecret(settings.dataDir),
     createDatabase: (name, logger) => createDatabase(name, settings.databases[name], settings.replication, writeMarks, logger),
     async close() {
       await storage.close();

@@ -1,66 +1,246 @@
 import type { Context, ServiceSchema } from "moleculer";
+import { authorize } from "../lib/auth/policy";
+import { PASSWORD_MAX_LENGTH } from "../lib/auth/passwords";
+import { csrfTokenFor } from "../lib/auth/session-tokens";
 import { cacheKeyPattern } from "../lib/cache/cache-keys";
+import type { Database } from "../lib/db/database";
 import type { MembershipDatabase } from "../lib/db/schemas/membership";
-import { NotFoundError } from "../lib/errors";
+import { NotFoundError, UnauthenticatedError } from "../lib/errors";
 import type { Runtime } from "../lib/runtime";
+import { Accounts, generatePassword } from "../lib/users/accounts";
+import type { AuditEntry, RequestOrigin, SignedIn } from "../lib/users/accounts";
+import { SessionRepository } from "../lib/users/session-repository";
 import type { Role } from "../lib/users/user-repository";
 import { UserRepository } from "../lib/users/user-repository";
 import { accountView, publicProfile } from "../lib/users/user-views";
+import type { ShoalMeta } from "../moleculer.config";
 import { cacheInvalidationMixin, invalidateCache } from "../mixins/cache-invalidation.mixin";
 import { databaseMixin } from "../mixins/database.mixin";
 
-const userId = { type: "string", pattern: /^[0-9A-HJKMNP-TV-Z]{26}$/, messages: { stringPattern: "is not a user id" } };
+/** Emitted when an account is deleted; the media service deletes the user's media. Payload: { userId, deletedAt }. */
+export const USER_DELETED_EVENT = "user.deleted";
+
+const ulid = { type: "string", pattern: /^[0-9A-HJKMNP-TV-Z]{26}$/, messages: { stringPattern: "is not a user id" } };
+const username = {
+  type: "string",
+  trim: true,
+  min: 3,
+  max: 32,
+  pattern: /^[\p{L}\p{N}_.-]+$/u,
+  messages: { stringPattern: "may contain only letters, digits, '.', '_' and '-'" },
+};
+const email = { type: "email", max: 254, normalize: false };
+// Longer than the policy allows, so that the policy (not the validator) explains the limit.
+const password = { type: "string", min: 1, max: PASSWORD_MAX_LENGTH * 4 };
+const SESSION_SWEEP_INTERVAL_MS = 15 * 60_000;
+
+type UsersContext<P = Record<string, never>> = Context<P, ShoalMeta>;
+
+function originOf(ctx: UsersContext<unknown>): RequestOrigin {
+  return { ip: ctx.meta.ip ?? null, userAgent: ctx.meta.userAgent ?? null };
+}
+
+function requireUser(ctx: UsersContext<unknown>): { id: string; role: Role } {
+  if (!ctx.meta.user) throw new UnauthenticatedError();
+  return ctx.meta.user;
+}
 
 export function usersService(runtime: Runtime): ServiceSchema {
+  let membership: Database<MembershipDatabase>;
   let users: UserRepository;
+  let accounts: Accounts;
+  let sweeper: NodeJS.Timeout | undefined;
+  const { settings } = runtime;
 
   return {
     name: "users",
     mixins: [
       databaseMixin<MembershipDatabase>(runtime, "membership", (db) => {
-        users = new UserRepository(db);
+        membership = db;
       }),
       cacheInvalidationMixin,
     ],
 
+    created() {
+      users = new UserRepository(membership);
+      const audit = (entry: AuditEntry): Promise<void> =>
+        this.broker.call("site.recordAudit", entry).then(
+          () => undefined,
+          (error: Error) => this.logger.error(`audit entry ${entry.action} could not be recorded: ${error.message}`),
+        );
+      accounts = new Accounts({
+        users,
+        sessions: new SessionRepository(membership),
+        rateLimits: runtime.rateLimits,
+        sessionSettings: settings.sessions,
+        quotaBytes: settings.userQuotaBytes,
+        audit,
+      });
+    },
+
+    started() {
+      sweeper = setInterval(() => {
+        accounts.deleteExpiredSessions().catch((error: Error) => this.logger.warn(`session sweep failed: ${error.message}`));
+      }, SESSION_SWEEP_INTERVAL_MS);
+      sweeper.unref();
+    },
+
+    stopped() {
+      clearInterval(sweeper);
+    },
+
+    methods: {
+      /** Hands a new session to the gateway (cookie) and the client (token). */
+      signedIn(ctx: UsersContext<unknown>, signedIn: SignedIn) {
+        ctx.meta.$setSession = { token: signedIn.token, maxAgeSeconds: settings.sessions.lifetimeSeconds };
+        return { user: accountView(signedIn.user), token: signedIn.token, csrfToken: csrfTokenFor(runtime.secret, signedIn.sessionId) };
+      },
+
+      async forgetSessions(sessionIds: readonly string[], userId?: string) {
+        const patterns = sessionIds.map((id) => cacheKeyPattern("users.resolveSession", id));
+        if (userId) patterns.push(cacheKeyPattern("users.get", userId));
+        if (patterns.length > 0) await invalidateCache(this.broker, patterns);
+      },
+    },
+
     actions: {
+      register: {
+        params: { $$strict: true, username, email, password },
+        async handler(this: UsersThis, ctx: UsersContext<{ username: string; email: string; password: string }>) {
+          const signedIn = await accounts.register(ctx.params, originOf(ctx));
+          ctx.meta.$statusCode = 201;
+          return this.signedIn(ctx, signedIn);
+        },
+      },
+
+      login: {
+        params: { $$strict: true, login: { type: "string", trim: true, min: 1, max: 254 }, password },
+        async handler(this: UsersThis, ctx: UsersContext<{ login: string; password: string }>) {
+          return this.signedIn(ctx, await accounts.login(ctx.params, originOf(ctx)));
+        },
+      },
+
+      logout: {
+        params: { $$strict: true },
+        async handler(this: UsersThis, ctx: UsersContext) {
+          ctx.meta.$clearSession = true;
+          ctx.meta.$statusCode = 204;
+          const sessionId = ctx.meta.session?.id;
+          if (!sessionId) return null;
+          const session = await accounts.resolveSession(sessionId);
+          if (session) await accounts.logout(session, originOf(ctx));
+          await this.forgetSessions([sessionId]);
+          return null;
+        },
+      },
+
+      me: {
+        params: { $$strict: true },
+        async handler(ctx: UsersContext) {
+          const actor = requireUser(ctx);
+          authorize(actor, "read", { kind: "account", id: actor.id }, "account");
+          const user = await users.findById(actor.id);
+          if (!user) throw new UnauthenticatedError();
+          return { user: accountView(user) };
+        },
+      },
+
+      changePassword: {
+        params: { $$strict: true, currentPassword: password, newPassword: password },
+        async handler(this: UsersThis, ctx: UsersContext<{ currentPassword: string; newPassword: string }>) {
+          const actor = requireUser(ctx);
+          authorize(actor, "update", { kind: "account", id: actor.id }, "account");
+          const ended = await accounts.changePassword({ userId: actor.id, sessionId: ctx.meta.session?.id }, ctx.params, originOf(ctx));
+          await this.forgetSessions(ended);
+          ctx.meta.$statusCode = 204;
+          return null;
+        },
+      },
+
+      deleteMe: {
+        params: { $$strict: true, password },
+        async handler(this: UsersThis, ctx: UsersContext<{ password: string }>) {
+          const actor = requireUser(ctx);
+          authorize(actor, "delete", { kind: "account", id: actor.id }, "account");
+          const ended = await accounts.deleteAccount(actor.id, ctx.params.password, originOf(ctx));
+          await this.forgetSessions(ended, actor.id);
+          await this.broker.emit(USER_DELETED_EVENT, { userId: actor.id, deletedAt: new Date().toISOString() });
+          ctx.meta.$clearSession = true;
+          ctx.meta.$statusCode = 204;
+          return null;
+        },
+      },
+
       /** Public profile of one account. */
       get: {
         cache: { keys: ["id"], lock: { enabled: true } },
-        params: { $$strict: true, id: userId },
-        async handler(ctx: Context<{ id: string }>) {
+        params: { $$strict: true, id: ulid },
+        async handler(ctx: UsersContext<{ id: string }>) {
           const user = await users.findById(ctx.params.id);
           if (!user) throw new NotFoundError("user");
           return { user: publicProfile(user) };
         },
       },
 
-      /** Creates an account without a password; the accounts API and operator commands build on it. */
+      /** The gateway's session lookup; cached, and cleaned on sign-out, password change and deletion. */
+      resolveSession: {
+        visibility: "public",
+        cache: { keys: ["sessionId"], lock: { enabled: true } },
+        params: { $$strict: true, sessionId: { type: "string", length: 64, pattern: /^[0-9a-f]{64}$/ } },
+        async handler(ctx: UsersContext<{ sessionId: string }>) {
+          const found = await accounts.resolveSession(ctx.params.sessionId);
+          if (!found) return null;
+          const { session, user } = found;
+          return {
+            session: { id: session.id, createdAt: session.created_at, lastSeenAt: session.last_seen_at, expiresAt: session.expires_at },
+            user,
+          };
+        },
+      },
+
+      touchSession: {
+        visibility: "public",
+        params: { $$strict: true, sessionId: { type: "string", length: 64, pattern: /^[0-9a-f]{64}$/ } },
+        async handler(this: UsersThis, ctx: UsersContext<{ sessionId: string }>) {
+          await accounts.touchSession(ctx.params.sessionId);
+          await this.forgetSessions([ctx.params.sessionId]);
+          return null;
+        },
+      },
+
+      /** Operators only (not routed): creates an account of any role; without a password one is generated and returned once. */
       create: {
         visibility: "public",
         params: {
           $$strict: true,
-          username: { type: "string", min: 3, max: 32, pattern: /^[\p{L}\p{N}_.-]+$/u, trim: true },
-          email: { type: "email", max: 254 },
+          username,
+          email,
+          password: { ...password, optional: true },
           role: { type: "enum", values: ["user", "admin"], default: "user" },
         },
-        async handler(ctx: Context<{ username: string; email: string; role: Role }>) {
-          const user = await users.create({ ...ctx.params, quotaBytes: runtime.settings.userQuotaBytes });
-          return { user: accountView(user) };
+        async handler(ctx: UsersContext<{ username: string; email: string; password?: string; role: Role }>) {
+          const chosen = ctx.params.password ?? generatePassword();
+          const user = await accounts.createAccount({ ...ctx.params, password: chosen });
+          return { user: accountView(user), ...(ctx.params.password ? {} : { generatedPassword: chosen }) };
         },
       },
 
+      /** Operators only (not routed). */
       setRole: {
         visibility: "public",
-        params: { $$strict: true, id: userId, role: { type: "enum", values: ["user", "admin"] } },
-        async handler(ctx: Context<{ id: string; role: Role }>) {
-          if (!(await users.setRole(ctx.params.id, ctx.params.role))) throw new NotFoundError("user");
-          await invalidateCache(this.broker, [cacheKeyPattern("users.get", ctx.params.id)]);
-          const user = await users.findById(ctx.params.id);
-          if (!user) throw new NotFoundError("user");
+        params: { $$strict: true, id: ulid, role: { type: "enum", values: ["user", "admin"] } },
+        async handler(this: UsersThis, ctx: UsersContext<{ id: string; role: Role }>) {
+          const { user, sessionIds } = await accounts.setRole(ctx.meta.user?.id ?? null, ctx.params.id, ctx.params.role, originOf(ctx));
+          await this.forgetSessions(sessionIds, ctx.params.id);
           return { user: accountView(user) };
         },
       },
     },
   };
+}
+
+interface UsersThis {
+  broker: ServiceSchema["broker"];
+  signedIn(ctx: UsersContext<unknown>, signedIn: SignedIn): { user: ReturnType<typeof accountView>; token: string; csrfToken: string };
+  forgetSessions(sessionIds: readonly string[], userId?: string): Promise<void>;
 }

@@ -50,6 +50,7 @@ export function toErrorResponse(error: GatewayError): { status: number; body: Er
   if (type === "REQUEST_TIMEOUT") return respond(504, "timeout", "The request took too long; try again.");
   if (type === "entity.too.large") return respond(413, "payload_too_large", "The request body is too large.");
   if (type === "entity.parse.failed") return respond(400, "invalid_json", "The request body is not valid JSON.");
+  if (type === "encoding.invalid") return respond(400, "invalid_encoding", "The request body is not valid UTF-8.");
   if (type === "encoding.unsupported" || type === "charset.unsupported") {
     return respond(415, "unsupported_encoding", "The request body encoding is not supported.");
   }

@@ -9,6 +9,8 @@ export type UserRow = UsersTable;
 export type Role = UsersTable["role"];
 
 export interface NewUser {
+  /** Chosen by the caller when it must know the id before the write (for read-your-writes). */
+  readonly id?: string;
   readonly username: string;
   readonly email: string;
   readonly role: Role;
@@ -29,7 +31,7 @@ export class UserRepository {
   async create(input: NewUser): Promise<UserRow> {
     const at = this.now();
     const row: UserRow = {
-      id: ulid(at),
+      id: input.id ?? ulid(at),
       username: input.username.trim().normalize("NFC"),
       username_key: usernameKey(input.username),
       email: input.email.trim().normalize("NFC"),
@@ -48,6 +50,34 @@ export class UserRepository {
       throw error;
     }
     return row;
+  }
+
+  /** By username or email, compared in normalised form. */
+  findByLogin(login: string): Promise<UserRow | undefined> {
+    const key = usernameKey(login);
+    return this.db.read((db) =>
+      db
+        .selectFrom("users")
+        .selectAll()
+        .where((eb) => eb.or([eb("username_key", "=", key), eb("email_key", "=", normalizeEmail(login))]))
+        .executeTakeFirst(),
+    );
+  }
+
+  async setPasswordHash(id: string, passwordHash: string): Promise<void> {
+    await this.db.write((trx) =>
+      trx.updateTable("users").set({ password_hash: passwordHash, updated_at: this.now() }).where("id", "=", id).execute(),
+    );
+  }
+
+  /** Removes the account and all its sessions in one transaction; returns the ids of the sessions removed. */
+  async deleteWithSessions(id: string): Promise<string[]> {
+    return this.db.write(async (trx) => {
+      const sessions = await trx.selectFrom("sessions").select("id").where("user_id", "=", id).execute();
+      await trx.deleteFrom("sessions").where("user_id", "=", id).execute();
+      await trx.deleteFrom("users").where("id", "=", id).execute();
+      return sessions.map((session) => session.id);
+    });
   }
 
   /** Returns false when there is no such user. */

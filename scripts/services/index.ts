@@ -9,6 +9,7 @@
  * The MariaDB datadir template comes from $SHOAL_TEST_MARIADB_TEMPLATE (set by the jest global setup)
  * when set; otherwise one is made on first use.
  */
+import { randomBytes } from "node:crypto";
 import { startMariaDbReplicationSet } from "./mariadb";
 import type { MariaDbReplicationSet } from "./mariadb";
 import { startNats } from "./nats";
@@ -93,9 +94,12 @@ export async function startServices(request: ServicesRequest): Promise<TestServi
   return services;
 }
 
+/** One per process, so that every node started from envFor() signs alike. */
+const SHARED_SECRET = randomBytes(32).toString("base64url");
+
 /** The environment that points a Shoal node in cluster mode at these services. */
 export function envFor(services: Omit<TestServices, "stop">): Record<string, string> {
-  const env: Record<string, string> = { SHOAL_MODE: "cluster" };
+  const env: Record<string, string> = { SHOAL_MODE: "cluster", SHOAL_SECRET: SHARED_SECRET };
   if (services.nats !== undefined) env.NATS_URL = services.nats.url;
   if (services.redis !== undefined) env.REDIS_URL = services.redis.url;
   if (services.mariadb !== undefined) {

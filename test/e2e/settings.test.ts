@@ -30,7 +30,7 @@ test.each<[Record<string, string>, string]>([
   [{ PORT: "eighty" }, 'PORT: "eighty"'],
   [{ SERVICES: "api,uploader" }, 'SERVICES: unknown service "uploader"'],
   [
-    { SHOAL_MODE: "cluster", MYSQL_PRIMARY_URL: "mysql://u:p@127.0.0.1/", REDIS_URL: "redis://127.0.0.1", S3_BUCKET: "b" },
+    { SHOAL_MODE: "cluster", MYSQL_PRIMARY_URL: "mysql://u:p@127.0.0.1/", REDIS_URL: "redis://127.0.0.1", S3_BUCKET: "b", SHOAL_SECRET: "x".repeat(32) },
     "NATS_URL: required when SHOAL_MODE=cluster",
   ],
 ])("invalid settings %j stop the node with one line and a non-zero exit, before anything listens", async (env, expected) => {

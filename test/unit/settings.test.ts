@@ -11,6 +11,7 @@ const CLUSTER: Env = {
   REDIS_URL: "redis://cache:6379",
   MYSQL_PRIMARY_URL: "mysql://shoal:pw@db-primary:3306",
   S3_BUCKET: "shoal-media",
+  SHOAL_SECRET: "0123456789abcdef0123456789abcdef",
 };
 
 /** The SettingsError that parseSettings throws for env; fails the test when it does not throw one. */
@@ -64,7 +65,51 @@ describe("parseSettings: embedded mode (no environment)", () => {
       cache: { kind: "memory", enabled: true, ttlSeconds: 60 },
       storage: { kind: "local", dir: path.join(DATA, "objects") },
       userQuotaBytes: 5 * 1024 ** 3,
+      publicUrl: "http://localhost:3000",
+      secret: undefined,
+      sessions: { idleTimeoutSeconds: 12 * 3600, lifetimeSeconds: 7 * 24 * 3600 },
+      trustedProxies: [],
+      corsOrigins: [],
+      rateLimits: {
+        loginFailuresPerAccountPerHour: 10,
+        loginFailuresPerIpPerHour: 100,
+        registrationsPerIpPerHour: 10,
+        apiRequestsPerIpPerMinute: 1200,
+        uploadsPerUserPerHour: 200,
+      },
     });
+  });
+
+  it("takes the public URL, proxies, CORS origins and session times", () => {
+    const settings = parseSettings(
+      {
+        SHOAL_PUBLIC_URL: "https://media.example.org/",
+        TRUSTED_PROXIES: "loopback, 10.0.0.0/8",
+        CORS_ORIGINS: "https://app.example.org/path",
+        SESSION_IDLE_TIMEOUT_SECONDS: "600",
+        SHOAL_SECRET: "s".repeat(32),
+      },
+      CWD,
+    );
+    expect(settings.publicUrl).toBe("https://media.example.org");
+    expect(settings.trustedProxies).toEqual(["loopback", "10.0.0.0/8"]);
+    expect(settings.corsOrigins).toEqual(["https://app.example.org"]);
+    expect(settings.sessions.idleTimeoutSeconds).toBe(600);
+    expect(settings.secret).toBe("s".repeat(32));
+  });
+
+  it.each([
+    ["TRUSTED_PROXIES", "everyone"],
+    ["CORS_ORIGINS", "*"],
+    ["SHOAL_SECRET", "short"],
+    ["SHOAL_PUBLIC_URL", "media.example.org"],
+  ])("refuses a malformed %s", (variable, value) => {
+    expect(() => parseSettings({ [variable]: value }, CWD)).toThrow(new RegExp(`^${variable}: `));
+  });
+
+  it("requires SHOAL_SECRET in cluster mode", () => {
+    const { SHOAL_SECRET: _omitted, ...withoutSecret } = CLUSTER;
+    expect(() => parseSettings(withoutSecret, CWD)).toThrow(/^SHOAL_SECRET: required when SHOAL_MODE=cluster/);
   });
 
   it("resolves a relative SHOAL_DATA_DIR against the given cwd and keeps an absolute one", () => {
