@@ -82,7 +82,10 @@ test("the nodes share the Redis cache, and a write through one node cleans what 
 });
 
 test("health lists each dependency of the node, with every replica's lag and rotation", async () => {
-  const a = await getJson<HealthBody>(`${nodeA.baseUrl}/api/health`);
+  const a = await eventually(
+    () => getJson<HealthBody>(`${nodeA.baseUrl}/api/health`),
+    (answer) => answer.body.checks["database:membership"]?.replicas?.[0]?.inRotation === true,
+  );
   expect(a.status).toBe(200);
   expect(a.body.status).toBe("ok");
   expect(Object.keys(a.body.checks).sort()).toEqual(["cache", "database:membership", "database:site", "storage", "transporter"]);

@@ -45,6 +45,8 @@ async function openMariaDb(
   opened.push(db);
   await db.connect();
   await db.migrate(MIGRATIONS.membership);
+  // A database created a moment ago reaches the replica a moment later; until then the replica is out of rotation.
+  await eventually(async () => db.health().replicas.every((replica) => replica.inRotation), (ready) => ready);
   return db;
 }
 
