@@ -11,6 +11,7 @@ import { csrfTokenFor, looksLikeSessionToken, sessionIdOf } from "../lib/auth/se
 import type { FrontDoor } from "../lib/http/front-door";
 import { sendJson } from "../lib/http/front-door";
 import type { GatewayError } from "../lib/http/error-body";
+import { buildOpenApiDocument, parseAlias } from "../lib/http/openapi";
 import { toErrorResponse } from "../lib/http/error-body";
 import type { Runtime } from "../lib/runtime";
 import { toMoleculerError } from "../moleculer.config";
@@ -33,6 +34,7 @@ export const API_ALIASES: Readonly<Record<string, string>> = {
   "DELETE users/me": "users.deleteMe",
   "GET users/:id": "users.get",
   "GET admin/audit": "site.listAudit",
+  "GET openapi.json": "api.openapi",
 };
 
 const JSON_BODY_LIMIT = "100kb";
@@ -180,6 +182,19 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
         params: { $$strict: true },
         handler(ctx: GatewayContext) {
           return { csrfToken: csrfTokenFor(runtime.secret, ctx.meta.session?.id ?? "anonymous") };
+        },
+      },
+
+      /** This API as an OpenAPI 3 document, generated from API_ALIASES and the routed actions' params. */
+      openapi: {
+        params: { $$strict: true },
+        handler(ctx: GatewayContext) {
+          const known = new Map(ctx.broker.registry.getActionList({ skipInternal: true }).map((item) => [item.name, item.action]));
+          const routes = Object.entries(API_ALIASES).map(([alias, action]) => {
+            const schema = known.get(action);
+            return { ...parseAlias(alias), action, params: schema?.params, description: schema?.description as string | undefined };
+          });
+          return buildOpenApiDocument({ routes, title: "Shoal API", version: "0.1.0", serverUrl: settings.publicUrl, sessionCookie });
         },
       },
     },
