@@ -20,6 +20,7 @@ export interface ShoalMeta {
   $clearSession?: boolean;
   /** Set by the gateway to answer with another status than 200. */
   $statusCode?: number;
+  $location?: string;
   $cache?: boolean;
 }
 

@@ -6,12 +6,29 @@ export const CACHE_CLEAN_EVENT = "cache.clean";
  * Cleans cache entries made stale by a write: here at once (so the writer's next read is
  * fresh, and a shared Redis cache is clean for everyone), then on every other node by a
  * broadcast event, for nodes that keep their own memory cache.
+ *
+ * A reader that misses the cache right after the write may refill it from a replica that
+ * has not applied the write yet; `againAfterMs` (the longest lag a replica may have and
+ * stay in rotation) cleans once more after that window, so such a stale entry lives no
+ * longer than the lag, not the TTL.
  */
-export async function invalidateCache(broker: ServiceBroker, patterns: readonly string[]): Promise<void> {
-  if (broker.cacher) {
-    for (const pattern of patterns) await broker.cacher.clean(pattern);
+export async function invalidateCache(
+  broker: ServiceBroker,
+  patterns: readonly string[],
+  options: { againAfterMs?: number } = {},
+): Promise<void> {
+  const clean = async () => {
+    if (broker.cacher) {
+      for (const pattern of patterns) await broker.cacher.clean(pattern);
+    }
+    await broker.broadcast(CACHE_CLEAN_EVENT, { patterns });
+  };
+  await clean();
+  if (options.againAfterMs) {
+    setTimeout(() => {
+      clean().catch((error: Error) => broker.logger.warn(`second cache clean failed: ${error.message}`));
+    }, options.againAfterMs).unref();
   }
-  await broker.broadcast(CACHE_CLEAN_EVENT, { patterns });
 }
 
 export const cacheInvalidationMixin: Partial<ServiceSchema> = {

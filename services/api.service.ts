@@ -158,6 +158,8 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
         // Errors raised in the gateway itself (session, CSRF, rate limits) have not passed the broker's converter.
         const error = toMoleculerError(thrown) as GatewayError;
         const { status, body } = toErrorResponse(error);
+        // Body-parser refusals happen before the route's middlewares: add the headers here too.
+        securityHeaders(req, res, () => undefined);
         if (status >= 500) this.logger.error(`${req.method} ${req.url} failed:`, error);
         const retryAfter = (error.data as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
         if (status === 429 || status === 503) res.setHeader("Retry-After", String(retryAfter ?? 5));

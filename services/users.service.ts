@@ -26,7 +26,8 @@ const username = {
   trim: true,
   min: 3,
   max: 32,
-  pattern: /^[\p{L}\p{N}_.-]+$/u,
+  // Letters may carry up to two combining marks (Hindi, Tamil, decomposed accents), but not a pile of them.
+  pattern: /^(?:[\p{L}\p{N}_.-]\p{M}{0,2})+$/u,
   messages: { stringPattern: "may contain only letters, digits, '.', '_' and '-'" },
 };
 const email = { type: "email", max: 254, normalize: false };
@@ -51,6 +52,7 @@ export function usersService(runtime: Runtime): ServiceSchema {
   let accounts: Accounts;
   let sweeper: NodeJS.Timeout | undefined;
   const { settings } = runtime;
+  const replicaLagWindowMs = settings.replication.maxLagSeconds * 1000;
 
   return {
     name: "users",
@@ -99,7 +101,7 @@ export function usersService(runtime: Runtime): ServiceSchema {
       async forgetSessions(sessionIds: readonly string[], userId?: string) {
         const patterns = sessionIds.map((id) => cacheKeyPattern("users.resolveSession", id));
         if (userId) patterns.push(cacheKeyPattern("users.get", userId));
-        if (patterns.length > 0) await invalidateCache(this.broker, patterns);
+        if (patterns.length > 0) await invalidateCache(this.broker, patterns, { againAfterMs: replicaLagWindowMs });
       },
     },
 
@@ -109,6 +111,7 @@ export function usersService(runtime: Runtime): ServiceSchema {
         async handler(this: UsersThis, ctx: UsersContext<{ username: string; email: string; password: string }>) {
           const signedIn = await accounts.register(ctx.params, originOf(ctx));
           ctx.meta.$statusCode = 201;
+          ctx.meta.$location = "/api/users/me";
           return this.signedIn(ctx, signedIn);
         },
       },

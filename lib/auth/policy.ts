@@ -39,7 +39,7 @@ export function decide(actor: Actor, action: Action, resource: Resource): Decisi
       if (!actor) return readable ? "unauthenticated" : "not_found";
       if (action === "download-original") return owner ? "allow" : readable ? "forbidden" : "not_found";
       if (action === "update" || action === "delete") return owner || isAdmin(actor) ? "allow" : readable ? "forbidden" : "not_found";
-      return "forbidden";
+      return readable ? "forbidden" : "not_found";
     }
     case "media-collection":
       if (action === "read") return "allow";

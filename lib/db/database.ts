@@ -42,6 +42,12 @@ export interface Database<DB> {
   connect(): Promise<void>;
   /** Runs on a healthy replica when there is one, else on the primary; sees the caller's own recent writes. */
   read<T>(query: (db: Kysely<DB>) => Promise<T>): Promise<T>;
+  /**
+   * Runs on the primary, so it sees every committed write: for decisions that must not act
+   * on a lagging copy (does this session still exist?). While the primary is down it falls
+   * back to a replica rather than failing.
+   */
+  readLatest<T>(query: (db: Kysely<DB>) => Promise<T>): Promise<T>;
   /** Runs in one transaction on the primary. Throws UnavailableError when the primary is down. */
   write<T>(work: (trx: Transaction<DB>) => Promise<T>): Promise<T>;
   /** Brings the schema up to date; safe when several nodes do it at once. */

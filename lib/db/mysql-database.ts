@@ -183,6 +183,19 @@ export class MysqlDatabase<DB> implements Database<DB> {
     return this.onPrimary("read", () => query(this.primary.db));
   }
 
+  async readLatest<T>(query: (db: Kysely<DB>) => Promise<T>): Promise<T> {
+    if (this.primary.reachable) {
+      try {
+        const result = await this.onPrimary("read", () => query(this.primary.db));
+        this.stats.primaryReads++;
+        return result;
+      } catch (error) {
+        if (!(error instanceof UnavailableError)) throw error;
+      }
+    }
+    return this.read(query);
+  }
+
   async write<T>(work: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
     const key = currentConsistencyKey();
     const { result, position } = await this.onPrimary("write", () =>

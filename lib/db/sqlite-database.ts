@@ -34,6 +34,10 @@ export class SqliteDatabase<DB> implements Database<DB> {
     return query(this.db);
   }
 
+  readLatest<T>(query: (db: Kysely<DB>) => Promise<T>): Promise<T> {
+    return this.read(query);
+  }
+
   async write<T>(work: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
     return this.db.transaction().execute(work);
   }

@@ -32,23 +32,38 @@ export class RateLimits {
     this.uploadsByUser = make("upload-user", limits.uploadsPerUserPerHour, HOUR);
   }
 
-  /** Refuses a sign-in attempt while the account or the address has used up its failures. */
-  async checkLogin(accountKey: string, ip: string): Promise<void> {
-    const [byAccount, byIp] = await Promise.all([this.loginFailuresByAccount.get(accountKey), this.loginFailuresByIp.get(ip)]);
-    for (const [state, limiter] of [
-      [byAccount, this.loginFailuresByAccount],
-      [byIp, this.loginFailuresByIp],
-    ] as const) {
-      if (state && state.consumedPoints >= limiter.points) {
-        throw new RateLimitedError("Too many failed sign-ins. Try again later.", state.msBeforeNext / 1000, "too_many_attempts");
-      }
+  /**
+   * Takes one attempt from the account's and the address's failure allowance before the
+   * password is checked, so that guesses sent at the same moment cannot all slip under
+   * the limit; settle(true) gives it back, so only failures count. Throws RateLimitedError
+   * (code too_many_attempts) when either allowance is used up.
+   */
+  async beginLoginAttempt(accountKey: string, ip: string): Promise<LoginAttempt> {
+    const [byAccount, byIp] = await Promise.all([
+      settledConsume(this.loginFailuresByAccount.consume(accountKey)),
+      settledConsume(this.loginFailuresByIp.consume(ip)),
+    ]);
+    const refused = [byAccount, byIp].find((result) => !result.allowed);
+    if (refused) {
+      await this.refund(accountKey, ip, byAccount.allowed, byIp.allowed);
+      throw new RateLimitedError("Too many failed sign-ins. Try again later.", refused.state.msBeforeNext / 1000, "too_many_attempts");
     }
+    return {
+      settle: async (succeeded: boolean) => {
+        if (succeeded) {
+          await this.refund(accountKey, ip, true, true);
+          return { lockedOut: false };
+        }
+        return { lockedOut: byAccount.state.consumedPoints === this.loginFailuresByAccount.points };
+      },
+    };
   }
 
-  /** Counts a failed sign-in; true when this failure used up the account's allowance (a lockout starts). */
-  async recordLoginFailure(accountKey: string, ip: string): Promise<boolean> {
-    const [byAccount] = await Promise.all([swallowLimit(this.loginFailuresByAccount.consume(accountKey)), swallowLimit(this.loginFailuresByIp.consume(ip))]);
-    return byAccount.consumedPoints === this.loginFailuresByAccount.points;
+  private async refund(accountKey: string, ip: string, account: boolean, address: boolean): Promise<void> {
+    await Promise.all([
+      account ? this.loginFailuresByAccount.reward(accountKey, 1) : undefined,
+      address ? this.loginFailuresByIp.reward(ip, 1) : undefined,
+    ]);
   }
 
   async consumeRegistration(ip: string): Promise<void> {
@@ -64,11 +79,16 @@ export class RateLimits {
   }
 }
 
-async function swallowLimit(attempt: Promise<RateLimiterRes>): Promise<RateLimiterRes> {
+export interface LoginAttempt {
+  /** Reports the outcome; lockedOut is true when this failure used up the account's allowance. */
+  settle(succeeded: boolean): Promise<{ lockedOut: boolean }>;
+}
+
+async function settledConsume(attempt: Promise<RateLimiterRes>): Promise<{ allowed: boolean; state: RateLimiterRes }> {
   try {
-    return await attempt;
+    return { allowed: true, state: await attempt };
   } catch (rejection) {
-    if (rejection instanceof RateLimiterRes) return rejection;
+    if (rejection instanceof RateLimiterRes) return { allowed: false, state: rejection };
     throw rejection;
   }
 }

@@ -1,4 +1,4 @@
-import { ulid } from "ulid";
+import { monotonicFactory } from "ulid";
 import type { Database } from "../db/database";
 import type { AuditLogTable, SiteDatabase } from "../db/schemas/site";
 
@@ -28,6 +28,9 @@ function toRecord(row: AuditLogTable): AuditRecord {
     detail: row.detail === null ? null : (JSON.parse(row.detail) as Record<string, unknown>),
   };
 }
+
+/** Ids that grow even within one millisecond, so that newest-first is exact on this node. */
+const ulid = monotonicFactory();
 
 export class AuditRepository {
   constructor(

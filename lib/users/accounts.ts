@@ -84,10 +84,10 @@ export class Accounts {
     const user = await users.findByLogin(input.login);
     // Unknown logins are throttled too, under their own key, so timing and limits do not reveal which exist.
     const accountKey = user?.id ?? `unknown:${usernameKey(input.login)}`;
-    const ip = origin.ip ?? "unknown";
-    await rateLimits.checkLogin(accountKey, ip);
-    if (!(await verifyPassword(user?.password_hash ?? null, input.password)) || !user) {
-      const lockedOut = await rateLimits.recordLoginFailure(accountKey, ip);
+    const attempt = await rateLimits.beginLoginAttempt(accountKey, origin.ip ?? "unknown");
+    const verified = (await verifyPassword(user?.password_hash ?? null, input.password)) && user !== undefined;
+    const { lockedOut } = await attempt.settle(verified);
+    if (!verified || !user) {
       await this.audit("auth.login_failed", null, user?.id ?? null, origin.ip, { login: input.login.slice(0, 254) });
       if (lockedOut && user) await this.audit("auth.lockout", null, user.id, origin.ip);
       throw new InvalidCredentialsError();
@@ -133,13 +133,12 @@ export class Accounts {
     return { user: { ...before, role }, sessionIds: await sessions.idsForUser(userId) };
   }
 
-  /** The session and its user, read so that a session created a moment ago on another node is found. */
   resolveSession(sessionId: string): Promise<SessionWithUser | undefined> {
-    return runWithConsistencyKey(sessionId, () => this.options.sessions.findWithUser(sessionId));
+    return this.options.sessions.findWithUser(sessionId);
   }
 
   touchSession(sessionId: string): Promise<void> {
-    return runWithConsistencyKey(sessionId, () => this.options.sessions.touch(sessionId, this.now()));
+    return this.options.sessions.touch(sessionId, this.now());
   }
 
   deleteExpiredSessions(): Promise<number> {
@@ -150,10 +149,10 @@ export class Accounts {
     const { users, rateLimits } = this.options;
     const user = await users.findById(userId);
     if (!user) throw new NotFoundError("account");
-    const ip = origin.ip ?? "unknown";
-    await rateLimits.checkLogin(user.id, ip);
-    if (!(await verifyPassword(user.password_hash, password))) {
-      const lockedOut = await rateLimits.recordLoginFailure(user.id, ip);
+    const attempt = await rateLimits.beginLoginAttempt(user.id, origin.ip ?? "unknown");
+    const verified = await verifyPassword(user.password_hash, password);
+    const { lockedOut } = await attempt.settle(verified);
+    if (!verified) {
       if (lockedOut) await this.audit("auth.lockout", user.id, user.id, origin.ip);
       throw new ValidationError("The password is wrong.", { [field]: "is not your current password" });
     }
@@ -163,17 +162,15 @@ export class Accounts {
   private async startSession(user: UserRow, origin: RequestOrigin): Promise<SignedIn> {
     const { token, sessionId } = newSessionToken();
     const times = newSessionTimes(this.now(), this.options.sessionSettings);
-    await runWithConsistencyKey(sessionId, () =>
-      this.options.sessions.create({
-        id: sessionId,
-        user_id: user.id,
-        created_at: times.createdAt,
-        last_seen_at: times.lastSeenAt,
-        expires_at: times.expiresAt,
-        ip: origin.ip,
-        user_agent: origin.userAgent?.slice(0, 512) ?? null,
-      }),
-    );
+    await this.options.sessions.create({
+      id: sessionId,
+      user_id: user.id,
+      created_at: times.createdAt,
+      last_seen_at: times.lastSeenAt,
+      expires_at: times.expiresAt,
+      ip: origin.ip,
+      user_agent: origin.userAgent?.slice(0, 512) ?? null,
+    });
     return { user, token, sessionId };
   }
 

@@ -15,8 +15,9 @@ export class SessionRepository {
     await this.db.write((trx) => trx.insertInto("sessions").values(row).execute());
   }
 
+  /** Read from the primary: a session ended a moment ago must not be found on a lagging replica (and cached). */
   async findWithUser(sessionId: string): Promise<SessionWithUser | undefined> {
-    const row = await this.db.read((db) =>
+    const row = await this.db.readLatest((db) =>
       db
         .selectFrom("sessions")
         .innerJoin("users", "users.id", "sessions.user_id")

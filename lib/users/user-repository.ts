@@ -46,7 +46,11 @@ export class UserRepository {
     try {
       await this.db.write((trx) => trx.insertInto("users").values(row).execute());
     } catch (error) {
-      if (isUniqueViolation(error)) throw new ConflictError("That username or email is already taken.");
+      if (isUniqueViolation(error)) {
+        // Two sign-ups raced past the earlier checks; the index name says which field collided.
+        const field = String((error as Error).message).includes("email_key") ? "email" : "username";
+        throw new ConflictError(`That ${field} is already taken.`, { [field]: "is taken" });
+      }
       throw error;
     }
     return row;
