@@ -223,6 +223,8 @@ class MariaDbInstance implements MariaDbServer {
       `--socket=${this.socket}`,
       `--pid-file=${path.join(this.dir, "mariadbd.pid")}`,
       `--log-error=${path.join(this.dir, "mariadbd.err")}`,
+      // Its own temporary directory: /tmp is shared with other tests that create and remove files there.
+      `--tmpdir=${this.dir}`,
       `--port=${this.currentPort}`,
       "--bind-address=127.0.0.1",
       "--skip-name-resolve",
