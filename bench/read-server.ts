@@ -1,0 +1,105 @@
+/**
+ * One server under test for bench/read.ts, run in a process of its own so that the load
+ * generator does not share its event loop.
+ *
+ *   BENCH_ROLE=shoal  A Shoal node configured by the environment, like server.ts (PORT defaults to 0,
+ *                     LOG_LEVEL to warn). With BENCH_CREATE_USER=<username>, it creates that account
+ *                     once started and reports its id.
+ *   BENCH_ROLE=raw    A bare node:http server answering every request with the bytes of BENCH_BODY_BASE64
+ *                     and the Content-Type BENCH_CONTENT_TYPE.
+ *
+ * Once listening it prints one JSON line `{"benchReady":{"port":…,"userId":…}}` on stdout. It stops on
+ * SIGTERM or SIGINT, or when its stdin closes (the parent went away); a Shoal node first prints
+ * `{"benchStats":{…}}` with the read routing of its users database.
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { parseSettings } from "../config/settings";
+import { createNode } from "../node";
+
+export interface ReadyLine {
+  readonly port: number;
+  readonly userId?: string;
+}
+
+function announce(key: "benchReady" | "benchStats", value: unknown): void {
+  process.stdout.write(`${JSON.stringify({ [key]: value })}\n`);
+}
+
+/** Runs `stop` once, on the first of SIGTERM, SIGINT or the end of stdin, then exits. */
+function stopOnce(stop: () => Promise<void>): void {
+  let stopping = false;
+  const run = () => {
+    if (stopping) return;
+    stopping = true;
+    stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error("stop failed:", error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", run);
+  process.on("SIGINT", run);
+  process.stdin.on("end", run);
+  process.stdin.on("error", run);
+  process.stdin.resume();
+}
+
+async function runShoal(): Promise<void> {
+  const settings = parseSettings({ PORT: "0", LOG_LEVEL: "warn", ...process.env });
+  const node = createNode(settings);
+  stopOnce(async () => {
+    const status = await node.broker.call("users.replicationStatus", {}).catch((error: unknown) => ({ error: String(error) }));
+    announce("benchStats", status);
+    await node.stop();
+  });
+  await node.start();
+
+  let userId: string | undefined;
+  const username = process.env.BENCH_CREATE_USER;
+  if (username !== undefined && username !== "") {
+    const { user } = await node.broker.call<{ user: { id: string } }, { username: string; email: string }>("users.create", {
+      username,
+      email: `${username}@example.test`,
+    });
+    userId = user.id;
+  }
+  if (node.port === undefined) throw new Error("the node does not run the api service (check SERVICES)");
+  announce("benchReady", { port: node.port, userId } satisfies ReadyLine);
+}
+
+async function runRaw(): Promise<void> {
+  const body = Buffer.from(process.env.BENCH_BODY_BASE64 ?? "", "base64");
+  const contentType = process.env.BENCH_CONTENT_TYPE ?? "application/json; charset=utf-8";
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { "Content-Type": contentType, "Content-Length": body.length });
+    res.end(body);
+  });
+  // As the Shoal front door, so that both keep connections the same way.
+  server.keepAliveTimeout = 65_000;
+  stopOnce(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(Number(process.env.PORT ?? 0), () => resolve());
+  });
+  announce("benchReady", { port: (server.address() as AddressInfo).port } satisfies ReadyLine);
+}
+
+const role = process.env.BENCH_ROLE;
+const run = role === "shoal" ? runShoal : role === "raw" ? runRaw : undefined;
+if (run === undefined) {
+  console.error(`BENCH_ROLE must be "shoal" or "raw" (got ${JSON.stringify(role)})`);
+  process.exit(2);
+}
+run().catch((error: unknown) => {
+  console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+  process.exit(1);
+});
