@@ -45,4 +45,14 @@ export const replCommands = [
       console.log(`Cleaned cache entries matching ${args.pattern}`);
     },
   },
+  {
+    command: "user-create <username> <email>",
+    description: "Create an account (--admin: an administrator); prints its generated password once",
+    options: [{ option: "--admin", description: "Give the account the admin role" }],
+    async action(broker: ServiceBroker, args: { readonly [name: string]: unknown }) {
+      // Loaded here so that this addition stays within the command list; see scripts/user-create.ts.
+      const { userCreateFromRepl } = await import("./user-create");
+      await userCreateFromRepl(broker, args);
+    },
+  },
 ];
