@@ -1,6 +1,28 @@
-import { HeadBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { Readable } from "node:stream";
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  paginateListObjectsV2,
+  S3Client,
+  S3ServiceException,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { NotFoundError } from "../errors";
 import type { CheckResult } from "../health";
-import type { ObjectStorage } from "./object-storage";
+import {
+  assertContentType,
+  assertObjectKey,
+  assertObjectPrefix,
+  contentTypeForKey,
+  InvalidObjectKeyError,
+  RangeNotSatisfiableError,
+} from "./local-storage";
+import type { ByteRange, ObjectInfo, ObjectStorage, SignedUrlOptions, StoredObject } from "./object-storage";
+import { assertExpiresInSeconds, attachmentDisposition } from "./signed-url";
 
 export interface S3StorageOptions {
   readonly endpoint: string | undefined;
@@ -11,6 +33,30 @@ export interface S3StorageOptions {
   readonly forcePathStyle: boolean;
 }
 
+/** Large enough that a typical photo is one PUT, small enough that a multi-GB video stays far below 10,000 parts (80 GB). */
+const PART_SIZE = 8 * 1024 * 1024;
+/** Parts in flight per upload: up to 4 × 8 MiB buffered in memory. */
+const UPLOAD_QUEUE_SIZE = 4;
+/** DeleteObjects takes at most 1000 keys per request. */
+const DELETE_BATCH = 1000;
+/** HEAD requests in flight while list() fetches content types (ListObjectsV2 does not return them). */
+const HEAD_CONCURRENCY = 8;
+
+function isNotFound(error: unknown): boolean {
+  return error instanceof S3ServiceException && (error.name === "NoSuchKey" || error.name === "NotFound");
+}
+
+function isInvalidRange(error: unknown): boolean {
+  return error instanceof S3ServiceException && (error.name === "InvalidRange" || error.$metadata.httpStatusCode === 416);
+}
+
+/** The object's whole length from `Content-Range: bytes 0-99/5000`. */
+function totalLength(contentRange: string | undefined): number | undefined {
+  const match = contentRange === undefined ? null : /\/(\d+)$/.exec(contentRange);
+  return match === null ? undefined : Number(match[1]);
+}
+
+/** Objects in an S3 bucket (cluster mode). Object keys follow the same rules as LocalStorage's. */
 export class S3Storage implements ObjectStorage {
   readonly kind = "s3";
   private readonly client: S3Client;
@@ -28,6 +74,162 @@ export class S3Storage implements ObjectStorage {
     });
   }
 
+  /**
+   * One PUT for a body up to 8 MiB, else a multipart upload. S3 makes an object visible only when the PUT
+   * or CompleteMultipartUpload succeeds, so readers never see part of one. On failure the Upload aborts the
+   * multipart upload (leavePartsOnError: false), so no parts are left billed; a lifecycle rule
+   * "AbortIncompleteMultipartUpload" on the bucket is still the safety net for a node that dies mid-upload.
+   */
+  async put(key: string, body: Readable, contentType: string): Promise<ObjectInfo> {
+    try {
+      assertObjectKey(key);
+      assertContentType(contentType);
+    } catch (error) {
+      body.destroy();
+      throw error;
+    }
+    // When the source fails, that is the error to report, not what the abort that follows it may raise.
+    let sourceError: unknown;
+    const onSourceError = (error: unknown): void => {
+      sourceError ??= error;
+    };
+    body.on("error", onSourceError);
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.options.bucket, Key: key, Body: body, ContentType: contentType },
+      partSize: PART_SIZE,
+      queueSize: UPLOAD_QUEUE_SIZE,
+      leavePartsOnError: false,
+    });
+    try {
+      await upload.done();
+    } catch (error) {
+      body.destroy();
+      throw sourceError ?? error;
+    } finally {
+      body.off("error", onSourceError);
+    }
+    const info = await this.head(key);
+    if (info === undefined) throw new Error(`the object ${key} is missing right after it was stored`);
+    return info;
+  }
+
+  async get(key: string, range?: ByteRange): Promise<StoredObject> {
+    assertObjectKey(key);
+    if (range !== undefined) {
+      const { start, end } = range;
+      if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+        throw new RangeNotSatisfiableError(undefined);
+      }
+    }
+    try {
+      const output = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.options.bucket,
+          Key: key,
+          Range: range === undefined ? undefined : `bytes=${range.start}-${range.end}`,
+        }),
+      );
+      const body = output.Body;
+      if (!(body instanceof Readable)) throw new Error("the S3 client returned a body that is not a Node stream");
+      const bytes = (range === undefined ? output.ContentLength : totalLength(output.ContentRange)) ?? 0;
+      const info: ObjectInfo = {
+        key,
+        bytes,
+        contentType: output.ContentType ?? contentTypeForKey(key),
+        etag: output.ETag ?? "",
+        lastModified: output.LastModified ?? new Date(0),
+      };
+      return { info, body };
+    } catch (error) {
+      if (isNotFound(error)) throw new NotFoundError("file");
+      if (isInvalidRange(error)) {
+        const actual = Number((error as { ActualObjectSize?: unknown }).ActualObjectSize);
+        throw new RangeNotSatisfiableError(Number.isSafeInteger(actual) ? actual : undefined);
+      }
+      throw error;
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    assertObjectKey(key);
+    try {
+      const output = await this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: key }));
+      return {
+        key,
+        bytes: output.ContentLength ?? 0,
+        contentType: output.ContentType ?? contentTypeForKey(key),
+        etag: output.ETag ?? "",
+        lastModified: output.LastModified ?? new Date(0),
+      };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    assertObjectKey(key);
+    // S3 answers 204 for a key that does not exist, so this is idempotent as it is.
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: key }));
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    const keys = await this.listKeys(prefix);
+    const infos: Array<ObjectInfo | undefined> = new Array<ObjectInfo | undefined>(keys.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let index = next++; index < keys.length; index = next++) infos[index] = await this.head(keys[index]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(HEAD_CONCURRENCY, keys.length) }, worker));
+    // undefined: deleted between the listing and its HEAD.
+    return infos.filter((info): info is ObjectInfo => info !== undefined);
+  }
+
+  async deletePrefix(prefix: string): Promise<number> {
+    // An empty prefix would be the whole bucket: far more likely a bug upstream than an intent.
+    if (prefix === "") throw new InvalidObjectKeyError("prefix", prefix);
+    let deleted = 0;
+    let batch: string[] = [];
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return;
+      const keys = batch;
+      batch = [];
+      const output = await this.client.send(
+        new DeleteObjectsCommand({
+          Bucket: this.options.bucket,
+          Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true },
+        }),
+      );
+      const errors = output.Errors ?? [];
+      if (errors.length > 0) {
+        const first = errors[0]!;
+        throw new Error(`could not delete ${errors.length} of ${keys.length} objects under ${prefix}: ${first.Key ?? "?"}: ${first.Code ?? "?"} ${first.Message ?? ""}`);
+      }
+      deleted += keys.length;
+    };
+    // Deleting what a page listed does not disturb the continuation token, which points after its last key.
+    for await (const page of this.pages(prefix)) {
+      for (const object of page) {
+        batch.push(object);
+        if (batch.length === DELETE_BATCH) await flush();
+      }
+    }
+    await flush();
+    return deleted;
+  }
+
+  async signedUrl(key: string, options: SignedUrlOptions): Promise<string> {
+    assertObjectKey(key);
+    assertExpiresInSeconds(options.expiresInSeconds);
+    const command = new GetObjectCommand({
+      Bucket: this.options.bucket,
+      Key: key,
+      ...(options.downloadName === undefined ? {} : { ResponseContentDisposition: attachmentDisposition(options.downloadName) }),
+    });
+    return getSignedUrl(this.client, command, { expiresIn: options.expiresInSeconds });
+  }
+
   async check(): Promise<CheckResult> {
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.options.bucket }));
@@ -40,5 +242,23 @@ export class S3Storage implements ObjectStorage {
 
   async close(): Promise<void> {
     this.client.destroy();
+  }
+
+  private async listKeys(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    for await (const page of this.pages(prefix)) keys.push(...page);
+    return keys;
+  }
+
+  /** Keys under the prefix, a page (up to 1000) at a time, in S3's order (UTF-8 bytes). */
+  private async *pages(prefix: string): AsyncGenerator<string[]> {
+    assertObjectPrefix(prefix);
+    const paginator = paginateListObjectsV2(
+      { client: this.client, pageSize: 1000 },
+      { Bucket: this.options.bucket, Prefix: prefix === "" ? undefined : prefix },
+    );
+    for await (const page of paginator) {
+      yield (page.Contents ?? []).flatMap((object) => (object.Key === undefined ? [] : [object.Key]));
+    }
   }
 }

@@ -1,0 +1,436 @@
+/**
+ * One behaviour suite for both object storage drivers: LocalStorage in a temporary directory (its signed
+ * URLs served by the file server on a loopback port) and S3Storage against a private s3rver.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import fs from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { PassThrough, Readable } from "node:stream";
+import { NotFoundError } from "../../lib/errors";
+import { createFileServer } from "../../lib/http/file-server";
+import { InvalidObjectKeyError, LocalStorage, RangeNotSatisfiableError } from "../../lib/storage/local-storage";
+import { mediaPrefix, originalKey, variantKey } from "../../lib/storage/object-keys";
+import type { ObjectStorage } from "../../lib/storage/object-storage";
+import { S3Storage } from "../../lib/storage/s3-storage";
+import { UrlSigner } from "../../lib/storage/signed-url";
+import { startServices } from "../../scripts/services";
+
+const SECRET = randomBytes(32).toString("base64url");
+const MiB = 1024 * 1024;
+
+interface Harness {
+  readonly storage: ObjectStorage;
+  /** What a relative signed URL is resolved against. */
+  readonly baseUrl: string;
+  stop(): Promise<void>;
+}
+
+interface Driver {
+  readonly name: string;
+  open(): Promise<Harness>;
+}
+
+function listen(server: http.Server): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
+  });
+}
+
+function closeServer(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+const DRIVERS: readonly Driver[] = [
+  {
+    name: "LocalStorage",
+    async open() {
+      const root = await fs.promises.mkdtemp(path.join(os.tmpdir(), "shoal-storage-"));
+      const storage = new LocalStorage(path.join(root, "objects"), new UrlSigner(SECRET));
+      const server = http.createServer(createFileServer({ storage, secret: SECRET }));
+      const baseUrl = await listen(server);
+      return {
+        storage,
+        baseUrl,
+        async stop() {
+          await closeServer(server);
+          await fs.promises.rm(root, { recursive: true, force: true });
+        },
+      };
+    },
+  },
+  {
+    name: "S3Storage",
+    async open() {
+      const services = await startServices({ s3: true });
+      const s3 = services.s3!;
+      const storage = new S3Storage({
+        endpoint: s3.endpoint,
+        region: s3.region,
+        bucket: s3.bucket,
+        accessKeyId: s3.accessKeyId,
+        secretAccessKey: s3.secretAccessKey,
+        forcePathStyle: s3.forcePathStyle,
+      });
+      return {
+        storage,
+        baseUrl: s3.endpoint,
+        async stop() {
+          await storage.close();
+          await services.stop();
+        },
+      };
+    },
+  },
+];
+
+/** A fresh media prefix per test, so that tests never see each other's objects. */
+function newMediaId(): string {
+  return randomBytes(12).toString("hex");
+}
+
+/**
+ * A byte stream of unknown length (no Content-Length anywhere), in uneven chunks, that fails with `failure`
+ * after `failAfter` bytes when given.
+ */
+function streamOf(data: Buffer, options: { failAfter?: number; failure?: Error } = {}): Readable {
+  async function* chunks(): AsyncGenerator<Buffer> {
+    let offset = 0;
+    let size = 1;
+    while (offset < data.length) {
+      if (options.failAfter !== undefined && offset >= options.failAfter) throw options.failure ?? new Error("source failed");
+      size = (size * 7 + 13_337) % (256 * 1024) || 1;
+      yield data.subarray(offset, offset + size);
+      offset += size;
+      // Let other I/O run, as a network upload would.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  return Readable.from(chunks(), { objectMode: false });
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function sha256(data: Buffer): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+describe.each(DRIVERS)("$name", (driver) => {
+  let harness: Harness;
+  let storage: ObjectStorage;
+
+  beforeAll(async () => {
+    harness = await driver.open();
+    storage = harness.storage;
+  });
+
+  afterAll(async () => {
+    await harness?.stop();
+  });
+
+  it("is healthy", async () => {
+    await expect(storage.check()).resolves.toMatchObject({ status: "ok" });
+  });
+
+  it("stores a 5 MB stream of unknown length and reads it back byte for byte", async () => {
+    const data = randomBytes(5_000_000);
+    const key = originalKey(newMediaId(), "jpg");
+
+    const info = await storage.put(key, streamOf(data), "image/jpeg");
+    expect(info).toMatchObject({ key, bytes: data.length, contentType: "image/jpeg" });
+    expect(info.etag).toMatch(/^".+"$/);
+    // Not toBeInstanceOf(Date): fs.Stats makes its Dates in Node's realm, not in the test's.
+    expect(Math.abs(info.lastModified.getTime() - Date.now())).toBeLessThan(60_000);
+
+    const stored = await storage.get(key);
+    expect(stored.info).toEqual(info);
+    expect(sha256(await readAll(stored.body))).toBe(sha256(data));
+  });
+
+  it("stores a 17 MiB stream (three 8 MiB parts on S3) byte for byte, and reads ranges across part boundaries", async () => {
+    const data = randomBytes(17 * MiB);
+    const key = variantKey(newMediaId(), "display", "mp4");
+
+    await expect(storage.put(key, streamOf(data), "video/mp4")).resolves.toMatchObject({ bytes: data.length });
+    expect(sha256(await readAll((await storage.get(key)).body))).toBe(sha256(data));
+
+    const across = await storage.get(key, { start: 8 * MiB - 10, end: 8 * MiB + 9 });
+    expect(await readAll(across.body)).toEqual(data.subarray(8 * MiB - 10, 8 * MiB + 10));
+  });
+
+  it("reads inclusive byte ranges; an end past the object is cut to it; a start past it is 416", async () => {
+    const data = randomBytes(1000);
+    const key = originalKey(newMediaId(), "webp");
+    await storage.put(key, streamOf(data), "image/webp");
+
+    const first = await storage.get(key, { start: 0, end: 99 });
+    expect(first.info).toMatchObject({ key, bytes: 1000, contentType: "image/webp" });
+    expect(await readAll(first.body)).toEqual(data.subarray(0, 100));
+
+    expect(await readAll((await storage.get(key, { start: 500, end: 500 })).body)).toEqual(data.subarray(500, 501));
+    expect(await readAll((await storage.get(key, { start: 900, end: 5000 })).body)).toEqual(data.subarray(900));
+
+    const beyond = storage.get(key, { start: 1000, end: 1100 });
+    await expect(beyond).rejects.toBeInstanceOf(RangeNotSatisfiableError);
+    await expect(storage.get(key, { start: 1000, end: 1100 })).rejects.toMatchObject({ status: 416 });
+    await expect(storage.get(key, { start: 10, end: 5 })).rejects.toBeInstanceOf(RangeNotSatisfiableError);
+  });
+
+  it("head describes an object with a validator that changes with its content; a missing key is undefined", async () => {
+    const key = originalKey(newMediaId(), "png");
+    expect(await storage.head(key)).toBeUndefined();
+
+    const stored = await storage.put(key, streamOf(Buffer.from("first version")), "image/png");
+    const head = await storage.head(key);
+    expect(head).toEqual(stored);
+    expect(head).toMatchObject({ key, bytes: 13, contentType: "image/png" });
+    expect(await storage.head(key)).toEqual(head);
+
+    const replaced = await storage.put(key, streamOf(Buffer.from("second version")), "image/png");
+    expect(replaced.bytes).toBe(14);
+    expect(replaced.etag).not.toBe(stored.etag);
+    expect((await storage.head(key))?.etag).toBe(replaced.etag);
+  });
+
+  it("lists the objects under a prefix in key order, and deletePrefix deletes those and no others", async () => {
+    const id = newMediaId();
+    const other = newMediaId();
+    const keys = [originalKey(id, "jpg"), variantKey(id, "thumb", "webp"), variantKey(id, "display", "webp")];
+    for (const key of keys) await storage.put(key, streamOf(Buffer.from(key)), "image/webp");
+    await storage.put(originalKey(other, "jpg"), streamOf(Buffer.from("other")), "image/jpeg");
+
+    const listed = await storage.list(mediaPrefix(id));
+    expect(listed.map((info) => info.key)).toEqual([...keys].sort());
+    for (const info of listed) expect(info).toMatchObject({ bytes: info.key.length, contentType: "image/webp" });
+    // A prefix is a string prefix, as in S3: the start of a segment matches too.
+    expect((await storage.list(`media/${id.slice(0, 20)}`)).map((info) => info.key)).toEqual([...keys].sort());
+
+    expect(await storage.deletePrefix(mediaPrefix(id))).toBe(3);
+    expect(await storage.list(mediaPrefix(id))).toEqual([]);
+    expect(await storage.deletePrefix(mediaPrefix(id))).toBe(0);
+    expect((await storage.list(mediaPrefix(other))).map((info) => info.key)).toEqual([originalKey(other, "jpg")]);
+  });
+
+  it("refuses to delete an empty prefix (everything)", async () => {
+    await expect(storage.deletePrefix("")).rejects.toBeInstanceOf(InvalidObjectKeyError);
+  });
+
+  it("deletes idempotently", async () => {
+    const key = originalKey(newMediaId(), "jpg");
+    await storage.put(key, streamOf(Buffer.from("bytes")), "image/jpeg");
+    await storage.delete(key);
+    expect(await storage.head(key)).toBeUndefined();
+    await expect(storage.delete(key)).resolves.toBeUndefined();
+    await expect(storage.delete(originalKey(newMediaId(), "jpg"))).resolves.toBeUndefined();
+  });
+
+  it("throws NotFoundError for a missing object", async () => {
+    await expect(storage.get(originalKey(newMediaId(), "jpg"))).rejects.toBeInstanceOf(NotFoundError);
+    await expect(storage.get(originalKey(newMediaId(), "jpg"), { start: 0, end: 10 })).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it("leaves no object when the source stream fails half-way, and an existing object unchanged", async () => {
+    const id = newMediaId();
+    const key = originalKey(id, "jpg");
+    const failure = new Error("client went away");
+    const data = randomBytes(5_000_000);
+
+    await expect(storage.put(key, streamOf(data, { failAfter: 2_500_000, failure }), "image/jpeg")).rejects.toBe(failure);
+    expect(await storage.list(mediaPrefix(id))).toEqual([]);
+    expect(await storage.head(key)).toBeUndefined();
+
+    const original = randomBytes(2000);
+    await storage.put(key, streamOf(original), "image/jpeg");
+    await expect(storage.put(key, streamOf(data, { failAfter: 2_500_000, failure }), "image/jpeg")).rejects.toBe(failure);
+    expect(await readAll((await storage.get(key)).body)).toEqual(original);
+    expect((await storage.list(mediaPrefix(id))).map((info) => info.key)).toEqual([key]);
+  });
+
+  it("leaves no object when the source fails after the first 8 MiB part went up", async () => {
+    const id = newMediaId();
+    const failure = new Error("client went away");
+    const put = storage.put(originalKey(id, "mp4"), streamOf(randomBytes(20 * MiB), { failAfter: 12 * MiB, failure }), "video/mp4");
+    await expect(put).rejects.toBe(failure);
+    expect(await storage.list(mediaPrefix(id))).toEqual([]);
+  });
+
+  it("does not show an object while it is being written", async () => {
+    const id = newMediaId();
+    const key = originalKey(id, "jpg");
+    const source = new PassThrough();
+    const put = storage.put(key, source, "image/jpeg");
+    source.write(randomBytes(MiB));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    expect(await storage.head(key)).toBeUndefined();
+    expect(await storage.list(mediaPrefix(id))).toEqual([]);
+    await expect(storage.get(key)).rejects.toBeInstanceOf(NotFoundError);
+
+    source.end(randomBytes(MiB));
+    await expect(put).resolves.toMatchObject({ bytes: 2 * MiB });
+    expect(await storage.head(key)).toMatchObject({ bytes: 2 * MiB });
+  });
+
+  it("refuses keys that could leave the store or name its internal files", async () => {
+    const badKeys = [
+      "",
+      "../outside.jpg",
+      "media/../../outside.jpg",
+      "media/x/..",
+      "/etc/passwd",
+      "media\\x\\original.jpg",
+      "media/x\0/original.jpg",
+      "media//original.jpg",
+      "media/x/",
+      ".hidden",
+      "media/x/.original.jpg.meta.json",
+      "media/x/line\nbreak.jpg",
+      `media/${"a".repeat(1100)}`,
+    ];
+    for (const key of badKeys) {
+      const body = streamOf(Buffer.from("x"));
+      await expect(storage.put(key, body, "image/jpeg")).rejects.toBeInstanceOf(InvalidObjectKeyError);
+      expect(body.destroyed).toBe(true);
+      await expect(storage.get(key)).rejects.toBeInstanceOf(InvalidObjectKeyError);
+      await expect(storage.head(key)).rejects.toBeInstanceOf(InvalidObjectKeyError);
+      await expect(storage.delete(key)).rejects.toBeInstanceOf(InvalidObjectKeyError);
+      await expect(storage.signedUrl(key, { expiresInSeconds: 60 })).rejects.toBeInstanceOf(InvalidObjectKeyError);
+    }
+    for (const prefix of ["../", "media/../", "/", "media\\", "media//x"]) {
+      await expect(storage.list(prefix)).rejects.toBeInstanceOf(InvalidObjectKeyError);
+      await expect(storage.deletePrefix(prefix)).rejects.toBeInstanceOf(InvalidObjectKeyError);
+    }
+  });
+
+  it("refuses a content type that could break a header", async () => {
+    const body = streamOf(Buffer.from("x"));
+    await expect(storage.put(originalKey(newMediaId(), "jpg"), body, "image/jpeg\r\nX-Evil: 1")).rejects.toThrow(TypeError);
+  });
+
+  // For S3 this shows that the presigned URL is well-formed and usable by a plain client. s3rver does not
+  // verify signatures, so it does not show that a tampered or expired presigned URL would be refused.
+  it("makes a signed URL that a plain HTTP client can GET, with the download name as an attachment", async () => {
+    const data = randomBytes(10_000);
+    const key = variantKey(newMediaId(), "display", "webp");
+    await storage.put(key, streamOf(data), "image/webp");
+
+    const url = await storage.signedUrl(key, { expiresInSeconds: 300 });
+    const response = await fetch(new URL(url, harness.baseUrl));
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("image/webp");
+    expect(Buffer.from(await response.arrayBuffer())).toEqual(data);
+
+    const download = await fetch(new URL(await storage.signedUrl(key, { expiresInSeconds: 300, downloadName: "holiday.webp" }), harness.baseUrl));
+    expect(download.status).toBe(200);
+    expect(download.headers.get("content-disposition")).toBe('attachment; filename="holiday.webp"');
+    expect(Buffer.from(await download.arrayBuffer())).toEqual(data);
+
+    await expect(storage.signedUrl(key, { expiresInSeconds: 8 * 24 * 3600 })).rejects.toThrow(RangeError);
+  });
+});
+
+describe("LocalStorage on disk", () => {
+  let root: string;
+  let dir: string;
+  let storage: LocalStorage;
+
+  /** Every entry under the storage directory, dot-files included. */
+  async function everything(): Promise<string[]> {
+    const entries = await fs.promises.readdir(dir, { recursive: true });
+    return entries.map((entry) => entry.split(path.sep).join("/")).sort();
+  }
+
+  beforeEach(async () => {
+    root = await fs.promises.mkdtemp(path.join(os.tmpdir(), "shoal-local-"));
+    dir = path.join(root, "objects");
+    storage = new LocalStorage(dir, new UrlSigner(SECRET));
+    await storage.check();
+  });
+
+  afterEach(async () => {
+    await fs.promises.rm(root, { recursive: true, force: true });
+  });
+
+  it("keeps the bytes at <dir>/<key> with the content type in a dot-file beside them", async () => {
+    const id = newMediaId();
+    await storage.put(originalKey(id, "jpg"), streamOf(Buffer.from("jpeg bytes")), "image/jpeg");
+    expect(await everything()).toEqual(["media", `media/${id}`, `media/${id}/.original.jpg.meta.json`, `media/${id}/original.jpg`]);
+    expect(await fs.promises.readFile(path.join(dir, "media", id, "original.jpg"), "utf8")).toBe("jpeg bytes");
+  });
+
+  it("leaves no temporary file or directory behind when a put fails", async () => {
+    const data = randomBytes(3_000_000);
+    await expect(storage.put(originalKey(newMediaId(), "jpg"), streamOf(data, { failAfter: 1_000_000 }), "image/jpeg")).rejects.toThrow("source failed");
+    expect(await everything()).toEqual([]);
+  });
+
+  it("removes directories that deletes leave empty", async () => {
+    const id = newMediaId();
+    const keep = newMediaId();
+    await storage.put(originalKey(id, "jpg"), streamOf(Buffer.from("a")), "image/jpeg");
+    await storage.put(variantKey(id, "thumb", "webp"), streamOf(Buffer.from("b")), "image/webp");
+    await storage.put(originalKey(keep, "jpg"), streamOf(Buffer.from("c")), "image/jpeg");
+
+    await storage.delete(originalKey(keep, "jpg"));
+    expect(await everything()).not.toContain(`media/${keep}`);
+    expect(await storage.deletePrefix(mediaPrefix(id))).toBe(2);
+    expect(await everything()).toEqual([]);
+    // And the store still works afterwards.
+    await storage.put(originalKey(id, "jpg"), streamOf(Buffer.from("again")), "image/jpeg");
+    expect((await storage.head(originalKey(id, "jpg")))?.bytes).toBe(5);
+  });
+
+  it("never reads a file outside its directory", async () => {
+    await fs.promises.writeFile(path.join(root, "outside.jpg"), "secret");
+    for (const key of ["../outside.jpg", "media/../../outside.jpg", `${root}/outside.jpg`]) {
+      await expect(storage.get(key)).rejects.toBeInstanceOf(InvalidObjectKeyError);
+      await expect(storage.head(key)).rejects.toBeInstanceOf(InvalidObjectKeyError);
+    }
+    expect(await storage.list("")).toEqual([]);
+  });
+
+  it("takes the content type from the extension for a file stored without metadata", async () => {
+    const id = newMediaId();
+    await fs.promises.mkdir(path.join(dir, "media", id), { recursive: true });
+    for (const [name, type] of [
+      ["audio.m4a", "audio/mp4"],
+      ["clip.mp4", "video/mp4"],
+      ["display.webp", "image/webp"],
+      ["original.jpg", "image/jpeg"],
+      ["probe.json", "application/json"],
+      ["blob.bin", "application/octet-stream"],
+    ] as const) {
+      await fs.promises.writeFile(path.join(dir, "media", id, name), "x");
+      expect((await storage.head(`media/${id}/${name}`))?.contentType).toBe(type);
+    }
+  });
+
+  it("lets a reader that started before an overwrite finish reading the old version", async () => {
+    const key = originalKey(newMediaId(), "mp4");
+    const before = randomBytes(3 * MiB);
+    const after = randomBytes(2 * MiB);
+    await storage.put(key, streamOf(before), "video/mp4");
+
+    const reading = await storage.get(key);
+    await storage.put(key, streamOf(after), "video/mp4");
+    expect(reading.info.bytes).toBe(before.length);
+    expect(sha256(await readAll(reading.body))).toBe(sha256(before));
+    expect(sha256(await readAll((await storage.get(key)).body))).toBe(sha256(after));
+  });
+
+  it("signs relative /files/ URLs", async () => {
+    const key = originalKey(newMediaId(), "jpg");
+    const url = await storage.signedUrl(key, { expiresInSeconds: 60, downloadName: "a b.jpg" });
+    expect(url).toMatch(new RegExp(`^/files/${key}\\?expires=\\d+&download=a\\+b\\.jpg&signature=[A-Za-z0-9_-]{43}$`));
+  });
+});
