@@ -1,13 +1,211 @@
-import type { ServiceSchema } from "moleculer";
+import { backOff } from "exponential-backoff";
+import type { Context, Service, ServiceSchema } from "moleculer";
+import type { Actor } from "../lib/auth/policy";
+import type { Database } from "../lib/db/database";
 import type { MediaDatabase } from "../lib/db/schemas/media";
+import { MediaCatalogue } from "../lib/media/catalogue";
+import type { CatalogueHooks, ListScope, NewMedia } from "../lib/media/catalogue";
+import { CURSOR_PATTERN } from "../lib/media/cursor";
+import { Delivery } from "../lib/media/delivery";
+import {
+  DEFAULT_LIST_LIMIT,
+  MEDIA_GET_CACHE_KEYS,
+  MEDIA_LIST_CACHE_KEYS,
+  listCacheKey,
+  mediaReadTtlSeconds,
+  stalePatterns,
+} from "../lib/media/media-cache";
+import { MediaRepository } from "../lib/media/media-repository";
+import type { MediaEdit } from "../lib/media/media-repository";
 import type { Runtime } from "../lib/runtime";
-import { cacheInvalidationMixin } from "../mixins/cache-invalidation.mixin";
+import type { ShoalMeta } from "../moleculer.config";
+import { cacheInvalidationMixin, invalidateCache } from "../mixins/cache-invalidation.mixin";
 import { databaseMixin } from "../mixins/database.mixin";
+
+/** Emitted (balanced: one node of each subscribing service gets it) when an upload has become a catalogue item. Payload: { id, ownerId, kind }. */
+export const MEDIA_UPLOADED_EVENT = "media.uploaded";
+
+const mediaId = { type: "string", pattern: /^[A-Za-z0-9_-]{21}$/, messages: { stringPattern: "is not a media id" } };
+const userId = { type: "string", pattern: /^[0-9A-HJKMNP-TV-Z]{26}$/, messages: { stringPattern: "is not a user id" } };
+// Titles are shown to other people: no control characters (tabs and line breaks included).
+const title = { type: "string", trim: true, max: 200, pattern: /^\P{Cc}*$/u, messages: { stringPattern: "may not contain control characters" } };
+const description = {
+  type: "string",
+  trim: true,
+  max: 5000,
+  pattern: /^(?:\P{Cc}|[\t\n\r])*$/u,
+  messages: { stringPattern: "may not contain control characters other than tabs and line breaks" },
+};
+const visibility = { type: "enum", values: ["private", "unlisted", "public"] };
+
+type MediaContext<P = Record<string, never>> = Context<P, ShoalMeta>;
+
+function actorOf(ctx: MediaContext<unknown>): Actor {
+  const user = ctx.meta.user;
+  return user ? { id: user.id, role: user.role } : undefined;
+}
 
 /** Owner of the media database: the catalogue of uploads, their variants and processing state. */
 export function mediaService(runtime: Runtime): ServiceSchema {
+  let catalogue: MediaCatalogue;
+  const { settings } = runtime;
+  const replicaLagWindowMs = settings.replication.maxLagSeconds * 1000;
+  const readTtl = mediaReadTtlSeconds(settings.cache.ttlSeconds, settings.delivery.signedUrlTtlSeconds);
+
+  /** The catalogue's links to the rest of the system, bound to the caller's context (meta, tracing, read-your-writes). */
+  function hooksFor(ctx: MediaContext<unknown>): CatalogueHooks {
+    return {
+      // users.get is cached; an account that is gone (its media are about to go too) shows no username.
+      async usernames(ids) {
+        const found = await Promise.all(
+          ids.map((id) =>
+            ctx.call<{ user: { username: string } }, { id: string }>("users.get", { id }).then(
+              (answer): [string, string] | undefined => [id, answer.user.username],
+              (error: { code?: unknown }) => {
+                if (error.code === 404) return undefined;
+                throw error;
+              },
+            ),
+          ),
+        );
+        return new Map(found.filter((entry) => entry !== undefined));
+      },
+      async releaseQuota(ownerId, bytes) {
+        await ctx.call("users.releaseQuota", { userId: ownerId, bytes });
+      },
+      async changed(changes) {
+        if (changes.length > 0) await invalidateCache(ctx.broker, stalePatterns(changes), { againAfterMs: replicaLagWindowMs });
+      },
+    };
+  }
+
   return {
     name: "media",
-    mixins: [databaseMixin<MediaDatabase>(runtime, "media", () => undefined), cacheInvalidationMixin],
+    mixins: [
+      databaseMixin<MediaDatabase>(runtime, "media", (db: Database<MediaDatabase>) => {
+        catalogue = new MediaCatalogue({
+          repository: new MediaRepository(db),
+          storage: runtime.storage,
+          delivery: new Delivery(runtime.storage, settings.delivery),
+        });
+      }),
+      cacheInvalidationMixin,
+    ],
+
+    actions: {
+      /** One item; someone else's private item answers 404. */
+      get: {
+        cache: { keys: [...MEDIA_GET_CACHE_KEYS], ttl: readTtl, lock: { enabled: true } },
+        params: { $$strict: true, id: mediaId },
+        async handler(ctx: MediaContext<{ id: string }>) {
+          return { media: await catalogue.get(actorOf(ctx), ctx.params.id, hooksFor(ctx)) };
+        },
+      },
+
+      /** The caller's own items (scope=mine, signed in) or the public feed, newest first, by cursor. */
+      list: {
+        cache: {
+          keys: [...MEDIA_LIST_CACHE_KEYS],
+          keygen: (actionName: string, params: Record<string, unknown>, meta: unknown) =>
+            listCacheKey(actionName, params, (meta as ShoalMeta | undefined)?.user?.id),
+          ttl: readTtl,
+          lock: { enabled: true },
+        },
+        params: {
+          $$strict: true,
+          scope: { type: "enum", values: ["mine", "public"], default: "public" },
+          cursor: { type: "string", pattern: CURSOR_PATTERN, optional: true, messages: { stringPattern: "is not a cursor from this list" } },
+          limit: { type: "number", integer: true, min: 1, max: 100, convert: true, default: DEFAULT_LIST_LIMIT },
+        },
+        async handler(ctx: MediaContext<{ scope: ListScope; cursor?: string; limit: number }>) {
+          return catalogue.list(actorOf(ctx), ctx.params, hooksFor(ctx));
+        },
+      },
+
+      /** Title, description, visibility (owner or admin); null clears a title or description. */
+      update: {
+        params: {
+          $$strict: true,
+          id: mediaId,
+          title: { ...title, optional: true, nullable: true },
+          description: { ...description, optional: true, nullable: true },
+          visibility: { ...visibility, optional: true },
+        },
+        async handler(ctx: MediaContext<MediaEdit & { id: string }>) {
+          const { id, ...edit } = ctx.params;
+          return { media: await catalogue.update(actorOf(ctx), id, edit, hooksFor(ctx)) };
+        },
+      },
+
+      /** Objects, rows and quota; 204, also when the caller's item is already gone. */
+      delete: {
+        params: { $$strict: true, id: mediaId },
+        async handler(ctx: MediaContext<{ id: string }>) {
+          await catalogue.delete(actorOf(ctx), ctx.params.id, hooksFor(ctx));
+          ctx.meta.$statusCode = 204;
+          return null;
+        },
+      },
+
+      /**
+       * For the upload pipeline (not routed): records a stored original. The owner's same
+       * bytes again → { media: the existing item, duplicate: true } and nothing inserted
+       * (the caller deletes its object and releases its quota).
+       */
+      create: {
+        visibility: "public",
+        params: {
+          $$strict: true,
+          id: mediaId,
+          ownerId: userId,
+          kind: { type: "enum", values: ["image", "video", "audio"] },
+          mime: { type: "string", min: 3, max: 100, pattern: /^[a-z0-9][a-z0-9.+-]*\/[a-z0-9][a-z0-9.+-]*$/ },
+          bytes: { type: "number", integer: true, positive: true, max: Number.MAX_SAFE_INTEGER },
+          sha256: { type: "string", pattern: /^[0-9a-fA-F]{64}$/ },
+          originalKey: { type: "string", min: 1, max: 255 },
+          title: { ...title, optional: true },
+          // What the client said: recorded (cut to the column sizes), never trusted, so not refused for being long.
+          originalName: { type: "string", max: 4096, optional: true },
+          declaredMime: { type: "string", max: 1024, optional: true },
+        },
+        async handler(ctx: MediaContext<NewMedia>) {
+          const hooks = hooksFor(ctx);
+          const outcome = await catalogue.create(ctx.params, hooks);
+          if (!outcome.duplicate) {
+            // Also when a retried create finds its item already there: the first emit may never have happened,
+            // and processing is idempotent, so a second nudge costs nothing.
+            await ctx.broker.emit(MEDIA_UPLOADED_EVENT, { id: outcome.row.id, ownerId: outcome.row.owner_id, kind: outcome.row.kind });
+          }
+          // The pipeline answers the uploader, who is the owner: show the item as its owner sees it.
+          const owner: Actor = { id: ctx.params.ownerId, role: "user" };
+          return { media: await catalogue.view(outcome.row, owner, hooks), duplicate: outcome.duplicate };
+        },
+      },
+    },
+
+    events: {
+      /** An account is gone: so are its media (objects and rows; the quota went with the account). */
+      "user.deleted": {
+        params: { userId: { type: "string" }, deletedAt: { type: "string", optional: true } },
+        async handler(this: Service, ctx: MediaContext<{ userId: string }>) {
+          const { userId: deleted } = ctx.params;
+          // Events are not redelivered: ride out a short outage (database, storage) here rather than leave orphans.
+          const removed = await backOff(() => catalogue.deleteAllOf(deleted, hooksFor(ctx)), {
+            numOfAttempts: 6,
+            startingDelay: 500,
+            timeMultiple: 2,
+            jitter: "full",
+            retry: (error: Error, attempt: number) => {
+              this.logger.warn(`deleting the media of deleted user ${deleted} failed (attempt ${attempt}), retrying: ${error.message}`);
+              return true;
+            },
+          }).catch((error: Error) => {
+            this.logger.error(`could not delete the media of deleted user ${deleted}: ${error.message}`);
+            throw error;
+          });
+          if (removed > 0) this.logger.info(`deleted ${removed} media item(s) of deleted user ${deleted}`);
+        },
+      },
+    },
   };
 }

@@ -16,6 +16,9 @@ export interface MediaTable {
   height: number | null;
   duration_seconds: number | null;
   placeholder: string | null;
+  /** What the client said the file was (type, name): recorded for support, never trusted. */
+  declared_mime: string | null;
+  original_name: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -31,7 +34,18 @@ export interface VariantsTable {
   created_at: number;
 }
 
+/** A deleted media item: lets a repeated DELETE succeed for its owner, and holds the quota still to give back. */
+export interface MediaTombstonesTable {
+  id: string;
+  owner_id: string;
+  bytes: number;
+  /** Null until the bytes have been given back to the owner's quota (or there is no owner left to give them to). */
+  quota_released_at: number | null;
+  deleted_at: number;
+}
+
 export interface MediaDatabase {
   media: MediaTable;
   variants: VariantsTable;
+  media_tombstones: MediaTombstonesTable;
 }

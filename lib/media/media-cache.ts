@@ -1,0 +1,65 @@
+/**
+ * Cache keys of the media read actions and the entries a write makes stale. The key
+ * layouts are chosen so that one pattern reaches exactly the entries a write affects:
+ *
+ *   media.get:<id>|<caller>                        every caller's view of one item
+ *   media.list:mine|<owner>|<cursor>|<limit>       one owner's own listing
+ *   media.list:public|<caller>|<cursor>|<limit>    the public feed, per caller (the owner sees originalUrl)
+ *
+ * Ids are nanoids and ULIDs: no "." (which a memory-cacher "*" would not cross) and no
+ * glob characters, so they can be put into patterns as they are.
+ */
+
+export const MEDIA_GET_CACHE_KEYS = ["id", "#user.id"] as const;
+export const MEDIA_LIST_CACHE_KEYS = ["scope", "#user.id", "cursor", "limit"] as const;
+
+export const DEFAULT_LIST_LIMIT = 24;
+
+/**
+ * The listing's cache key, from the params as they arrive. Moleculer's cacher runs before
+ * the validator fills in defaults and converts query strings, so the default key builder
+ * would file `GET /media` under scope "undefined" (out of reach of the "public" pattern)
+ * and keep `limit=24`, `limit="24"` and no limit apart. Values that are not valid never
+ * reach the cache (the validator refuses them before an answer is stored).
+ */
+export function listCacheKey(actionName: string, params: { scope?: unknown; cursor?: unknown; limit?: unknown }, userId: unknown): string {
+  const limit = params.limit === undefined ? DEFAULT_LIST_LIMIT : Number(params.limit);
+  return `${actionName}:${String(params.scope ?? "public")}|${String(userId)}|${String(params.cursor)}|${String(limit)}`;
+}
+
+/** What a write did to one item, as far as cached reads are concerned. */
+export interface MediaChange {
+  readonly id: string;
+  readonly ownerId: string;
+  /** Whether the item was in the public feed before the write, and is after it. */
+  readonly publicBefore: boolean;
+  readonly publicAfter: boolean;
+}
+
+/**
+ * Past this many items in one write (an account's media deleted together), all cached
+ * media.get answers are cleaned with one pattern: a Redis pattern clean scans the whole
+ * key space, so one broad scan is cheaper than a hundred narrow ones.
+ */
+export const MAX_ITEM_PATTERNS = 20;
+
+export function stalePatterns(changes: readonly MediaChange[]): string[] {
+  const patterns = new Set<string>();
+  const everyItem = new Set(changes.map((change) => change.id)).size > MAX_ITEM_PATTERNS;
+  if (everyItem) patterns.add("media.get:**");
+  for (const change of changes) {
+    if (!everyItem) patterns.add(`media.get:${change.id}|**`);
+    patterns.add(`media.list:mine|${change.ownerId}|**`);
+    if (change.publicBefore || change.publicAfter) patterns.add("media.list:public|**");
+  }
+  return [...patterns];
+}
+
+/**
+ * How long a media answer may be cached. Answers carry signed URLs, which expire: an
+ * entry must be dropped long before its URLs stop working, so it lives at most a quarter
+ * of the URL lifetime (and never longer than a minute, nor than the general cache TTL).
+ */
+export function mediaReadTtlSeconds(cacheTtlSeconds: number, signedUrlTtlSeconds: number): number {
+  return Math.max(1, Math.min(cacheTtlSeconds, 60, Math.floor(signedUrlTtlSeconds / 4)));
+}

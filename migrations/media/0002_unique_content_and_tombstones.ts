@@ -1,0 +1,70 @@
+import type { Kysely } from "kysely";
+import { MysqlAdapter } from "kysely";
+
+/**
+ * - One item per owner and content: (owner_id, sha256) becomes UNIQUE, which is what makes
+ *   duplicate detection safe when two uploads of the same bytes finish at once.
+ * - The client's declared type and file name are recorded next to the sniffed type.
+ * - Tombstones of deleted items (a repeated DELETE by the owner answers 204; quota still owed).
+ *
+ * MariaDB/MySQL commit DDL statement by statement, so a failure half-way leaves the
+ * earlier steps applied: each step is written to be skipped when it is already done.
+ */
+
+const OLD_INDEX = "media_owner_sha256";
+const UNIQUE_INDEX = "media_owner_sha256_unique";
+
+/** DROP INDEX needs `ON <table>` on MariaDB/MySQL and refuses it on SQLite. */
+function isMysql(db: Kysely<unknown>): boolean {
+  return db.getExecutor().adapter instanceof MysqlAdapter;
+}
+
+async function dropIndex(db: Kysely<unknown>, name: string): Promise<void> {
+  const builder = db.schema.dropIndex(name);
+  await (isMysql(db) ? builder.on("media") : builder.ifExists()).execute();
+}
+
+async function mediaColumns(db: Kysely<unknown>): Promise<Set<string>> {
+  const tables = await db.introspection.getTables();
+  return new Set(tables.find((table) => table.name === "media")?.columns.map((column) => column.name) ?? []);
+}
+
+export async function up(db: Kysely<unknown>): Promise<void> {
+  const columns = await mediaColumns(db);
+  if (!columns.has("declared_mime")) {
+    await db.schema.alterTable("media").addColumn("declared_mime", "varchar(100)").execute();
+  }
+  if (!columns.has("original_name")) {
+    await db.schema.alterTable("media").addColumn("original_name", "varchar(255)").execute();
+  }
+
+  await db.schema
+    .createTable("media_tombstones")
+    .ifNotExists()
+    .addColumn("id", "varchar(26)", (col) => col.primaryKey())
+    .addColumn("owner_id", "varchar(26)", (col) => col.notNull())
+    .addColumn("bytes", "bigint", (col) => col.notNull())
+    .addColumn("quota_released_at", "bigint")
+    .addColumn("deleted_at", "bigint", (col) => col.notNull())
+    .execute();
+
+  // The unique index first, then the old one goes: there is never a moment without an index on (owner_id, sha256).
+  try {
+    await db.schema.createIndex(UNIQUE_INDEX).on("media").columns(["owner_id", "sha256"]).unique().execute();
+  } catch (error) {
+    if (!/already exists|Duplicate key name/i.test(String((error as Error).message))) throw error;
+  }
+  try {
+    await dropIndex(db, OLD_INDEX);
+  } catch (error) {
+    if (!/check that (column\/key|it) exists|no such index/i.test(String((error as Error).message))) throw error;
+  }
+}
+
+export async function down(db: Kysely<unknown>): Promise<void> {
+  await db.schema.createIndex(OLD_INDEX).on("media").columns(["owner_id", "sha256"]).execute();
+  await dropIndex(db, UNIQUE_INDEX);
+  await db.schema.dropTable("media_tombstones").ifExists().execute();
+  await db.schema.alterTable("media").dropColumn("original_name").execute();
+  await db.schema.alterTable("media").dropColumn("declared_mime").execute();
+}
