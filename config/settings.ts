@@ -61,6 +61,24 @@ export interface RateLimitSettings {
   readonly uploadsPerUserPerHour: number;
 }
 
+export type MediaKind = "image" | "video" | "audio";
+
+export interface UploadSettings {
+  /** Largest accepted upload per kind, in bytes. */
+  readonly maxBytes: Readonly<Record<MediaKind, number>>;
+  /** An unfinished upload is dropped (and its quota released) this long after its last byte. */
+  readonly expirySeconds: number;
+  /** Where the embedded node keeps unfinished uploads. */
+  readonly dir: string;
+}
+
+export interface DeliverySettings {
+  /** Lifetime of the signed URLs handed to browsers. */
+  readonly signedUrlTtlSeconds: number;
+  /** A CDN or bucket URL in front of public items' objects; signed URLs are used when unset. */
+  readonly publicBaseUrl: string | undefined;
+}
+
 export interface Settings {
   readonly mode: Mode;
   readonly nodeId: string | undefined;
@@ -87,6 +105,8 @@ export interface Settings {
   /** Origins allowed to call the API from a browser (CORS); none by default. */
   readonly corsOrigins: readonly string[];
   readonly rateLimits: RateLimitSettings;
+  readonly uploads: UploadSettings;
+  readonly delivery: DeliverySettings;
 }
 
 /** A setting is missing or malformed; the message is one line naming the variable. */
@@ -99,6 +119,8 @@ export class SettingsError extends Error {
     this.name = "SettingsError";
   }
 }
+
+const MiB = 1024 * 1024;
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -279,6 +301,19 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
     },
     trustedProxies: reader.list("TRUSTED_PROXIES", schemas.proxy) ?? [],
     corsOrigins: reader.list("CORS_ORIGINS", schemas.origin) ?? [],
+    uploads: {
+      maxBytes: {
+        image: reader.withDefault("UPLOAD_MAX_IMAGE_BYTES", schemas.positiveInt, 50 * MiB),
+        audio: reader.withDefault("UPLOAD_MAX_AUDIO_BYTES", schemas.positiveInt, 200 * MiB),
+        video: reader.withDefault("UPLOAD_MAX_VIDEO_BYTES", schemas.positiveInt, 2 * 1024 * MiB),
+      },
+      expirySeconds: reader.withDefault("UPLOAD_EXPIRY_SECONDS", schemas.positiveInt, 24 * 3600),
+      dir: path.join(dataDir, "uploads"),
+    },
+    delivery: {
+      signedUrlTtlSeconds: reader.withDefault("SIGNED_URL_TTL_SECONDS", schemas.positiveInt, 900),
+      publicBaseUrl: reader.optional("MEDIA_PUBLIC_BASE_URL", schemas.http)?.replace(/\/+$/, ""),
+    },
     rateLimits: {
       loginFailuresPerAccountPerHour: reader.withDefault("RATE_LOGIN_FAILURES_PER_ACCOUNT_PER_HOUR", schemas.positiveInt, 10),
       loginFailuresPerIpPerHour: reader.withDefault("RATE_LOGIN_FAILURES_PER_IP_PER_HOUR", schemas.positiveInt, 100),

@@ -60,3 +60,21 @@ export class UnavailableError extends AppError {
     super(503, "unavailable", message);
   }
 }
+
+export class PayloadTooLargeError extends AppError {
+  constructor(message: string, code = "too_large") {
+    super(413, code, message);
+  }
+}
+
+export class UnsupportedMediaTypeError extends AppError {
+  constructor(message: string) {
+    super(415, "unsupported_type", message);
+  }
+}
+
+export class BadRequestError extends AppError {
+  constructor(message: string, code = "bad_request") {
+    super(400, code, message);
+  }
+}

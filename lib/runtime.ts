@@ -2,15 +2,16 @@ import { Redis } from "ioredis";
 import type { DatabaseName, Settings } from "../config/settings";
 import type { Database, DatabaseLogger } from "./db/database";
 import { createDatabase } from "./db/open-database";
-import { MemoryWriteMarkStore } from "./db/read-your-writes";
 import type { WriteMarkStore } from "./db/read-your-writes";
-import { RedisWriteMarkStore } from "./db/redis-write-mark-store";
+import { MemoryExpiringStore, RedisExpiringStore } from "./expiring-store";
+import type { ExpiringStore } from "./expiring-store";
 import { HealthRegistry } from "./health";
 import { loadOrCreateSecret } from "./secret";
 import { RateLimits } from "./security/rate-limits";
 import { LocalStorage } from "./storage/local-storage";
 import type { ObjectStorage } from "./storage/object-storage";
 import { S3Storage } from "./storage/s3-storage";
+import { UrlSigner } from "./storage/signed-url";
 
 /**
  * The adapters one node shares between its services: chosen once from the settings,
@@ -21,6 +22,8 @@ export interface Runtime {
   readonly health: HealthRegistry;
   readonly storage: ObjectStorage;
   readonly writeMarks: WriteMarkStore;
+  /** What each finished upload became, or why it was refused (GET /api/uploads/<id>/media). */
+  readonly uploadOutcomes: ExpiringStore;
   /** The shared Redis in cluster mode; undefined when embedded. */
   readonly redis: Redis | undefined;
   readonly rateLimits: RateLimits;
@@ -40,9 +43,11 @@ export function createRuntime(settings: Settings): Runtime {
   const redis = settings.cache.kind === "redis" ? createRedisClient(settings.cache.url) : undefined;
   // ioredis reconnects by itself; without a listener an outage would crash the process.
   redis?.on("error", () => undefined);
-  const writeMarks = redis ? new RedisWriteMarkStore(redis) : new MemoryWriteMarkStore();
+  const writeMarks = redis ? new RedisExpiringStore(redis, "shoal:write-mark:") : new MemoryExpiringStore();
+  const uploadOutcomes = redis ? new RedisExpiringStore(redis, "shoal:upload-outcome:") : new MemoryExpiringStore();
+  const secret = settings.secret ?? loadOrCreateSecret(settings.dataDir);
   const storage: ObjectStorage =
-    settings.storage.kind === "s3" ? new S3Storage(settings.storage) : new LocalStorage(settings.storage.dir);
+    settings.storage.kind === "s3" ? new S3Storage(settings.storage) : new LocalStorage(settings.storage.dir, new UrlSigner(secret));
   const health = new HealthRegistry();
 
   if (!settings.cache.enabled) {
@@ -62,9 +67,10 @@ export function createRuntime(settings: Settings): Runtime {
     health,
     storage,
     writeMarks,
+    uploadOutcomes,
     redis,
     rateLimits: new RateLimits(settings.rateLimits, redis),
-    secret: settings.secret ?? loadOrCreateSecret(settings.dataDir),
+    secret,
     createDatabase: (name, logger) => createDatabase(name, settings.databases[name], settings.replication, writeMarks, logger),
     async close() {
       await storage.close();

@@ -25,13 +25,26 @@ export async function invalidateCache(
   };
   await clean();
   if (options.againAfterMs) {
-    setTimeout(() => {
+    const timers = pendingCleans.get(broker) ?? new Set<NodeJS.Timeout>();
+    pendingCleans.set(broker, timers);
+    const timer = setTimeout(() => {
+      timers.delete(timer);
       clean().catch((error: Error) => broker.logger.warn(`second cache clean failed: ${error.message}`));
-    }, options.againAfterMs).unref();
+    }, options.againAfterMs);
+    timer.unref();
+    timers.add(timer);
   }
 }
 
+/** Second cleans not yet run, per broker, so that a stopping node does not clean a cache it has disconnected from. */
+const pendingCleans = new WeakMap<ServiceBroker, Set<NodeJS.Timeout>>();
+
 export const cacheInvalidationMixin: Partial<ServiceSchema> = {
+  stopped() {
+    for (const timer of pendingCleans.get(this.broker) ?? []) clearTimeout(timer);
+    pendingCleans.delete(this.broker);
+  },
+
   events: {
     [CACHE_CLEAN_EVENT]: {
       params: { patterns: { type: "array", items: "string" } },

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { parse as parseCookies, serialize as serializeCookie } from "cookie";
 import helmet from "helmet";
+import { nanoid } from "nanoid";
 import type { Context, ServiceSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { clientIpResolver } from "../lib/auth/client-ip";
@@ -8,12 +9,22 @@ import { guardStateChange } from "../lib/auth/request-guard";
 import { isSessionLive, shouldTouch } from "../lib/auth/session-lifetime";
 import type { SessionTimes } from "../lib/auth/session-lifetime";
 import { csrfTokenFor, looksLikeSessionToken, sessionIdOf } from "../lib/auth/session-tokens";
+import { createFileServer } from "../lib/http/file-server";
 import type { FrontDoor } from "../lib/http/front-door";
 import { sendJson } from "../lib/http/front-door";
 import type { GatewayError } from "../lib/http/error-body";
 import { buildOpenApiDocument, parseAlias } from "../lib/http/openapi";
 import { toErrorResponse } from "../lib/http/error-body";
+import { AppError, NotFoundError, UnauthenticatedError } from "../lib/errors";
 import type { Runtime } from "../lib/runtime";
+import { LocalStorage } from "../lib/storage/local-storage";
+import { FILES_PATH_PREFIX } from "../lib/storage/signed-url";
+import { acceptUpload } from "../lib/uploads/accept-upload";
+import type { UploadCatalogue } from "../lib/uploads/accept-upload";
+import { tooLarge } from "../lib/uploads/ingest";
+import { receiveMultipartFile } from "../lib/uploads/multipart";
+import { TusUploads } from "../lib/uploads/tus-uploads";
+import type { UploadOutcome } from "../lib/uploads/tus-uploads";
 import { toMoleculerError } from "../moleculer.config";
 import type { GatewayPrometheusReporter, ShoalMeta } from "../moleculer.config";
 
@@ -34,6 +45,11 @@ export const API_ALIASES: Readonly<Record<string, string>> = {
   "DELETE users/me": "users.deleteMe",
   "GET users/:id": "users.get",
   "GET admin/audit": "site.listAudit",
+  "GET media": "media.list",
+  "GET media/:id": "media.get",
+  "PATCH media/:id": "media.update",
+  "DELETE media/:id": "media.delete",
+  "GET uploads/:id/media": "api.uploadResult",
   "GET openapi.json": "api.openapi",
 };
 
@@ -88,6 +104,28 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
     return serializeCookie(sessionCookie, value, { httpOnly: true, sameSite: "lax", secure, path: "/", maxAge: maxAgeSeconds });
   }
 
+  async function identifyClient(ctx: GatewayContext, _route: unknown, req: IncomingMessage): Promise<void> {
+    ctx.meta.ip = clientIp(req);
+    ctx.meta.userAgent = req.headers["user-agent"]?.slice(0, 512);
+    if (req.url?.split("?")[0] !== "/health") await runtime.rateLimits.consumeApiRequest(ctx.meta.ip);
+  }
+
+  let tus: TusUploads | undefined;
+  let sweeper: NodeJS.Timeout | undefined;
+  const tusHandler = (req: IncomingMessage & { originalUrl?: string }, res: ServerResponse) => {
+    // moleculer-web strips the route's path from req.url; tus routes by the full path.
+    req.url = req.originalUrl ?? req.url;
+    tus?.handle(req, res);
+  };
+  const uploadRoute = {
+    mappingPolicy: "restrict",
+    autoAliases: false,
+    authentication: true,
+    // Upload bodies are streamed to storage as they arrive, never parsed or buffered.
+    bodyParsers: false,
+    onBeforeCall: identifyClient,
+  };
+
   return {
     name: "api",
     mixins: [ApiGateway],
@@ -126,11 +164,7 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
           },
           aliases: API_ALIASES,
 
-          async onBeforeCall(ctx: GatewayContext, _route: unknown, req: IncomingMessage) {
-            ctx.meta.ip = clientIp(req);
-            ctx.meta.userAgent = req.headers["user-agent"]?.slice(0, 512);
-            if (req.url?.split("?")[0] !== "/health") await runtime.rateLimits.consumeApiRequest(ctx.meta.ip);
-          },
+          onBeforeCall: identifyClient,
 
           onAfterCall(ctx: GatewayContext, _route: unknown, _req: IncomingMessage, res: ServerResponse, data: unknown) {
             if (ctx.meta.$setSession) {
@@ -140,6 +174,33 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
             }
             res.setHeader("Cache-Control", "no-store");
             return data;
+          },
+        },
+        {
+          ...uploadRoute,
+          path: "/api/uploads",
+          aliases: {
+            "POST /": tusHandler,
+            "OPTIONS /": tusHandler,
+            "HEAD /:id": tusHandler,
+            "PATCH /:id": tusHandler,
+            "DELETE /:id": tusHandler,
+            "OPTIONS /:id": tusHandler,
+          },
+        },
+        {
+          ...uploadRoute,
+          path: "/api/media",
+          aliases: {
+            "POST /"(
+              this: { uploadMultipart(req: IncomingMessage, res: ServerResponse): Promise<void> },
+              req: IncomingMessage,
+              res: ServerResponse,
+              next: (error?: unknown) => void,
+            ) {
+              // moleculer-web does not await function aliases: failures must go through next() to reach onError.
+              this.uploadMultipart(req, res).catch(next);
+            },
           },
         },
         {
@@ -179,6 +240,20 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
         },
       },
 
+      /** What a finished tus upload became: the media item, or the error that refused it. */
+      uploadResult: {
+        params: { $$strict: true, id: { type: "string", pattern: /^u[A-Za-z0-9_-]{21}$/, messages: { stringPattern: "is not an upload id" } } },
+        async handler(ctx: Context<{ id: string }, ShoalMeta>) {
+          const owner = ctx.meta.user;
+          if (!owner) throw new UnauthenticatedError();
+          const recorded = await runtime.uploadOutcomes.recall(ctx.params.id);
+          const outcome = recorded ? (JSON.parse(recorded) as UploadOutcome & { ownerId: string }) : undefined;
+          if (!outcome || outcome.ownerId !== owner.id) throw new NotFoundError("finished upload");
+          if ("error" in outcome) throw new AppError(outcome.error.status, outcome.error.code, outcome.error.message);
+          return ctx.call("media.get", { id: outcome.mediaId });
+        },
+      },
+
       /** A CSRF token for the caller's session, to send back as X-CSRF-Token with cookie-authenticated changes. */
       csrf: {
         params: { $$strict: true },
@@ -201,7 +276,85 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
       },
     },
 
+    created() {
+      const broker = this.broker;
+      const catalogue: UploadCatalogue<unknown> = {
+        reserveQuota: (reservation) => broker.call("users.reserveQuota", reservation),
+        commitReservation: (reservationId, bytes) => broker.call("users.commitReservation", { reservationId, bytes }),
+        releaseReservation: (reservationId) => broker.call("users.releaseReservation", { reservationId }),
+        releaseQuota: (userId, bytes) => broker.call("users.releaseQuota", { userId, bytes }),
+        createMedia: (media) => broker.call("media.create", media),
+      };
+      const uploadDependencies = { storage: runtime.storage, catalogue, maxBytes: settings.uploads.maxBytes };
+      const outcomeTtlMs = settings.uploads.expirySeconds * 1000;
+      this.uploadDependencies = uploadDependencies;
+      tus = new TusUploads({
+        path: "/api/uploads",
+        uploads: settings.uploads,
+        storage: settings.storage,
+        redis: runtime.redis,
+        hooks: {
+          ownerOf: (req) => (req as { $ctx?: GatewayContext }).$ctx?.meta.user,
+          async beforeCreate(owner, reservation) {
+            await runtime.rateLimits.consumeUpload(owner.id);
+            await catalogue.reserveQuota({ ...reservation, userId: owner.id });
+          },
+          async accept(owner, upload, content) {
+            const metadata = upload.metadata ?? {};
+            const { media } = await acceptUpload(
+              content,
+              {
+                ownerId: owner.id,
+                reservationId: String(metadata.reservationId),
+                title: metadata.title?.slice(0, 200) || undefined,
+                originalName: metadata.filename?.slice(0, 255) || undefined,
+                declaredMime: metadata.filetype?.slice(0, 100) || undefined,
+              },
+              uploadDependencies,
+            );
+            return { mediaId: (media as { id: string }).id };
+          },
+          release: (reservationId) => catalogue.releaseReservation(reservationId),
+          recordOutcome: (uploadId, ownerId, outcome) =>
+            runtime.uploadOutcomes.remember(uploadId, JSON.stringify({ ownerId, ...outcome }), outcomeTtlMs),
+        },
+      });
+    },
+
     methods: {
+      /** POST /api/media: one file as multipart/form-data, streamed through the same checks as a tus upload. */
+      async uploadMultipart(req: IncomingMessage & { $ctx: GatewayContext }, res: ServerResponse) {
+        const owner = req.$ctx.meta.user;
+        if (!owner) throw new UnauthenticatedError("Sign in to upload.");
+        await runtime.rateLimits.consumeUpload(owner.id);
+        const largest = Math.max(...Object.values(settings.uploads.maxBytes));
+        const declared = Number(req.headers["content-length"]) || 0;
+        // Allow for the form's own framing around the file.
+        if (declared > largest + 64 * 1024) throw tooLarge(undefined, largest);
+        const reservationId = `form:${nanoid()}`;
+        const dependencies = (this as unknown as { uploadDependencies: Parameters<typeof acceptUpload>[2] }).uploadDependencies;
+        await dependencies.catalogue.reserveQuota({ reservationId, userId: owner.id, bytes: declared, expiresAt: Date.now() + 3600_000 });
+        const result = await receiveMultipartFile(req, largest, (file) =>
+          acceptUpload(
+            file.stream,
+            {
+              ownerId: owner.id,
+              reservationId,
+              title: file.fields.title?.slice(0, 200) || undefined,
+              originalName: file.filename?.slice(0, 255) || undefined,
+              declaredMime: file.mimeType?.slice(0, 100) || undefined,
+            },
+            dependencies,
+          ),
+        ).catch(async (error: unknown) => {
+          await dependencies.catalogue.releaseReservation(reservationId).catch(() => undefined);
+          throw error;
+        });
+        securityHeaders(req, res, () => undefined);
+        res.setHeader("Cache-Control", "no-store");
+        sendJson(res, result.duplicate ? 200 : 201, result);
+      },
+
       /** Resolves the session (cookie or bearer), then refuses cross-site state changes. */
       async authenticate(ctx: GatewayContext, _route: unknown, req: IncomingMessage) {
         const presented = sessionToken(req);
@@ -231,10 +384,20 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
     },
 
     started() {
-      options.frontDoor.serve((this as unknown as { express(): (req: IncomingMessage, res: ServerResponse) => void }).express());
+      sweeper = setInterval(() => {
+        tus?.sweepExpired().catch((error: Error) => this.logger.warn(`sweeping expired uploads failed: ${error.message}`));
+      }, 15 * 60_000);
+      sweeper.unref();
+      const gateway = (this as unknown as { express(): (req: IncomingMessage, res: ServerResponse) => void }).express();
+      // Embedded objects are served by signed URL straight from disk, beside the API rather than through it.
+      const files =
+        runtime.storage instanceof LocalStorage ? createFileServer({ storage: runtime.storage, secret: runtime.secret }) : undefined;
+      options.frontDoor.serve(files ? (req, res) => (req.url?.startsWith(FILES_PATH_PREFIX) ? files(req, res) : gateway(req, res)) : gateway);
     },
 
     stopped() {
+      clearInterval(sweeper);
+      tus?.close();
       options.frontDoor.serve(undefined);
     },
   };

@@ -34,6 +34,8 @@ const email = { type: "email", max: 254, normalize: false };
 // Longer than the policy allows, so that the policy (not the validator) explains the limit.
 const password = { type: "string", min: 1, max: PASSWORD_MAX_LENGTH * 4 };
 const SESSION_SWEEP_INTERVAL_MS = 15 * 60_000;
+const quotaBytes = { type: "number", integer: true, positive: true, max: Number.MAX_SAFE_INTEGER };
+const reservationIdParam = { type: "string", min: 1, max: 64, pattern: /^[a-z]+:[A-Za-z0-9_-]+$/ };
 
 type UsersContext<P = Record<string, never>> = Context<P, ShoalMeta>;
 
@@ -83,6 +85,7 @@ export function usersService(runtime: Runtime): ServiceSchema {
     started() {
       sweeper = setInterval(() => {
         accounts.deleteExpiredSessions().catch((error: Error) => this.logger.warn(`session sweep failed: ${error.message}`));
+        accounts.releaseExpiredReservations().catch((error: Error) => this.logger.warn(`quota reservation sweep failed: ${error.message}`));
       }, SESSION_SWEEP_INTERVAL_MS);
       sweeper.unref();
     },
@@ -223,8 +226,50 @@ export function usersService(runtime: Runtime): ServiceSchema {
         },
         async handler(ctx: UsersContext<{ username: string; email: string; password?: string; role: Role }>) {
           const chosen = ctx.params.password ?? generatePassword();
-          const user = await accounts.createAccount({ ...ctx.params, password: chosen });
+          const user = await accounts.createByOperator({ ...ctx.params, password: chosen }, ctx.meta.user?.id ?? null);
           return { user: accountView(user), ...(ctx.params.password ? {} : { generatedPassword: chosen }) };
+        },
+      },
+
+      /** For the upload pipeline (not routed): holds quota for an upload in progress; 413 quota_exceeded when it does not fit. */
+      reserveQuota: {
+        visibility: "public",
+        params: {
+          $$strict: true,
+          reservationId: reservationIdParam,
+          userId: ulid,
+          bytes: { type: "number", integer: true, min: 0, max: Number.MAX_SAFE_INTEGER },
+          expiresAt: { type: "number", integer: true, positive: true },
+        },
+        handler(ctx: UsersContext<{ reservationId: string; userId: string; bytes: number; expiresAt: number }>) {
+          return accounts.reserveQuota(ctx.params);
+        },
+      },
+
+      /** The upload was stored: its reservation becomes used quota of its real size. */
+      commitReservation: {
+        visibility: "public",
+        params: { $$strict: true, reservationId: reservationIdParam, bytes: quotaBytes },
+        handler(ctx: UsersContext<{ reservationId: string; bytes: number }>) {
+          return accounts.commitReservation(ctx.params.reservationId, ctx.params.bytes);
+        },
+      },
+
+      /** The upload was refused or cancelled; idempotent. */
+      releaseReservation: {
+        visibility: "public",
+        params: { $$strict: true, reservationId: reservationIdParam },
+        handler(ctx: UsersContext<{ reservationId: string }>) {
+          return accounts.releaseReservation(ctx.params.reservationId);
+        },
+      },
+
+      /** For the media service (not routed): gives quota back, never below zero; null for an unknown account. */
+      releaseQuota: {
+        visibility: "public",
+        params: { $$strict: true, userId: ulid, bytes: quotaBytes },
+        handler(ctx: UsersContext<{ userId: string; bytes: number }>) {
+          return accounts.releaseQuota(ctx.params.userId, ctx.params.bytes);
         },
       },
 

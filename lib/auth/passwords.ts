@@ -1,10 +1,14 @@
+import os from "node:os";
 import { hash, verify } from "@node-rs/argon2";
+import pLimit from "p-limit";
 import { COMMON_PASSWORDS } from "./common-passwords";
 
 /**
- * argon2id with OWASP's baseline (19 MiB, 2 passes, 1 lane): about 65 ms per hash on
- * one core here. Hashing runs on libuv's thread pool, so other requests keep flowing.
+ * argon2id with OWASP's baseline (19 MiB, 2 passes, 1 lane): about 10 ms per hash on one
+ * core here. Hashing runs on libuv's thread pool, and at most one hash per core but one
+ * runs at once, so that a burst of sign-ins leaves the event loop a core for other requests.
  */
+const hashing = pLimit(Math.max(1, os.availableParallelism() - 1));
 // algorithm 2 is Argon2id (the package exports it as a const enum, which isolated modules cannot read).
 export const ARGON2_OPTIONS = { algorithm: 2, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
 
@@ -26,7 +30,7 @@ export function passwordProblem(password: string, account: { username?: string; 
 }
 
 export function hashPassword(password: string): Promise<string> {
-  return hash(password, ARGON2_OPTIONS);
+  return hashing(() => hash(password, ARGON2_OPTIONS));
 }
 
 /** A hash verified against a password nobody has, so that unknown accounts take as long as known ones. */
@@ -35,8 +39,9 @@ let decoyHash: Promise<string> | undefined;
 export async function verifyPassword(passwordHash: string | null, password: string): Promise<boolean> {
   if (passwordHash === null) {
     decoyHash ??= hashPassword("decoy password that matches no account");
-    await verify(await decoyHash, password).catch(() => false);
+    const decoy = await decoyHash;
+    await hashing(() => verify(decoy, password)).catch(() => false);
     return false;
   }
-  return verify(passwordHash, password).catch(() => false);
+  return hashing(() => verify(passwordHash, password)).catch(() => false);
 }

@@ -1,3 +1,4 @@
+import type { ExpiringStore } from "../expiring-store";
 import { AsyncLocalStorage } from "node:async_hooks";
 
 /**
@@ -17,34 +18,4 @@ export function currentConsistencyKey(): string | undefined {
 }
 
 /** Remembers the last write position per key; shared by all nodes in cluster mode. */
-export interface WriteMarkStore {
-  remember(key: string, position: string, ttlMs: number): Promise<void>;
-  recall(key: string): Promise<string | undefined>;
-}
-
-const MAX_MEMORY_MARKS = 100_000;
-
-export class MemoryWriteMarkStore implements WriteMarkStore {
-  private readonly marks = new Map<string, { position: string; expiresAt: number }>();
-
-  constructor(private readonly now: () => number = Date.now) {}
-
-  async remember(key: string, position: string, ttlMs: number): Promise<void> {
-    this.marks.delete(key);
-    this.marks.set(key, { position, expiresAt: this.now() + ttlMs });
-    if (this.marks.size > MAX_MEMORY_MARKS) {
-      const oldest = this.marks.keys().next().value;
-      if (oldest !== undefined) this.marks.delete(oldest);
-    }
-  }
-
-  async recall(key: string): Promise<string | undefined> {
-    const mark = this.marks.get(key);
-    if (!mark) return undefined;
-    if (mark.expiresAt <= this.now()) {
-      this.marks.delete(key);
-      return undefined;
-    }
-    return mark.position;
-  }
-}
+export type WriteMarkStore = ExpiringStore;

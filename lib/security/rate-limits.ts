@@ -45,7 +45,8 @@ export class RateLimits {
     ]);
     const refused = [byAccount, byIp].find((result) => !result.allowed);
     if (refused) {
-      await this.refund(accountKey, ip, byAccount.allowed, byIp.allowed);
+      // A refused consume is still counted: give every point back, or refusals alone would extend the lockout.
+      await this.refund(accountKey, ip, true, true);
       throw new RateLimitedError("Too many failed sign-ins. Try again later.", refused.state.msBeforeNext / 1000, "too_many_attempts");
     }
     return {

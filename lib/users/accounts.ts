@@ -9,7 +9,7 @@ import { AppError, ConflictError, NotFoundError, ValidationError } from "../erro
 import type { RateLimits } from "../security/rate-limits";
 import { normalizeEmail, usernameKey } from "./identity";
 import type { SessionRepository, SessionWithUser } from "./session-repository";
-import type { Role, UserRepository, UserRow } from "./user-repository";
+import type { QuotaUsage, Role, UserRepository, UserRow } from "./user-repository";
 
 export interface AuditEntry {
   readonly action: string;
@@ -46,6 +46,12 @@ export class InvalidCredentialsError extends AppError {
   }
 }
 
+export class QuotaExceededError extends AppError {
+  constructor() {
+    super(413, "quota_exceeded", "This upload would exceed your storage quota.");
+  }
+}
+
 /** Sign-up, sign-in, sessions and account changes; knows nothing of HTTP or Moleculer. */
 export class Accounts {
   private readonly now: () => number;
@@ -77,6 +83,13 @@ export class Accounts {
     return runWithConsistencyKey(id, () =>
       users.create({ id, username: input.username, email: input.email, role: input.role, quotaBytes: this.options.quotaBytes, passwordHash }),
     );
+  }
+
+  /** An account made by an operator (any role, including the first admin); audited like every account change. */
+  async createByOperator(input: { username: string; email: string; password: string; role: Role }, actorId: string | null): Promise<UserRow> {
+    const user = await this.createAccount(input);
+    await this.audit("account.created", actorId, user.id, null, { role: user.role, by: actorId ? "admin" : "operator" });
+    return user;
   }
 
   async login(input: { login: string; password: string }, origin: RequestOrigin): Promise<SignedIn> {
@@ -131,6 +144,40 @@ export class Accounts {
     if (!before || !(await users.setRole(userId, role))) throw new NotFoundError("user");
     await this.audit("account.role_changed", actorId, userId, origin.ip, { from: before.role, to: role });
     return { user: { ...before, role }, sessionIds: await sessions.idsForUser(userId) };
+  }
+
+  /** Holds quota for an upload in progress; throws QuotaExceededError (413) and changes nothing when it does not fit. */
+  async reserveQuota(reservation: { reservationId: string; userId: string; bytes: number; expiresAt: number }): Promise<QuotaUsage> {
+    const usage = await this.options.users.reserve({ ...reservation, id: reservation.reservationId });
+    if (usage === undefined) throw new NotFoundError("user");
+    if (usage === "exceeded") throw new QuotaExceededError();
+    return usage;
+  }
+
+  /** The upload is stored: its reservation becomes `bytes` of used quota. */
+  async commitReservation(reservationId: string, bytes: number): Promise<QuotaUsage> {
+    const usage = await this.options.users.commit(reservationId, bytes);
+    if (usage === "exceeded") throw new QuotaExceededError();
+    if (usage === "unknown") throw new AppError(409, "reservation_expired", "This upload took too long and its reservation expired; upload it again.");
+    return usage;
+  }
+
+  /** Idempotent: releasing twice, or after a commit, gives nothing back twice. */
+  async releaseReservation(reservationId: string): Promise<{ released: boolean }> {
+    return { released: await this.options.users.release(reservationId) };
+  }
+
+  /** Gives bytes back (an item deleted, a duplicate not kept); null when the account no longer exists, which is not an error here. */
+  async releaseQuota(userId: string, bytes: number): Promise<QuotaUsage | null> {
+    return (await this.options.users.releaseBytes(userId, bytes)) ?? null;
+  }
+
+  /** Gives back the quota of uploads abandoned past their expiry; returns how many. */
+  async releaseExpiredReservations(): Promise<number> {
+    const expired = await this.options.users.expiredReservations(this.now(), 500);
+    let released = 0;
+    for (const id of expired) if (await this.options.users.release(id)) released++;
+    return released;
   }
 
   resolveSession(sessionId: string): Promise<SessionWithUser | undefined> {

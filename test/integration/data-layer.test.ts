@@ -5,7 +5,8 @@ import { sql } from "kysely";
 import type { ReplicationSettings } from "../../config/settings";
 import type { Database } from "../../lib/db/database";
 import { createDatabase } from "../../lib/db/open-database";
-import { MemoryWriteMarkStore, runWithConsistencyKey } from "../../lib/db/read-your-writes";
+import { MemoryExpiringStore } from "../../lib/expiring-store";
+import { runWithConsistencyKey } from "../../lib/db/read-your-writes";
 import type { MembershipDatabase } from "../../lib/db/schemas/membership";
 import { ConflictError, UnavailableError } from "../../lib/errors";
 import { UserRepository } from "../../lib/users/user-repository";
@@ -39,7 +40,7 @@ async function openMariaDb(
     "membership",
     { kind: "mysql", database, primaryUrl: mariadb.primaryUrl, replicaUrls: mariadb.replicaUrls, poolSize: 4 },
     replication(overrides),
-    new MemoryWriteMarkStore(),
+    new MemoryExpiringStore(),
     quiet,
   );
   opened.push(db);
@@ -56,7 +57,7 @@ async function openSqlite(): Promise<Database<MembershipDatabase>> {
     "membership",
     { kind: "sqlite", file: path.join(dir, "membership.sqlite") },
     replication(),
-    new MemoryWriteMarkStore(),
+    new MemoryExpiringStore(),
     quiet,
   );
   opened.push(db);

@@ -1,5 +1,6 @@
 import { setImmediate as nextTick, setTimeout as sleep } from "node:timers/promises";
-import { currentConsistencyKey, MemoryWriteMarkStore, runWithConsistencyKey } from "../../lib/db/read-your-writes";
+import { currentConsistencyKey, runWithConsistencyKey } from "../../lib/db/read-your-writes";
+import { MemoryExpiringStore } from "../../lib/expiring-store";
 
 describe("consistency key scope", () => {
   it("has no key outside any scope", () => {
@@ -76,10 +77,10 @@ describe("consistency key scope", () => {
   });
 });
 
-describe("MemoryWriteMarkStore", () => {
+describe("MemoryExpiringStore", () => {
   function storeWithClock(start = 1_000_000) {
     const clock = { now: start };
-    return { clock, store: new MemoryWriteMarkStore(() => clock.now) };
+    return { clock, store: new MemoryExpiringStore(() => clock.now) };
   }
 
   it("recalls nothing for a key that never wrote", async () => {

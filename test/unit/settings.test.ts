@@ -70,6 +70,12 @@ describe("parseSettings: embedded mode (no environment)", () => {
       sessions: { idleTimeoutSeconds: 12 * 3600, lifetimeSeconds: 7 * 24 * 3600 },
       trustedProxies: [],
       corsOrigins: [],
+      uploads: {
+        maxBytes: { image: 50 * 1024 ** 2, audio: 200 * 1024 ** 2, video: 2 * 1024 ** 3 },
+        expirySeconds: 24 * 3600,
+        dir: path.join(DATA, "uploads"),
+      },
+      delivery: { signedUrlTtlSeconds: 900, publicBaseUrl: undefined },
       rateLimits: {
         loginFailuresPerAccountPerHour: 10,
         loginFailuresPerIpPerHour: 100,

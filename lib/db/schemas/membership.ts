@@ -25,7 +25,15 @@ export interface SessionsTable {
   user_agent: string | null;
 }
 
+export interface QuotaReservationsTable {
+  id: string;
+  user_id: string;
+  bytes: number;
+  expires_at: number;
+}
+
 export interface MembershipDatabase {
   users: UsersTable;
   sessions: SessionsTable;
+  quota_reservations: QuotaReservationsTable;
 }

@@ -1,0 +1,137 @@
+import { createHash } from "node:crypto";
+import { Readable, Transform } from "node:stream";
+import type { TransformCallback } from "node:stream";
+import { fromBuffer } from "file-type";
+import type { MediaKind } from "../../config/settings";
+import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from "../errors";
+import { originalKey } from "../storage/object-keys";
+import type { ObjectStorage } from "../storage/object-storage";
+import { acceptedType } from "./allowed-types";
+import type { AcceptedType } from "./allowed-types";
+
+/** file-type needs at most this many leading bytes to recognise any format it knows. */
+const SNIFF_BYTES = 4100;
+
+export interface Ingested {
+  readonly key: string;
+  readonly type: AcceptedType;
+  readonly bytes: number;
+  readonly sha256: string;
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ["bytes", "KiB", "MiB", "GiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+export function tooLarge(kind: MediaKind | undefined, limit: number): PayloadTooLargeError {
+  return new PayloadTooLargeError(`This ${kind ?? "file"} is larger than the ${formatBytes(limit)} allowed.`);
+}
+
+/** What the content is, from its first bytes; undefined when unknown or unreadable (a corrupt header is not an error here). */
+export async function sniffMime(head: Buffer): Promise<string | undefined> {
+  try {
+    return (await fromBuffer(head))?.mime;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads until `bytes` are buffered or the stream ends; returns them and a stream of everything (nothing lost). */
+async function peek(source: Readable, bytes: number): Promise<{ head: Buffer; whole: Readable }> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  const iterator = source[Symbol.asyncIterator]();
+  let done = false;
+  while (length < bytes) {
+    const next = (await iterator.next()) as IteratorResult<Buffer>;
+    if (next.done) {
+      done = true;
+      break;
+    }
+    const chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
+    chunks.push(chunk);
+    length += chunk.length;
+  }
+  const head = Buffer.concat(chunks);
+  async function* everything() {
+    if (head.length > 0) yield head;
+    if (done) return;
+    for (;;) {
+      const next = (await iterator.next()) as IteratorResult<Buffer>;
+      if (next.done) return;
+      yield next.value;
+    }
+  }
+  return { head, whole: Readable.from(everything(), { objectMode: false }) };
+}
+
+/** Counts and hashes the bytes passing through, failing the stream once they exceed the limit. */
+class MeasuringStream extends Transform {
+  readonly hash = createHash("sha256");
+  bytes = 0;
+
+  constructor(
+    private readonly limit: number,
+    private readonly tooLargeError: () => Error,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.limit) {
+      callback(this.tooLargeError());
+      return;
+    }
+    this.hash.update(chunk);
+    callback(null, chunk);
+  }
+}
+
+/**
+ * Takes an upload's bytes as they stream in, decides what they are from the content
+ * itself, enforces the size limit of that kind on the bytes actually received, computes
+ * the SHA-256 on the way, and stores them as the original of `mediaId`. Refused content
+ * leaves no object behind. Memory use does not depend on the size of the upload.
+ */
+export async function ingest(
+  source: Readable,
+  mediaId: string,
+  storage: ObjectStorage,
+  maxBytes: Readonly<Record<MediaKind, number>>,
+): Promise<Ingested> {
+  const { head, whole } = await peek(source, SNIFF_BYTES);
+  if (head.length === 0) {
+    source.resume();
+    throw new BadRequestError("The file is empty.", "empty_upload");
+  }
+  const sniffed = await sniffMime(head);
+  const type = acceptedType(sniffed);
+  if (!type) {
+    source.destroy();
+    throw new UnsupportedMediaTypeError(
+      sniffed
+        ? `Files of type ${sniffed} are not accepted. Upload an image (JPEG, PNG, GIF, WebP, AVIF, HEIC), a video (MP4, MOV, WebM, MKV) or audio (MP3, AAC, M4A, Ogg, Opus, FLAC, WAV).`
+        : "This file is not a supported image, video or audio file.",
+    );
+  }
+  const limit = maxBytes[type.kind];
+  const measuring = new MeasuringStream(limit, () => tooLarge(type.kind, limit));
+  whole.on("error", (error) => measuring.destroy(error));
+  const key = originalKey(mediaId, type.extension);
+  try {
+    await storage.put(key, whole.pipe(measuring), type.mime);
+  } catch (error) {
+    source.destroy();
+    await storage.delete(key).catch(() => undefined);
+    throw error;
+  }
+  return { key, type, bytes: measuring.bytes, sha256: measuring.hash.digest("hex") };
+}

@@ -1,0 +1,114 @@
+import { randomBytes } from "node:crypto";
+import type { Redis } from "ioredis";
+import type { Lock, Locker, RequestRelease } from "@tus/utils";
+import { ERRORS } from "@tus/utils";
+
+const RELEASE_CHANNEL = "shoal:tus:release";
+const RETRY_MS = 50;
+
+/**
+ * A tus Locker shared by every gateway node: an upload's PATCH may arrive at any node,
+ * and only one request may write to an upload at a time. The lock is a Redis key with
+ * a lease, renewed while held; a request that wants a lock held elsewhere asks its
+ * holder to let go over pub/sub (tus's "request release": the old request is aborted,
+ * as when a client reconnects after a network drop).
+ */
+export class RedisLocker implements Locker {
+  private readonly held = new Map<string, RequestRelease>();
+  private readonly subscriber: Redis;
+
+  constructor(
+    readonly redis: Redis,
+    private readonly options: { leaseMs?: number; acquireTimeoutMs?: number } = {},
+  ) {
+    this.subscriber = redis.duplicate();
+    this.subscriber.on("error", () => undefined);
+    void this.subscriber.subscribe(RELEASE_CHANNEL).catch(() => undefined);
+    this.subscriber.on("message", (_channel: string, id: string) => {
+      void this.held.get(id)?.();
+    });
+  }
+
+  get leaseMs(): number {
+    return this.options.leaseMs ?? 30_000;
+  }
+
+  get acquireTimeoutMs(): number {
+    return this.options.acquireTimeoutMs ?? 30_000;
+  }
+
+  newLock(id: string): Lock {
+    return new RedisLock(id, this);
+  }
+
+  /** Called by locks: remembers the local holder so a release request from any node reaches it. */
+  holding(id: string, requestRelease: RequestRelease | undefined): void {
+    if (requestRelease) this.held.set(id, requestRelease);
+    else this.held.delete(id);
+  }
+
+  requestRelease(id: string): Promise<number> {
+    return this.redis.publish(RELEASE_CHANNEL, id);
+  }
+
+  close(): void {
+    this.subscriber.disconnect();
+  }
+}
+
+class RedisLock implements Lock {
+  private readonly key: string;
+  private readonly token = randomBytes(16).toString("hex");
+  private renewal: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly id: string,
+    private readonly locker: RedisLocker,
+  ) {
+    this.key = `shoal:tus:lock:${id}`;
+  }
+
+  async lock(stopSignal: AbortSignal, requestRelease: RequestRelease): Promise<void> {
+    const { redis, leaseMs, acquireTimeoutMs } = this.locker;
+    const deadline = Date.now() + acquireTimeoutMs;
+    let asked = false;
+    while (!stopSignal.aborted && Date.now() < deadline) {
+      if ((await redis.set(this.key, this.token, "PX", leaseMs, "NX")) === "OK") {
+        this.locker.holding(this.id, requestRelease);
+        this.renewal = setInterval(() => void this.renew(), leaseMs / 3);
+        this.renewal.unref();
+        return;
+      }
+      if (!asked) {
+        asked = true;
+        await this.locker.requestRelease(this.id);
+      }
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+    }
+    throw ERRORS.ERR_LOCK_TIMEOUT;
+  }
+
+  async unlock(): Promise<void> {
+    clearInterval(this.renewal);
+    this.locker.holding(this.id, undefined);
+    // Delete only our own lease: it may have expired and been taken by someone else.
+    await this.locker.redis.eval(
+      "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end",
+      1,
+      this.key,
+      this.token,
+    );
+  }
+
+  private async renew(): Promise<void> {
+    await this.locker.redis
+      .eval(
+        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end",
+        1,
+        this.key,
+        this.token,
+        String(this.locker.leaseMs),
+      )
+      .catch(() => undefined);
+  }
+}
