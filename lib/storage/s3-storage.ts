@@ -9,6 +9,7 @@ import {
   S3Client,
   S3ServiceException,
 } from "@aws-sdk/client-s3";
+import type { S3ClientConfig } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { NotFoundError } from "../errors";
@@ -57,21 +58,25 @@ function totalLength(contentRange: string | undefined): number | undefined {
 }
 
 /** Objects in an S3 bucket (cluster mode). Object keys follow the same rules as LocalStorage's. */
+/** Client settings from Shoal's S3 settings; shared with the resumable-upload store. */
+export function s3ClientConfig(options: S3StorageOptions): S3ClientConfig {
+  return {
+    endpoint: options.endpoint,
+    region: options.region,
+    forcePathStyle: options.forcePathStyle,
+    credentials:
+      options.accessKeyId && options.secretAccessKey
+        ? { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey }
+        : undefined,
+  };
+}
+
 export class S3Storage implements ObjectStorage {
   readonly kind = "s3";
   private readonly client: S3Client;
 
   constructor(private readonly options: S3StorageOptions) {
-    this.client = new S3Client({
-      endpoint: options.endpoint,
-      region: options.region,
-      forcePathStyle: options.forcePathStyle,
-      credentials:
-        options.accessKeyId && options.secretAccessKey
-          ? { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey }
-          : undefined,
-      maxAttempts: 2,
-    });
+    this.client = new S3Client({ ...s3ClientConfig(options), maxAttempts: 2 });
   }
 
   /**

@@ -1,21 +1,10 @@
 import type { Readable } from "node:stream";
 import { nanoid } from "nanoid";
 import type { MediaKind } from "../../config/settings";
+import type { NewMedia } from "../media/catalogue";
 import type { ObjectStorage } from "../storage/object-storage";
 import { ingest } from "./ingest";
 
-export interface NewMedia {
-  readonly id: string;
-  readonly ownerId: string;
-  readonly kind: MediaKind;
-  readonly mime: string;
-  readonly bytes: number;
-  readonly sha256: string;
-  readonly originalKey: string;
-  readonly title?: string;
-  readonly originalName?: string;
-  readonly declaredMime?: string;
-}
 
 /**
  * The catalogue and quota as the upload path needs them (broker calls, in the gateway).

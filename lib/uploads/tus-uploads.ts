@@ -12,6 +12,7 @@ import { toErrorResponse } from "../http/error-body";
 import type { GatewayError } from "../http/error-body";
 import { declaredKind } from "./allowed-types";
 import { tooLarge } from "./ingest";
+import { s3ClientConfig } from "../storage/s3-storage";
 import { RedisLocker } from "./redis-locker";
 
 export interface UploadOwner {
@@ -76,16 +77,7 @@ export class TusUploads {
         partSize: 8 * 1024 * 1024,
         expirationPeriodInMilliseconds,
         cache: redis ? new IoRedisKvStore(redis, "shoal:tus:upload:") : undefined,
-        s3ClientConfig: {
-          bucket: storage.bucket,
-          region: storage.region,
-          endpoint: storage.endpoint,
-          forcePathStyle: storage.forcePathStyle,
-          credentials:
-            storage.accessKeyId && storage.secretAccessKey
-              ? { accessKeyId: storage.accessKeyId, secretAccessKey: storage.secretAccessKey }
-              : undefined,
-        },
+        s3ClientConfig: { ...s3ClientConfig(storage), bucket: storage.bucket },
       });
     } else {
       this.datastore = new FileStore({ directory: options.uploads.dir, expirationPeriodInMilliseconds });
