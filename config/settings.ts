@@ -66,6 +66,8 @@ export type MediaKind = "image" | "video" | "audio";
 export interface UploadSettings {
   /** Largest accepted upload per kind, in bytes. */
   readonly maxBytes: Readonly<Record<MediaKind, number>>;
+  /** Images whose header declares more pixels than this are refused before decoding (pixel bombs). */
+  readonly maxImagePixels: number;
   /** An unfinished upload is dropped (and its quota released) this long after its last byte. */
   readonly expirySeconds: number;
   /** Where the embedded node keeps unfinished uploads. */
@@ -307,6 +309,7 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
         audio: reader.withDefault("UPLOAD_MAX_AUDIO_BYTES", schemas.positiveInt, 200 * MiB),
         video: reader.withDefault("UPLOAD_MAX_VIDEO_BYTES", schemas.positiveInt, 2 * 1024 * MiB),
       },
+      maxImagePixels: reader.withDefault("IMAGE_MAX_PIXELS", schemas.positiveInt, 100_000_000),
       expirySeconds: reader.withDefault("UPLOAD_EXPIRY_SECONDS", schemas.positiveInt, 24 * 3600),
       dir: path.join(dataDir, "uploads"),
     },

@@ -285,7 +285,7 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
         releaseQuota: (userId, bytes) => broker.call("users.releaseQuota", { userId, bytes }),
         createMedia: (media) => broker.call("media.create", media),
       };
-      const uploadDependencies = { storage: runtime.storage, catalogue, maxBytes: settings.uploads.maxBytes };
+      const uploadDependencies = { storage: runtime.storage, catalogue, limits: settings.uploads };
       const outcomeTtlMs = settings.uploads.expirySeconds * 1000;
       this.uploadDependencies = uploadDependencies;
       tus = new TusUploads({

@@ -1,9 +1,9 @@
 import type { Readable } from "node:stream";
 import { nanoid } from "nanoid";
-import type { MediaKind } from "../../config/settings";
 import type { NewMedia } from "../media/catalogue";
 import type { ObjectStorage } from "../storage/object-storage";
 import { ingest } from "./ingest";
+import type { IngestLimits } from "./ingest";
 
 
 /**
@@ -42,7 +42,7 @@ export interface UploadRequest {
 export interface UploadDependencies<MediaJson> {
   readonly storage: ObjectStorage;
   readonly catalogue: UploadCatalogue<MediaJson>;
-  readonly maxBytes: Readonly<Record<MediaKind, number>>;
+  readonly limits: IngestLimits;
 }
 
 /**
@@ -53,13 +53,13 @@ export interface UploadDependencies<MediaJson> {
 export async function acceptUpload<MediaJson>(
   source: Readable,
   request: UploadRequest,
-  { storage, catalogue, maxBytes }: UploadDependencies<MediaJson>,
+  { storage, catalogue, limits }: UploadDependencies<MediaJson>,
 ): Promise<{ media: MediaJson; duplicate: boolean }> {
   const mediaId = nanoid();
   let storedKey: string | undefined;
   let committedBytes: number | undefined;
   try {
-    const ingested = await ingest(source, mediaId, storage, maxBytes);
+    const ingested = await ingest(source, mediaId, storage, limits);
     storedKey = ingested.key;
     await catalogue.commitReservation(request.reservationId, ingested.bytes);
     committedBytes = ingested.bytes;

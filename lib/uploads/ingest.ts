@@ -2,8 +2,9 @@ import { createHash } from "node:crypto";
 import { Readable, Transform } from "node:stream";
 import type { TransformCallback } from "node:stream";
 import { fromBuffer } from "file-type";
+import { imageSize } from "image-size";
 import type { MediaKind } from "../../config/settings";
-import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from "../errors";
+import { AppError, BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from "../errors";
 import { originalKey } from "../storage/object-keys";
 import type { ObjectStorage } from "../storage/object-storage";
 import { acceptedType } from "./allowed-types";
@@ -11,6 +12,11 @@ import type { AcceptedType } from "./allowed-types";
 
 /** file-type needs at most this many leading bytes to recognise any format it knows. */
 const SNIFF_BYTES = 4100;
+
+export interface IngestLimits {
+  readonly maxBytes: Readonly<Record<MediaKind, number>>;
+  readonly maxImagePixels: number;
+}
 
 export interface Ingested {
   readonly key: string;
@@ -38,6 +44,16 @@ export function tooLarge(kind: MediaKind | undefined, limit: number): PayloadToo
 export async function sniffMime(head: Buffer): Promise<string | undefined> {
   try {
     return (await fromBuffer(head))?.mime;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Pixels an image's header declares, read without decoding; undefined when the header does not say (within the bytes seen). */
+function declaredPixels(head: Buffer): number | undefined {
+  try {
+    const { width, height } = imageSize(head);
+    return width && height ? width * height : undefined;
   } catch {
     return undefined;
   }
@@ -101,12 +117,7 @@ class MeasuringStream extends Transform {
  * the SHA-256 on the way, and stores them as the original of `mediaId`. Refused content
  * leaves no object behind. Memory use does not depend on the size of the upload.
  */
-export async function ingest(
-  source: Readable,
-  mediaId: string,
-  storage: ObjectStorage,
-  maxBytes: Readonly<Record<MediaKind, number>>,
-): Promise<Ingested> {
+export async function ingest(source: Readable, mediaId: string, storage: ObjectStorage, limits: IngestLimits): Promise<Ingested> {
   const { head, whole } = await peek(source, SNIFF_BYTES);
   if (head.length === 0) {
     source.resume();
@@ -122,7 +133,18 @@ export async function ingest(
         : "This file is not a supported image, video or audio file.",
     );
   }
-  const limit = maxBytes[type.kind];
+  if (type.kind === "image") {
+    const pixels = declaredPixels(head);
+    if (pixels !== undefined && pixels > limits.maxImagePixels) {
+      source.destroy();
+      throw new AppError(
+        422,
+        "image_too_large",
+        `This image declares ${(pixels / 1e6).toFixed(0)} megapixels; at most ${(limits.maxImagePixels / 1e6).toFixed(0)} are accepted.`,
+      );
+    }
+  }
+  const limit = limits.maxBytes[type.kind];
   const measuring = new MeasuringStream(limit, () => tooLarge(type.kind, limit));
   whole.on("error", (error) => measuring.destroy(error));
   const key = originalKey(mediaId, type.extension);

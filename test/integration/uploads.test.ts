@@ -231,6 +231,27 @@ describe("refusals leave nothing behind: no object, no row, no quota", () => {
     expect(await usedBytes(client, token)).toBe(0);
   });
 
+  test.each([
+    ["multipart", "multipart"],
+    ["tus", "tus"],
+  ])("%s: a pixel bomb (a PNG declaring 65536x65536) is refused with 422 from its header, leaving nothing", async (_what, via) => {
+    const { client, token } = await signUp(node);
+    const before = storedFiles(node);
+    const bytes = fixture("hostile_images/pixel_bomb_65536x65536.png");
+    const answer =
+      via === "multipart"
+        ? await multipart(node, token, bytes, "bomb.png", "image/png")
+        : await tusUpload(bytes, { endpoint: `${node.baseUrl}/api/uploads`, token, metadata: { filetype: "image/png" } }).then(
+            () => ({ status: 201, body: {} }),
+            (error: { status: number; body: string }) => ({ status: error.status, body: JSON.parse(error.body) as { error?: { code: string } } }),
+          );
+    expect(answer.status).toBe(422);
+    expect(answer.body).toMatchObject({ error: { code: "image_too_large" } });
+    expect(storedFiles(node)).toEqual(before);
+    expect(await myMedia(client, token)).toEqual([]);
+    expect(await usedBytes(client, token)).toBe(0);
+  });
+
   test("tus: a zero-length upload is refused at creation with 400", async () => {
     const { token } = await signUp(node);
     const created = await tusCreate(`${node.baseUrl}/api/uploads`, token, 0, { filetype: "image/jpeg" });

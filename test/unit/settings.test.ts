@@ -72,6 +72,7 @@ describe("parseSettings: embedded mode (no environment)", () => {
       corsOrigins: [],
       uploads: {
         maxBytes: { image: 50 * 1024 ** 2, audio: 200 * 1024 ** 2, video: 2 * 1024 ** 3 },
+        maxImagePixels: 100_000_000,
         expirySeconds: 24 * 3600,
         dir: path.join(DATA, "uploads"),
       },
