@@ -2,8 +2,9 @@ import type http from "node:http";
 import type { Readable } from "node:stream";
 import { FileStore } from "@tus/file-store";
 import { S3Store } from "@tus/s3-store";
-import { EVENTS, IoRedisKvStore, MemoryLocker, Server } from "@tus/server";
-import type { DataStore, Locker, Upload } from "@tus/utils";
+import type { MetadataValue } from "@tus/s3-store";
+import { EVENTS, MemoryLocker, Server } from "@tus/server";
+import type { DataStore, KvStore, Locker, Upload } from "@tus/utils";
 import type { Redis } from "ioredis";
 import { nanoid } from "nanoid";
 import type { MediaKind, StorageSettings, UploadSettings } from "../../config/settings";
@@ -59,6 +60,53 @@ function metadataOf(upload: Upload): Record<string, string> {
 }
 
 /**
+ * The S3 store's metadata cache, shared by the nodes through Redis. Unlike @tus/server's IoRedisKvStore its
+ * entries expire with their upload: the store's expiry sweep deletes an abandoned upload's objects but not its
+ * cache entry, which would stay in Redis for ever (and keep answering for the upload).
+ */
+class ExpiringRedisKvStore implements KvStore<MetadataValue> {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly ttlMs: number,
+  ) {}
+
+  async get(key: string): Promise<MetadataValue | undefined> {
+    const value = await this.redis.get(this.prefix + key);
+    return value === null ? undefined : (JSON.parse(value) as MetadataValue);
+  }
+
+  async set(key: string, value: MetadataValue): Promise<void> {
+    await this.redis.set(this.prefix + key, JSON.stringify(value), "PX", this.ttlMs);
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.redis.del(this.prefix + key);
+  }
+}
+
+/**
+ * @tus/s3-store's remove() aborts the multipart upload before deleting the upload's objects. Once the
+ * upload has been completed that abort fails (NoSuchUpload) and nothing is deleted, which would leave the
+ * assembled file and its .info in the bucket after every finished upload; and it never deletes an
+ * unfinished upload's incomplete part (.part). Here all three go, whatever the abort says.
+ */
+class S3UploadStore extends S3Store {
+  override async remove(id: string): Promise<void> {
+    try {
+      await super.remove(id);
+    } catch (error) {
+      if ((error as { name?: string }).name !== "NoSuchUpload") throw error;
+    }
+    await this.client.deleteObjects({
+      Bucket: this.bucket,
+      Delete: { Objects: [{ Key: id }, { Key: this.infoKey(id) }, { Key: this.partKey(id, true) }], Quiet: true },
+    });
+    await this.clearCache(id);
+  }
+}
+
+/**
  * Resumable uploads (tus 1.0: creation, creation-with-upload, termination, expiration).
  * Embedded: files under the data directory and an in-process lock. Cluster: upload state
  * in S3 and locks in Redis, so an upload begun through one gateway node can be finished
@@ -73,10 +121,10 @@ export class TusUploads {
     const expirationPeriodInMilliseconds = options.uploads.expirySeconds * 1000;
     const { storage, redis } = options;
     if (storage.kind === "s3") {
-      this.datastore = new S3Store({
+      this.datastore = new S3UploadStore({
         partSize: 8 * 1024 * 1024,
         expirationPeriodInMilliseconds,
-        cache: redis ? new IoRedisKvStore(redis, "shoal:tus:upload:") : undefined,
+        cache: redis ? new ExpiringRedisKvStore(redis, "shoal:tus:upload:", expirationPeriodInMilliseconds) : undefined,
         s3ClientConfig: { ...s3ClientConfig(storage), bucket: storage.bucket },
       });
     } else {
