@@ -2,6 +2,7 @@ import os from "node:os";
 import type { BrokerOptions, Context, ServiceBroker } from "moleculer";
 import { Errors, MetricReporters } from "moleculer";
 import type { Settings } from "./config/settings";
+import { Middleware as ChannelsMiddleware } from "@moleculer/channels";
 import { jitteredTtl } from "./lib/cache/cache-keys";
 import { runWithConsistencyKey } from "./lib/db/read-your-writes";
 import { AppError } from "./lib/errors";
@@ -90,8 +91,22 @@ export function toMoleculerError(error: unknown): unknown {
   return error;
 }
 
+/**
+ * Durable job channels (@moleculer/channels): NATS JetStream in cluster mode; in embedded mode
+ * the in-process adapter (no redelivery of its own: retries, dead letters and lost messages are
+ * handled by the worker and the reconciler, the same way on both).
+ */
+function channelsMiddleware(settings: Settings): unknown {
+  const adapter =
+    settings.transporter.kind === "nats"
+      ? { type: "NATS", options: { nats: { url: settings.transporter.url }, maxInFlight: settings.jobs.concurrency } }
+      : { type: "Fake" };
+  return ChannelsMiddleware({ adapter } as unknown as Parameters<typeof ChannelsMiddleware>[0]);
+}
+
 export function brokerOptions(settings: Settings): BrokerOptions {
   const lockTtlMs = 15_000;
+  const jobsOnThisNode = settings.services.some((name) => name === "media" || name === "processing");
   return {
     namespace: "shoal",
     nodeID: settings.nodeId ?? `${os.hostname()}-${process.pid}`,
@@ -120,7 +135,7 @@ export function brokerOptions(settings: Settings): BrokerOptions {
     // The typings accept only reporter names and options; Moleculer also takes an instance.
     metrics: { enabled: true, reporter: [new GatewayPrometheusReporter({}) as unknown as string] },
     tracing: { enabled: false },
-    middlewares: [consistencyKeyMiddleware, cacherTuningMiddleware] as unknown as BrokerOptions["middlewares"],
+    middlewares: [consistencyKeyMiddleware, cacherTuningMiddleware, ...(jobsOnThisNode ? [channelsMiddleware(settings)] : [])] as unknown as BrokerOptions["middlewares"],
     errorHandler(error) {
       throw toMoleculerError(error);
     },

@@ -1,12 +1,16 @@
 import { ServiceBroker } from "moleculer";
 import type { ServiceSchema } from "moleculer";
 import type { ServiceName, Settings } from "./config/settings";
+import type { ProcessorRegistry } from "./lib/jobs/processor";
+import { imageProcessor } from "./lib/processing/image-processor";
+import { audioProcessor, videoProcessor } from "./lib/processing/transcode-processors";
 import { FrontDoor } from "./lib/http/front-door";
 import { createRuntime } from "./lib/runtime";
 import type { Runtime } from "./lib/runtime";
 import { brokerOptions, GatewayPrometheusReporter } from "./moleculer.config";
 import { apiService } from "./services/api.service";
 import { mediaService } from "./services/media.service";
+import { processingService } from "./services/processing.service";
 import { siteService } from "./services/site.service";
 import { usersService } from "./services/users.service";
 
@@ -19,8 +23,24 @@ export interface ShoalNode {
   stop(): Promise<void>;
 }
 
+/** The processors of this build, by media kind; a kind without one stays `uploaded`. */
+export function processorsFor(settings: Settings): ProcessorRegistry {
+  const limitInputPixels = settings.uploads.maxImagePixels;
+  const transcoding = { maxDurationSeconds: 30 * 60, threads: 2, limitInputPixels };
+  return {
+    image: imageProcessor({ limitInputPixels }),
+    video: videoProcessor(transcoding),
+    audio: audioProcessor(transcoding),
+  };
+}
+
+export interface NodeOptions {
+  /** Replaces processorsFor(settings) (tests register their own to exercise the job machinery). */
+  readonly processors?: ProcessorRegistry;
+}
+
 /** Builds one node: the broker, the adapters its mode calls for, and the services named in the settings. */
-export function createNode(settings: Settings): ShoalNode {
+export function createNode(settings: Settings, options: NodeOptions = {}): ShoalNode {
   const runtime = createRuntime(settings);
   const broker = new ServiceBroker(brokerOptions(settings));
   const reporter = broker.metrics.reporter?.find?.((candidate: unknown) => candidate instanceof GatewayPrometheusReporter);
@@ -41,6 +61,7 @@ export function createNode(settings: Settings): ShoalNode {
     users: () => usersService(runtime),
     media: () => mediaService(runtime),
     site: () => siteService(runtime),
+    processing: () => processingService(runtime, options.processors ?? processorsFor(settings)),
   };
   for (const name of settings.services) broker.createService(factories[name]());
 

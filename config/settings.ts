@@ -1,7 +1,8 @@
+import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 
-export const SERVICE_NAMES = ["api", "users", "media", "site"] as const;
+export const SERVICE_NAMES = ["api", "users", "media", "site", "processing"] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 export const DATABASE_NAMES = ["membership", "media", "site"] as const;
@@ -81,6 +82,20 @@ export interface DeliverySettings {
   readonly publicBaseUrl: string | undefined;
 }
 
+export interface JobSettings {
+  /** Jobs one worker node runs at once (default: one per core). */
+  readonly concurrency: number;
+  /** Attempts per item before it is failed and dead-lettered. */
+  readonly maxAttempts: number;
+  /** First retry delay; it doubles per attempt (with jitter), up to retryMaxDelayMs. */
+  readonly retryBaseDelayMs: number;
+  readonly retryMaxDelayMs: number;
+  /** An item left in `uploaded` or `processing` this long without a sign of life is re-enqueued. */
+  readonly deadlineSeconds: number;
+  /** How often the reconciler looks for such items (and once at start). */
+  readonly reconcileIntervalSeconds: number;
+}
+
 export interface Settings {
   readonly mode: Mode;
   readonly nodeId: string | undefined;
@@ -109,6 +124,7 @@ export interface Settings {
   readonly rateLimits: RateLimitSettings;
   readonly uploads: UploadSettings;
   readonly delivery: DeliverySettings;
+  readonly jobs: JobSettings;
 }
 
 /** A setting is missing or malformed; the message is one line naming the variable. */
@@ -316,6 +332,15 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
     delivery: {
       signedUrlTtlSeconds: reader.withDefault("SIGNED_URL_TTL_SECONDS", schemas.positiveInt, 900),
       publicBaseUrl: reader.optional("MEDIA_PUBLIC_BASE_URL", schemas.http)?.replace(/\/+$/, ""),
+    },
+    jobs: {
+      concurrency: reader.withDefault("WORKER_CONCURRENCY", schemas.positiveInt, os.availableParallelism()),
+      maxAttempts: reader.withDefault("JOB_MAX_ATTEMPTS", schemas.positiveInt, 5),
+      retryBaseDelayMs: reader.withDefault("JOB_RETRY_BASE_DELAY_MS", schemas.positiveInt, 2000),
+      // Below JetStream's 30 s ack wait: a retry waits while holding its message (see lib/jobs/job-runner.ts).
+      retryMaxDelayMs: reader.withDefault("JOB_RETRY_MAX_DELAY_MS", schemas.positiveInt, 20_000),
+      deadlineSeconds: reader.withDefault("JOB_DEADLINE_SECONDS", schemas.positiveInt, 600),
+      reconcileIntervalSeconds: reader.withDefault("JOB_RECONCILE_INTERVAL_SECONDS", schemas.positiveInt, 60),
     },
     rateLimits: {
       loginFailuresPerAccountPerHour: reader.withDefault("RATE_LOGIN_FAILURES_PER_ACCOUNT_PER_HOUR", schemas.positiveInt, 10),

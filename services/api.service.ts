@@ -16,6 +16,8 @@ import type { GatewayError } from "../lib/http/error-body";
 import { buildOpenApiDocument, parseAlias } from "../lib/http/openapi";
 import { toErrorResponse } from "../lib/http/error-body";
 import { AppError, NotFoundError, UnauthenticatedError } from "../lib/errors";
+import { PROGRESS_EVENT, ProgressHub } from "../lib/realtime/progress-hub";
+import type { ProgressUpdate } from "../lib/realtime/progress-hub";
 import type { Runtime } from "../lib/runtime";
 import { LocalStorage } from "../lib/storage/local-storage";
 import { FILES_PATH_PREFIX } from "../lib/storage/signed-url";
@@ -93,11 +95,25 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
     xFrameOptions: { action: "deny" },
   });
 
-  function sessionToken(req: IncomingMessage): { token: string; via: "cookie" | "bearer" } | undefined {
+  function sessionToken(req: { headers: IncomingMessage["headers"] }): { token: string; via: "cookie" | "bearer" } | undefined {
     const authorization = req.headers.authorization;
     if (authorization?.startsWith("Bearer ")) return { token: authorization.slice(7).trim(), via: "bearer" };
     const fromCookie = req.headers.cookie ? parseCookies(req.headers.cookie)[sessionCookie] : undefined;
     return fromCookie ? { token: fromCookie, via: "cookie" } : undefined;
+  }
+
+  /** The live session behind a token, touching it when due; undefined for an unknown, ended or idle one. */
+  async function liveSession(
+    call: <T>(action: string, params: object) => Promise<T>,
+    token: string,
+  ): Promise<{ sessionId: string; user: ResolvedSession["user"] } | undefined> {
+    if (!looksLikeSessionToken(token)) return undefined;
+    const sessionId = sessionIdOf(token);
+    const found = await call<ResolvedSession | null>("users.resolveSession", { sessionId });
+    const now = Date.now();
+    if (!found || !isSessionLive(found.session, now, settings.sessions)) return undefined;
+    if (shouldTouch(found.session, now)) await call("users.touchSession", { sessionId });
+    return { sessionId, user: found.user };
   }
 
   function cookieHeader(value: string, maxAgeSeconds: number): string {
@@ -111,6 +127,7 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
   }
 
   let tus: TusUploads | undefined;
+  let progressHub: ProgressHub | undefined;
   let sweeper: NodeJS.Timeout | undefined;
   const tusHandler = (req: IncomingMessage & { originalUrl?: string }, res: ServerResponse) => {
     // moleculer-web strips the route's path from req.url; tus routes by the full path.
@@ -276,8 +293,28 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
       },
     },
 
+    events: {
+      /** Processing progress from any worker: pushed to the owner's sockets, on whichever api node they are connected. */
+      [PROGRESS_EVENT]: {
+        params: { mediaId: "string", ownerId: "string", stage: "string", percent: "number" },
+        handler(ctx: Context<ProgressUpdate>) {
+          progressHub?.publish(ctx.params);
+        },
+      },
+    },
+
     created() {
       const broker = this.broker;
+      progressHub = new ProgressHub(options.frontDoor.server, {
+        allowedOrigins,
+        redis: runtime.redis,
+        async authenticate(handshake) {
+          const fromAuth = typeof handshake.auth.token === "string" ? handshake.auth.token : undefined;
+          const token = fromAuth ?? sessionToken(handshake)?.token;
+          if (!token) return undefined;
+          return (await liveSession((action, params) => broker.call(action, params), token))?.user.id;
+        },
+      });
       const catalogue: UploadCatalogue<unknown> = {
         reserveQuota: (reservation) => broker.call("users.reserveQuota", reservation),
         commitReservation: (reservationId, bytes) => broker.call("users.commitReservation", { reservationId, bytes }),
@@ -358,15 +395,10 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
       /** Resolves the session (cookie or bearer), then refuses cross-site state changes. */
       async authenticate(ctx: GatewayContext, _route: unknown, req: IncomingMessage) {
         const presented = sessionToken(req);
-        if (presented && looksLikeSessionToken(presented.token)) {
-          const sessionId = sessionIdOf(presented.token);
-          const found = await ctx.call<ResolvedSession | null, { sessionId: string }>("users.resolveSession", { sessionId });
-          const now = Date.now();
-          if (found && isSessionLive(found.session, now, settings.sessions)) {
-            ctx.meta.session = { id: sessionId, via: presented.via };
-            ctx.meta.user = found.user;
-            if (shouldTouch(found.session, now)) await ctx.call("users.touchSession", { sessionId });
-          }
+        const live = presented && (await liveSession((action, params) => ctx.call(action, params), presented.token));
+        if (presented && live) {
+          ctx.meta.session = { id: live.sessionId, via: presented.via };
+          ctx.meta.user = live.user;
         }
         guardStateChange(
           {
@@ -395,8 +427,9 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
       options.frontDoor.serve(files ? (req, res) => (req.url?.startsWith(FILES_PATH_PREFIX) ? files(req, res) : gateway(req, res)) : gateway);
     },
 
-    stopped() {
+    async stopped() {
       clearInterval(sweeper);
+      await progressHub?.close();
       tus?.close();
       options.frontDoor.serve(undefined);
     },

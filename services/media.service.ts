@@ -16,6 +16,11 @@ import {
   stalePatterns,
 } from "../lib/media/media-cache";
 import { MediaRepository } from "../lib/media/media-repository";
+import { ProcessingRepository } from "../lib/media/processing-repository";
+import type { Finish } from "../lib/media/processing-repository";
+import { FAILURE_REASONS } from "../lib/jobs/job-state";
+import type { FailureReason } from "../lib/jobs/job-state";
+import type { MediaRow } from "../lib/media/media-view";
 import type { MediaEdit } from "../lib/media/media-repository";
 import type { Runtime } from "../lib/runtime";
 import type { ShoalMeta } from "../moleculer.config";
@@ -24,6 +29,8 @@ import { databaseMixin } from "../mixins/database.mixin";
 
 /** Emitted (balanced: one node of each subscribing service gets it) when an upload has become a catalogue item. Payload: { id, ownerId, kind }. */
 export const MEDIA_UPLOADED_EVENT = "media.uploaded";
+/** The durable job channel (@moleculer/channels) the same payload is published to, for the processing workers. */
+export const MEDIA_JOBS_CHANNEL = "media.jobs";
 
 const mediaId = { type: "string", pattern: /^[A-Za-z0-9_-]{21}$/, messages: { stringPattern: "is not a media id" } };
 const userId = { type: "string", pattern: /^[0-9A-HJKMNP-TV-Z]{26}$/, messages: { stringPattern: "is not a user id" } };
@@ -40,6 +47,11 @@ const visibility = { type: "enum", values: ["private", "unlisted", "public"] };
 
 type MediaContext<P = Record<string, never>> = Context<P, ShoalMeta>;
 
+/** What the channels middleware adds to the broker. */
+interface SendToChannel {
+  sendToChannel(channel: string, payload: unknown, options?: Record<string, unknown>): Promise<void>;
+}
+
 function actorOf(ctx: MediaContext<unknown>): Actor {
   const user = ctx.meta.user;
   return user ? { id: user.id, role: user.role } : undefined;
@@ -48,6 +60,7 @@ function actorOf(ctx: MediaContext<unknown>): Actor {
 /** Owner of the media database: the catalogue of uploads, their variants and processing state. */
 export function mediaService(runtime: Runtime): ServiceSchema {
   let catalogue: MediaCatalogue;
+  let processing: ProcessingRepository;
   const { settings } = runtime;
   const replicaLagWindowMs = settings.replication.maxLagSeconds * 1000;
   const readTtl = mediaReadTtlSeconds(settings.cache.ttlSeconds, settings.delivery.signedUrlTtlSeconds);
@@ -79,6 +92,12 @@ export function mediaService(runtime: Runtime): ServiceSchema {
     };
   }
 
+  /** Cleans the cached reads of an item whose processing state changed. */
+  async function changedRow(ctx: MediaContext<unknown>, row: MediaRow): Promise<void> {
+    const isPublic = row.visibility === "public";
+    await hooksFor(ctx).changed([{ id: row.id, ownerId: row.owner_id, publicBefore: isPublic, publicAfter: isPublic }]);
+  }
+
   return {
     name: "media",
     mixins: [
@@ -88,6 +107,7 @@ export function mediaService(runtime: Runtime): ServiceSchema {
           storage: runtime.storage,
           delivery: new Delivery(runtime.storage, settings.delivery),
         });
+        processing = new ProcessingRepository(db);
       }),
       cacheInvalidationMixin,
     ],
@@ -168,17 +188,151 @@ export function mediaService(runtime: Runtime): ServiceSchema {
           originalName: { type: "string", max: 4096, optional: true },
           declaredMime: { type: "string", max: 1024, optional: true },
         },
-        async handler(ctx: MediaContext<NewMedia>) {
+        async handler(this: Service, ctx: MediaContext<NewMedia>) {
           const hooks = hooksFor(ctx);
           const outcome = await catalogue.create(ctx.params, hooks);
           if (!outcome.duplicate) {
             // Also when a retried create finds its item already there: the first emit may never have happened,
             // and processing is idempotent, so a second nudge costs nothing.
-            await ctx.broker.emit(MEDIA_UPLOADED_EVENT, { id: outcome.row.id, ownerId: outcome.row.owner_id, kind: outcome.row.kind });
+            const job = { id: outcome.row.id, ownerId: outcome.row.owner_id, kind: outcome.row.kind };
+            await ctx.broker.emit(MEDIA_UPLOADED_EVENT, job);
+            // The durable nudge for the workers. Should it be lost (publish failed, node died), the
+            // reconciler finds the row still `uploaded` past its deadline and publishes it again.
+            await (ctx.broker as unknown as SendToChannel).sendToChannel(MEDIA_JOBS_CHANNEL, job).catch((error: Error) => {
+              this.logger.warn(`could not publish the processing job of ${job.id} (the reconciler will): ${error.message}`);
+            });
           }
           // The pipeline answers the uploader, who is the owner: show the item as its owner sees it.
           const owner: Actor = { id: ctx.params.ownerId, role: "user" };
           return { media: await catalogue.view(outcome.row, owner, hooks), duplicate: outcome.duplicate };
+        },
+      },
+
+      // The processing state machine, for the workers (not routed). Rules: lib/jobs/job-state.ts.
+
+      /** Takes an item for processing (or says why not): { decision, job } or null when the item is gone. */
+      claimProcessing: {
+        visibility: "public",
+        params: { $$strict: true, id: mediaId, force: { type: "boolean", optional: true } },
+        async handler(ctx: MediaContext<{ id: string; force?: boolean }>) {
+          const outcome = await processing.claim(ctx.params.id, Date.now(), {
+            maxAttempts: settings.jobs.maxAttempts,
+            staleAfterMs: settings.jobs.deadlineSeconds * 1000,
+            force: ctx.params.force,
+          });
+          if (!outcome) return null;
+          if (outcome.decision.action === "start") await changedRow(ctx, outcome.row);
+          const { row } = outcome;
+          return { decision: outcome.decision, row: { ownerId: row.owner_id, kind: row.kind, mime: row.mime, originalKey: row.original_key } };
+        },
+      },
+
+      completeProcessing: {
+        visibility: "public",
+        params: {
+          $$strict: true,
+          id: mediaId,
+          width: { type: "number", integer: true, min: 0, optional: true, nullable: true },
+          height: { type: "number", integer: true, min: 0, optional: true, nullable: true },
+          durationSeconds: { type: "number", min: 0, optional: true, nullable: true },
+          placeholder: { type: "string", max: 100, optional: true, nullable: true },
+        },
+        async handler(ctx: MediaContext<Finish & { id: string }>) {
+          const { id, ...finish } = ctx.params;
+          const row = await processing.complete(id, finish, Date.now());
+          if (row) await changedRow(ctx, row);
+          return { done: row !== undefined };
+        },
+      },
+
+      failProcessing: {
+        visibility: "public",
+        params: { $$strict: true, id: mediaId, reason: { type: "enum", values: [...FAILURE_REASONS] } },
+        async handler(ctx: MediaContext<{ id: string; reason: FailureReason }>) {
+          const row = await processing.fail(ctx.params.id, ctx.params.reason, Date.now());
+          if (row) await changedRow(ctx, row);
+          return { done: row !== undefined };
+        },
+      },
+
+      /** A failed attempt that will be retried: back to `uploaded`. */
+      releaseProcessing: {
+        visibility: "public",
+        params: { $$strict: true, id: mediaId },
+        async handler(ctx: MediaContext<{ id: string }>) {
+          const row = await processing.release(ctx.params.id, Date.now());
+          if (row) await changedRow(ctx, row);
+          return { done: row !== undefined };
+        },
+      },
+
+      /** Progress of a running job (already throttled by the worker), or only a sign of life without stage. */
+      reportProgress: {
+        visibility: "public",
+        params: {
+          $$strict: true,
+          id: mediaId,
+          stage: { type: "string", max: 16, optional: true },
+          percent: { type: "number", min: 0, max: 100, optional: true },
+        },
+        async handler(ctx: MediaContext<{ id: string; stage?: string; percent?: number }>) {
+          const { id, stage, percent } = ctx.params;
+          const updated = await processing.progress(id, stage, percent, Date.now());
+          // Only the item's own cached reads: GET /api/media/:id shows the progress.
+          if (updated && stage !== undefined) await invalidateCache(ctx.broker, [`media.get:${id}|**`]);
+          return { updated };
+        },
+      },
+
+      /** Records a stored variant; the same name again replaces it. */
+      saveVariant: {
+        visibility: "public",
+        params: {
+          $$strict: true,
+          id: mediaId,
+          name: { type: "string", pattern: /^[a-z0-9][a-z0-9-]{0,31}$/ },
+          objectKey: { type: "string", min: 1, max: 255 },
+          mime: { type: "string", min: 3, max: 100 },
+          width: { type: "number", integer: true, min: 0, optional: true, nullable: true },
+          height: { type: "number", integer: true, min: 0, optional: true, nullable: true },
+          durationSeconds: { type: "number", min: 0, optional: true, nullable: true },
+          bytes: { type: "number", integer: true, min: 0 },
+        },
+        async handler(
+          ctx: MediaContext<{ id: string; name: string; objectKey: string; mime: string; width?: number | null; height?: number | null; durationSeconds?: number | null; bytes: number }>,
+        ) {
+          const p = ctx.params;
+          await processing.saveVariant({
+            media_id: p.id,
+            name: p.name,
+            object_key: p.objectKey,
+            mime: p.mime,
+            width: p.width ?? null,
+            height: p.height ?? null,
+            duration_seconds: p.durationSeconds ?? null,
+            bytes: p.bytes,
+            created_at: Date.now(),
+          });
+          return { saved: true };
+        },
+      },
+
+      /** For the reconciler: rows in `uploaded`/`processing` untouched since `before`. */
+      stuck: {
+        visibility: "public",
+        params: { $$strict: true, before: { type: "number", integer: true }, limit: { type: "number", integer: true, min: 1, max: 1000 } },
+        async handler(ctx: MediaContext<{ before: number; limit: number }>) {
+          return { items: await processing.stuck(ctx.params.before, ctx.params.limit) };
+        },
+      },
+
+      /** For the reconciler: the rows it just re-enqueued count as nudged now. */
+      touchQueued: {
+        visibility: "public",
+        params: { $$strict: true, ids: { type: "array", items: mediaId, max: 1000 } },
+        async handler(ctx: MediaContext<{ ids: string[] }>) {
+          await processing.touchQueued(ctx.params.ids, Date.now());
+          return { touched: ctx.params.ids.length };
         },
       },
     },

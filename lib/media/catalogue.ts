@@ -126,6 +126,9 @@ export class MediaCatalogue {
       placeholder: null,
       declared_mime: cleanDeclaredMime(input.declaredMime),
       original_name: cleanOriginalName(input.originalName),
+      attempts: 0,
+      progress_stage: null,
+      progress_percent: null,
       created_at: at,
       updated_at: at,
     };

@@ -80,7 +80,7 @@ export function toMediaJson(row: MediaRow, parts: ViewParts): MediaJson {
         url: variant.url,
       })),
     originalUrl: parts.originalUrl,
-    progress: null,
+    progress: row.progress_stage === null ? null : { stage: row.progress_stage, percent: Number(row.progress_percent ?? 0) },
     owner: { id: row.owner_id, username: parts.username },
     createdAt: new Date(Number(row.created_at)).toISOString(),
     updatedAt: new Date(Number(row.updated_at)).toISOString(),

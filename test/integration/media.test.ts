@@ -381,7 +381,8 @@ describe("media catalogue, embedded", () => {
   }
 
   beforeAll(async () => {
-    node = await startNode(GENEROUS_LIMITS);
+    // The catalogue on its own: no processing worker changes the items under test.
+    node = await startNode({ ...GENEROUS_LIMITS, SERVICES: "api,users,media,site" });
     admin = await signUpAdmin(node);
     urlsWork = await deliveryWorks(node);
     if (!urlsWork) console.warn("media.test: signed URLs cannot be fetched on this node yet; URL-fetching assertions are skipped");

@@ -69,8 +69,8 @@ async function multipart(target: RunningNode, token: string, bytes: Buffer, file
 }
 
 beforeAll(async () => {
-  // Every test signs up a fresh account from the same address.
-  const registrations = { RATE_REGISTRATIONS_PER_IP_PER_HOUR: "1000" };
+  // Every test signs up a fresh account from the same address; no processing worker runs, so items stay as uploaded.
+  const registrations = { RATE_REGISTRATIONS_PER_IP_PER_HOUR: "1000", SERVICES: "api,users,media,site" };
   [node, strictNode] = await Promise.all([
     startNode(registrations),
     startNode({

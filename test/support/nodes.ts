@@ -4,7 +4,7 @@ import path from "node:path";
 import { parseSettings } from "../../config/settings";
 import type { Env, Settings } from "../../config/settings";
 import { createNode } from "../../node";
-import type { ShoalNode } from "../../node";
+import type { NodeOptions, ShoalNode } from "../../node";
 
 export interface RunningNode extends ShoalNode {
   readonly settings: Settings;
@@ -15,10 +15,10 @@ export interface RunningNode extends ShoalNode {
 const running = new Set<RunningNode>();
 
 /** Starts a real node in this process with the given environment (embedded unless SHOAL_MODE says otherwise). */
-export async function startNode(env: Env, options: { waitForStart?: boolean } = {}): Promise<RunningNode> {
+export async function startNode(env: Env, options: { waitForStart?: boolean } & NodeOptions = {}): Promise<RunningNode> {
   const dataDir = env.SHOAL_DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), "shoal-node-"));
   const settings = parseSettings({ PORT: "0", LOG_LEVEL: "error", ...env, SHOAL_DATA_DIR: dataDir });
-  const node = createNode(settings);
+  const node = createNode(settings, { processors: options.processors });
   const starting = node.start();
   const handle: RunningNode = {
     settings,

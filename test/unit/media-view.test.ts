@@ -20,6 +20,9 @@ const ROW: MediaRow = {
   placeholder: null,
   declared_mime: "image/png",
   original_name: "secret-name.png",
+  attempts: 0,
+  progress_stage: null,
+  progress_percent: null,
   created_at: Date.UTC(2026, 0, 2, 3, 4, 5, 6),
   updated_at: Date.UTC(2026, 0, 2, 3, 4, 5, 7),
 };
@@ -70,6 +73,7 @@ describe("MediaJSON", () => {
       width,
       height: width / 2,
       bytes: width * 10,
+      duration_seconds: null,
       created_at: 1,
       url: `/files/${name}`,
     });

@@ -1,3 +1,4 @@
+import os from "node:os";
 import path from "node:path";
 import type { Env, Settings } from "../../config/settings";
 import { parseSettings, SettingsError } from "../../config/settings";
@@ -47,7 +48,7 @@ describe("parseSettings: embedded mode (no environment)", () => {
       nodeId: undefined,
       port: 3000,
       logLevel: "info",
-      services: ["api", "users", "media", "site"],
+      services: ["api", "users", "media", "site", "processing"],
       dataDir: DATA,
       databases: {
         membership: { kind: "sqlite", file: path.join(DATA, "membership.sqlite") },
@@ -77,6 +78,14 @@ describe("parseSettings: embedded mode (no environment)", () => {
         dir: path.join(DATA, "uploads"),
       },
       delivery: { signedUrlTtlSeconds: 900, publicBaseUrl: undefined },
+      jobs: {
+        concurrency: os.availableParallelism(),
+        maxAttempts: 5,
+        retryBaseDelayMs: 2000,
+        retryMaxDelayMs: 20_000,
+        deadlineSeconds: 600,
+        reconcileIntervalSeconds: 60,
+      },
       rateLimits: {
         loginFailuresPerAccountPerHour: 10,
         loginFailuresPerIpPerHour: 100,
@@ -131,7 +140,7 @@ describe("parseSettings: embedded mode (no environment)", () => {
     const settings = parseSettings({ PORT: "", LOG_LEVEL: "   ", SERVICES: "", NODE_ID: " node-a " }, CWD);
     expect(settings.port).toBe(3000);
     expect(settings.logLevel).toBe("info");
-    expect(settings.services).toEqual(["api", "users", "media", "site"]);
+    expect(settings.services).toEqual(["api", "users", "media", "site", "processing"]);
     expect(settings.nodeId).toBe("node-a");
     expect(parseSettings({ PORT: " 8080 " }, CWD).port).toBe(8080);
   });
@@ -187,7 +196,7 @@ describe("parseSettings: SERVICES", () => {
   it("rejects an unknown service, naming it and the known ones", () => {
     const error = settingsError({ SERVICES: "api,uploads" });
     expectOneLineNaming(error, "SERVICES");
-    expect(error.message).toBe('SERVICES: unknown service "uploads" (known: api, users, media, site)');
+    expect(error.message).toBe('SERVICES: unknown service "uploads" (known: api, users, media, site, processing)');
   });
 });
 
@@ -439,6 +448,6 @@ describe("parseSettings: the result is deeply frozen", () => {
     }).toThrow(TypeError);
     expect(settings.port).toBe(3000);
     expect(settings.cache.ttlSeconds).toBe(60);
-    expect(settings.services).toHaveLength(4);
+    expect(settings.services).toHaveLength(5);
   });
 });

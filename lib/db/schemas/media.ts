@@ -19,6 +19,11 @@ export interface MediaTable {
   /** What the client said the file was (type, name): recorded for support, never trusted. */
   declared_mime: string | null;
   original_name: string | null;
+  /** Processing attempts made so far (bounded by JOB_MAX_ATTEMPTS). */
+  attempts: number;
+  /** Latest progress reported by a worker; null until one reports. */
+  progress_stage: string | null;
+  progress_percent: number | null;
   created_at: number;
   updated_at: number;
 }
@@ -31,6 +36,7 @@ export interface VariantsTable {
   width: number | null;
   height: number | null;
   bytes: number;
+  duration_seconds: number | null;
   created_at: number;
 }
 

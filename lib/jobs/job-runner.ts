@@ -1,0 +1,133 @@
+import { retryDelayMs } from "./backoff";
+import type { BackoffOptions } from "./backoff";
+import type { ClaimDecision, FailureReason } from "./job-state";
+import { isFailureReason } from "./job-state";
+import type { JobMessage, ProcessingJob, ProcessingResult, ProcessorContext, ProcessorRegistry } from "./processor";
+import type { ProgressStage } from "./progress-throttle";
+
+/** The row as the claim returns it. */
+export interface ClaimedRow {
+  readonly ownerId: string;
+  readonly kind: ProcessingJob["kind"];
+  readonly mime: string;
+  readonly originalKey: string;
+}
+
+/** Everything the runner does to the outside world; the worker service binds these to broker calls. */
+export interface JobPorts {
+  /** Applies decideClaim on the primary; undefined when the item no longer exists. */
+  claim(mediaId: string): Promise<{ decision: ClaimDecision; row: ClaimedRow } | undefined>;
+  complete(mediaId: string, result: ProcessingResult): Promise<void>;
+  fail(mediaId: string, reason: FailureReason, detail: string): Promise<void>;
+  /** Puts a failed attempt back to `uploaded` (touching it, so the reconciler waits a deadline). */
+  release(mediaId: string): Promise<void>;
+  /** Publishes the job again (a retry after its delay). */
+  republish(message: JobMessage): Promise<void>;
+  deadLetter(message: JobMessage, reason: FailureReason, detail: string): Promise<void>;
+  /** Marks a sign of life on a running job, so that no one takes it over as stale. */
+  heartbeat(mediaId: string): Promise<void>;
+  progress(mediaId: string, ownerId: string, stage: ProgressStage, percent: number): void;
+  /** A fresh context for one run; `cleanup` removes its temporary files. */
+  openContext(job: ProcessingJob, report: (stage: ProgressStage, percent: number) => void): Promise<{ context: ProcessorContext; cleanup(): Promise<void> }>;
+  sleep(ms: number): Promise<void>;
+  log(level: "info" | "warn" | "error", message: string): void;
+}
+
+export interface RunnerOptions extends BackoffOptions {
+  readonly maxAttempts: number;
+  readonly heartbeatMs: number;
+}
+
+export type JobOutcome = "ready" | "failed" | "retry" | "skipped" | "no_processor" | "gone";
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Runs one job message, idempotently: the row decides (finished → skip; someone alive on
+ * it → skip; attempts used up → fail). Failures are recorded on the row; a transient one is
+ * retried after a growing delay by republishing, which works the same on every channel
+ * adapter (the in-memory one has no redelivery, and JetStream's is immediate). The message
+ * is held during that delay, so a node dying meanwhile leaves it to redelivery or to the
+ * reconciler. Throws only when the row itself could not be updated (database down): the
+ * adapter then redelivers, after the delay waited here.
+ */
+export async function runJob(message: JobMessage, processors: ProcessorRegistry, ports: JobPorts, options: RunnerOptions): Promise<JobOutcome> {
+  const processor = processors[message.kind as ProcessingJob["kind"]];
+  // No processor here: leave the row `uploaded`, untouched, for when one is deployed.
+  if (!processor) return "no_processor";
+
+  let claimed: Awaited<ReturnType<JobPorts["claim"]>>;
+  try {
+    claimed = await ports.claim(message.id);
+  } catch (error) {
+    await ports.sleep(retryDelayMs(1, options));
+    throw error;
+  }
+  if (!claimed) return "gone";
+  const { decision, row } = claimed;
+  if (decision.action === "skip") return "skipped";
+  if (decision.action === "exhaust") {
+    const detail = `gave up after ${decision.attempts} attempts`;
+    await ports.fail(message.id, "processing_error", detail);
+    await ports.deadLetter(message, "processing_error", detail);
+    ports.progress(message.id, row.ownerId, "failed", 100);
+    return "failed";
+  }
+
+  const job: ProcessingJob = {
+    mediaId: message.id,
+    ownerId: row.ownerId,
+    kind: row.kind,
+    mime: row.mime,
+    originalKey: row.originalKey,
+    attempt: decision.attempt,
+  };
+  ports.progress(job.mediaId, job.ownerId, "processing", 0);
+  const heartbeat = setInterval(() => void ports.heartbeat(job.mediaId).catch(() => undefined), options.heartbeatMs);
+  heartbeat.unref();
+  let result: ProcessingResult;
+  try {
+    const { context, cleanup } = await ports.openContext(job, (stage, percent) => ports.progress(job.mediaId, job.ownerId, stage, percent));
+    try {
+      result = await processor(job, context);
+    } finally {
+      await cleanup().catch((error: unknown) => ports.log("warn", `could not clean up after ${job.mediaId}: ${describe(error)}`));
+    }
+  } catch (error) {
+    clearInterval(heartbeat);
+    return afterFailure(message, job, error, ports, options);
+  }
+  clearInterval(heartbeat);
+  ports.progress(job.mediaId, job.ownerId, "storing", 100);
+  await ports.complete(job.mediaId, result);
+  ports.progress(job.mediaId, job.ownerId, "ready", 100);
+  return "ready";
+}
+
+async function afterFailure(message: JobMessage, job: ProcessingJob, error: unknown, ports: JobPorts, options: RunnerOptions): Promise<JobOutcome> {
+  const failure = error as { permanent?: unknown; reason?: unknown };
+  const reason: FailureReason = isFailureReason(failure.reason) ? failure.reason : "processing_error";
+  const detail = describe(error);
+  if (failure.permanent === true) {
+    ports.log("info", `${job.mediaId} failed (${reason}, not retried): ${detail}`);
+    await ports.fail(job.mediaId, reason, detail);
+    ports.progress(job.mediaId, job.ownerId, "failed", 100);
+    return "failed";
+  }
+  if (job.attempt >= options.maxAttempts) {
+    ports.log("warn", `${job.mediaId} failed after ${job.attempt} attempts (${reason}): ${detail}`);
+    await ports.fail(job.mediaId, reason, detail);
+    await ports.deadLetter(message, reason, detail);
+    ports.progress(job.mediaId, job.ownerId, "failed", 100);
+    return "failed";
+  }
+  const delay = retryDelayMs(job.attempt, options);
+  ports.log("warn", `${job.mediaId} attempt ${job.attempt} failed (${reason}), retrying in ${delay} ms: ${detail}`);
+  await ports.release(job.mediaId);
+  ports.progress(job.mediaId, job.ownerId, "queued", 0);
+  await ports.sleep(delay);
+  await ports.republish(message);
+  return "retry";
+}

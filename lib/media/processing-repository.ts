@@ -1,0 +1,129 @@
+import type { Database } from "../db/database";
+import type { MediaDatabase } from "../db/schemas/media";
+import { canTransition, decideClaim } from "../jobs/job-state";
+import type { ClaimDecision, FailureReason } from "../jobs/job-state";
+import type { StuckCandidate } from "../jobs/reconcile";
+import type { MediaRow, VariantRow } from "./media-view";
+
+export interface ClaimOutcome {
+  readonly decision: ClaimDecision;
+  readonly row: MediaRow;
+}
+
+export interface Finish {
+  readonly width?: number | null;
+  readonly height?: number | null;
+  readonly durationSeconds?: number | null;
+  readonly placeholder?: string | null;
+}
+
+/** SQL of the processing state machine (uploaded → processing → ready | failed); the rules are lib/jobs/job-state.ts. */
+export class ProcessingRepository {
+  constructor(private readonly db: Database<MediaDatabase>) {}
+
+  /**
+   * Decides and records the claim in one transaction on the primary, with the row locked
+   * (the no-op UPDATE takes the lock on MariaDB/MySQL), so that two workers holding the same
+   * redelivered message cannot both start it.
+   */
+  claim(id: string, now: number, options: { maxAttempts: number; staleAfterMs: number; force?: boolean }): Promise<ClaimOutcome | undefined> {
+    return this.db.write(async (trx) => {
+      await trx.updateTable("media").set((eb) => ({ updated_at: eb.ref("updated_at") })).where("id", "=", id).execute();
+      const row = await trx.selectFrom("media").selectAll().where("id", "=", id).executeTakeFirst();
+      if (!row) return undefined;
+      const decision = decideClaim({ status: row.status, attempts: Number(row.attempts), updatedAt: Number(row.updated_at) }, now, options);
+      if (decision.action !== "start") return { decision, row };
+      const changes = {
+        status: "processing" as const,
+        reason: null,
+        attempts: decision.attempt,
+        progress_stage: "processing",
+        progress_percent: 0,
+        updated_at: now,
+      };
+      await trx.updateTable("media").set(changes).where("id", "=", id).execute();
+      return { decision, row: { ...row, ...changes } };
+    });
+  }
+
+  /** Applies a transition when the state machine allows it from the row's current status; returns the row after, or undefined. */
+  private transition(id: string, to: MediaRow["status"], changes: Partial<MediaRow>, now: number): Promise<MediaRow | undefined> {
+    return this.db.write(async (trx) => {
+      const row = await trx.selectFrom("media").selectAll().where("id", "=", id).executeTakeFirst();
+      if (!row || !canTransition(row.status, to)) return undefined;
+      const all = { ...changes, status: to, updated_at: now };
+      await trx.updateTable("media").set(all).where("id", "=", id).where("status", "=", row.status).execute();
+      return { ...row, ...all };
+    });
+  }
+
+  complete(id: string, finish: Finish, now: number): Promise<MediaRow | undefined> {
+    return this.transition(
+      id,
+      "ready",
+      {
+        reason: null,
+        width: finish.width ?? null,
+        height: finish.height ?? null,
+        duration_seconds: finish.durationSeconds ?? null,
+        placeholder: finish.placeholder ?? null,
+        progress_stage: "ready",
+        progress_percent: 100,
+      },
+      now,
+    );
+  }
+
+  fail(id: string, reason: FailureReason, now: number): Promise<MediaRow | undefined> {
+    return this.transition(id, "failed", { reason, progress_stage: "failed", progress_percent: 100 }, now);
+  }
+
+  /** A failed attempt goes back to the queue. */
+  release(id: string, now: number): Promise<MediaRow | undefined> {
+    return this.transition(id, "uploaded", { progress_stage: "queued", progress_percent: 0 }, now);
+  }
+
+  /** Progress and sign of life of a running job; only while it is `processing`. */
+  async progress(id: string, stage: string | undefined, percent: number | undefined, now: number): Promise<boolean> {
+    const result = await this.db.write((trx) =>
+      trx
+        .updateTable("media")
+        .set({ updated_at: now, ...(stage !== undefined ? { progress_stage: stage, progress_percent: percent ?? 0 } : {}) })
+        .where("id", "=", id)
+        .where("status", "=", "processing")
+        .executeTakeFirst(),
+    );
+    return result.numUpdatedRows > 0n;
+  }
+
+  /** Records a variant, replacing the one of the same name (a rerun overwrites, never duplicates). */
+  async saveVariant(variant: VariantRow): Promise<void> {
+    await this.db.write(async (trx) => {
+      await trx.deleteFrom("variants").where("media_id", "=", variant.media_id).where("name", "=", variant.name).execute();
+      await trx.insertInto("variants").values(variant).execute();
+    });
+  }
+
+  /** Rows in `uploaded` or `processing` not touched since `before`, oldest first (uses media_status_updated). */
+  async stuck(before: number, limit: number): Promise<StuckCandidate[]> {
+    const rows = await this.db.readLatest((db) =>
+      db
+        .selectFrom("media")
+        .select(["id", "owner_id", "kind", "status", "updated_at"])
+        .where("status", "in", ["uploaded", "processing"])
+        .where("updated_at", "<", before)
+        .orderBy("updated_at", "asc")
+        .limit(limit)
+        .execute(),
+    );
+    return rows.map((row) => ({ id: row.id, ownerId: row.owner_id, kind: row.kind, status: row.status, updatedAt: Number(row.updated_at) }));
+  }
+
+  /** Marks re-enqueued rows as nudged now, so the next round waits a whole deadline before nudging them again. */
+  async touchQueued(ids: readonly string[], now: number): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db.write((trx) =>
+      trx.updateTable("media").set({ updated_at: now }).where("id", "in", [...ids]).where("status", "in", ["uploaded", "processing"]).execute(),
+    );
+  }
+}

@@ -1,0 +1,199 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { pipeline } from "node:stream/promises";
+import type { Context, Service, ServiceSchema } from "moleculer";
+import { runJob } from "../lib/jobs/job-runner";
+import type { ClaimedRow, JobPorts } from "../lib/jobs/job-runner";
+import type { ClaimDecision } from "../lib/jobs/job-state";
+import { MemoryLeaseLock, RedisLeaseLock } from "../lib/jobs/lease-lock";
+import type { LeaseLock } from "../lib/jobs/lease-lock";
+import type { JobMessage, ProcessorRegistry } from "../lib/jobs/processor";
+import { ProgressThrottle } from "../lib/jobs/progress-throttle";
+import { OnceLog, planReconcile } from "../lib/jobs/reconcile";
+import type { StuckCandidate } from "../lib/jobs/reconcile";
+import type { Runtime } from "../lib/runtime";
+import { variantKey } from "../lib/storage/object-keys";
+import { PROGRESS_EVENT } from "../lib/realtime/progress-hub";
+import { MEDIA_JOBS_CHANNEL } from "./media.service";
+
+/** Pushed to the gateways (balanced: one api node relays it, through the socket.io Redis adapter in cluster). */
+
+export const MEDIA_DEAD_LETTER_CHANNEL = `${MEDIA_JOBS_CHANNEL}.dead`;
+/** At most this often per item (4 per second), plus every change of stage. */
+const PROGRESS_INTERVAL_MS = 250;
+const RECONCILE_BATCH = 500;
+
+interface SendToChannel {
+  sendToChannel(channel: string, payload: unknown, options?: Record<string, unknown>): Promise<void>;
+}
+
+/**
+ * The processing worker: takes job messages, runs the processor of the item's kind, records
+ * the outcome through the media service (which owns the state machine), and reconciles items
+ * whose message was lost. Which processors run here is decided by node.ts.
+ */
+export function processingService(runtime: Runtime, processors: ProcessorRegistry): ServiceSchema {
+  const { settings } = runtime;
+  const jobs = settings.jobs;
+  const kinds = new Set(Object.keys(processors));
+  const throttle = new ProgressThrottle(PROGRESS_INTERVAL_MS);
+  const onceLog = new OnceLog();
+  const lock: LeaseLock = runtime.redis ? new RedisLeaseLock(runtime.redis, "shoal:lock:reconciler") : new MemoryLeaseLock();
+  const stopping = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+
+  function portsFor(service: Service): JobPorts {
+    const broker = service.broker;
+    const call = <T>(action: string, params: object) => broker.call<T, object>(action, params);
+    return {
+      async claim(mediaId) {
+        const answer = await call<{ decision: ClaimDecision; row: ClaimedRow } | null>("media.claimProcessing", { id: mediaId });
+        return answer ?? undefined;
+      },
+      async complete(mediaId, result) {
+        await call("media.completeProcessing", { id: mediaId, ...result });
+      },
+      async fail(mediaId, reason, detail) {
+        service.logger.info(`media ${mediaId} failed: ${reason} (${detail})`);
+        await call("media.failProcessing", { id: mediaId, reason });
+      },
+      async release(mediaId) {
+        await call("media.releaseProcessing", { id: mediaId });
+      },
+      async republish(message) {
+        await (broker as unknown as SendToChannel).sendToChannel(MEDIA_JOBS_CHANNEL, message);
+      },
+      async deadLetter(message, reason, detail) {
+        await (broker as unknown as SendToChannel)
+          .sendToChannel(MEDIA_DEAD_LETTER_CHANNEL, { ...message, reason, detail, at: new Date().toISOString() })
+          .catch((error: Error) => service.logger.error(`could not dead-letter ${message.id}: ${error.message}`));
+      },
+      async heartbeat(mediaId) {
+        await call("media.reportProgress", { id: mediaId });
+      },
+      progress(mediaId, ownerId, stage, percent) {
+        if (!throttle.admit({ mediaId, stage, percent })) return;
+        const rounded = Math.round(Math.max(0, Math.min(100, percent)));
+        void broker.emit(PROGRESS_EVENT, { mediaId, ownerId, stage, percent: rounded });
+        if (stage === "processing" || stage === "storing") {
+          call("media.reportProgress", { id: mediaId, stage, percent: rounded }).catch(() => undefined);
+        }
+        if (stage === "ready" || stage === "failed") throttle.forget(mediaId);
+      },
+      async openContext(job, report) {
+        const workDir = await fs.promises.mkdtemp(path.join(os.tmpdir(), "shoal-job-"));
+        let original: Promise<string> | undefined;
+        return {
+          context: {
+            workDir,
+            signal: stopping.signal,
+            reportProgress: report,
+            downloadOriginal() {
+              original ??= (async () => {
+                const target = path.join(workDir, "original");
+                const stored = await runtime.storage.get(job.originalKey);
+                await pipeline(stored.body, fs.createWriteStream(target, { flags: "wx" }));
+                return target;
+              })();
+              return original;
+            },
+            async saveVariant(variant) {
+              const key = variantKey(job.mediaId, variant.name, variant.extension);
+              const info = await runtime.storage.put(key, fs.createReadStream(variant.path), variant.mime);
+              await call("media.saveVariant", {
+                id: job.mediaId,
+                name: variant.name,
+                objectKey: key,
+                mime: variant.mime,
+                width: variant.width ?? null,
+                height: variant.height ?? null,
+                durationSeconds: variant.durationSeconds ?? null,
+                bytes: info.bytes,
+              });
+            },
+          },
+          cleanup: () => fs.promises.rm(workDir, { recursive: true, force: true }),
+        };
+      },
+      sleep: (ms) =>
+        new Promise((resolve) => {
+          const wait = setTimeout(resolve, ms);
+          stopping.signal.addEventListener("abort", () => {
+            clearTimeout(wait);
+            resolve();
+          });
+        }),
+      log: (level, message) => service.logger[level](message),
+    };
+  }
+
+  /** One round: under the lock, re-enqueue what is stuck past the deadline. Returns how many were re-enqueued. */
+  async function reconcile(service: Service): Promise<number> {
+    const leaseMs = Math.max(30_000, jobs.reconcileIntervalSeconds * 1000);
+    const release = await lock.tryAcquire(leaseMs);
+    if (!release) return 0;
+    try {
+      const now = Date.now();
+      const deadlineMs = jobs.deadlineSeconds * 1000;
+      const { items } = await service.broker.call<{ items: StuckCandidate[] }, object>("media.stuck", { before: now - deadlineMs, limit: RECONCILE_BATCH });
+      const plan = planReconcile(items, now, { deadlineMs, kinds });
+      for (const [kind, count] of plan.waiting) {
+        if (onceLog.first(kind)) service.logger.info(`${count}+ ${kind} item(s) wait in 'uploaded': no processor for ${kind} on this node`);
+      }
+      if (plan.requeue.length === 0) return 0;
+      await service.broker.call("media.touchQueued", { ids: plan.requeue.map((row) => row.id) });
+      for (const row of plan.requeue) {
+        await (service.broker as unknown as SendToChannel).sendToChannel(MEDIA_JOBS_CHANNEL, { id: row.id, ownerId: row.ownerId, kind: row.kind });
+      }
+      service.logger.info(`reconciler re-enqueued ${plan.requeue.length} stuck item(s)`);
+      return plan.requeue.length;
+    } finally {
+      await release().catch(() => undefined);
+    }
+  }
+
+  return {
+    name: "processing",
+    dependencies: ["media"],
+    channels: {
+      [MEDIA_JOBS_CHANNEL]: {
+        group: "processing",
+        maxInFlight: jobs.concurrency,
+        // JetStream only: a handler that keeps throwing (the database down) is dead-lettered after this many deliveries.
+        maxRetries: jobs.maxAttempts * 2,
+        deadLettering: { enabled: settings.transporter.kind === "nats", queueName: MEDIA_DEAD_LETTER_CHANNEL },
+        async handler(this: Service, message: JobMessage) {
+          const outcome = await runJob(message, processors, portsFor(this), {
+            maxAttempts: jobs.maxAttempts,
+            baseDelayMs: jobs.retryBaseDelayMs,
+            maxDelayMs: jobs.retryMaxDelayMs,
+            heartbeatMs: Math.max(1000, (jobs.deadlineSeconds * 1000) / 4),
+          });
+          if (outcome === "no_processor" && onceLog.first(message.kind)) {
+            this.logger.info(`no processor for ${message.kind} on this node: ${message.id} stays 'uploaded'`);
+          }
+        },
+      },
+    },
+    actions: {
+      /** Runs a reconciler round now (REPL, tests); answers how many items were re-enqueued. */
+      reconcile: {
+        visibility: "public",
+        async handler(this: Service, _ctx: Context) {
+          return { requeued: await reconcile(this) };
+        },
+      },
+    },
+    started(this: Service) {
+      const round = () => reconcile(this).catch((error: Error) => this.logger.warn(`reconciler round failed: ${error.message}`));
+      void round();
+      timer = setInterval(round, jobs.reconcileIntervalSeconds * 1000);
+      timer.unref();
+    },
+    stopped() {
+      clearInterval(timer);
+      stopping.abort();
+    },
+  };
+}

@@ -1,0 +1,111 @@
+import sharp from "sharp";
+import { HttpClient } from "../support/http-client";
+import { eventually, startNode, stopAllNodes } from "../support/nodes";
+import type { RunningNode } from "../support/nodes";
+import { fixture } from "../support/uploads";
+
+interface Variant {
+  name: string;
+  mime: string;
+  width: number;
+  height: number;
+  url: string;
+}
+
+interface Media {
+  id: string;
+  status: string;
+  reason: string | null;
+  width: number | null;
+  height: number | null;
+  placeholder: string | null;
+  durationSeconds: number | null;
+  variants: Variant[];
+}
+
+let node: RunningNode;
+let client: HttpClient;
+let token: string;
+
+async function upload(file: string, name: string): Promise<Media> {
+  const form = new FormData();
+  form.append("file", new Blob([fixture(file)]), name);
+  const response = await fetch(`${node.baseUrl}/api/media`, { method: "POST", headers: { Authorization: `Bearer ${token}` }, body: form });
+  expect(response.status).toBe(201);
+  return ((await response.json()) as { media: Media }).media;
+}
+
+async function settled(id: string): Promise<Media> {
+  const answer = await eventually(
+    () => client.get<{ media: Media }>(`/api/media/${id}`, { bearer: token }),
+    (response) => response.body.media.status === "ready" || response.body.media.status === "failed",
+    60_000,
+  );
+  return answer.body.media;
+}
+
+beforeAll(async () => {
+  node = await startNode({});
+  client = new HttpClient(node.baseUrl, { origin: node.settings.publicUrl });
+  const signedUp = await client.post<{ token: string }>("/api/auth/register", {
+    username: "photographer",
+    email: "photographer@example.test",
+    password: "a long enough passphrase",
+  });
+  token = signedUp.body.token;
+});
+
+afterAll(() => stopAllNodes());
+
+test("an uploaded phone photo becomes ready with upright, metadata-free variants and a placeholder", async () => {
+  const media = await settled((await upload("exif_jpeg/orientation_6.jpg", "phone.jpg")).id);
+  expect(media).toMatchObject({ status: "ready", reason: null, width: 1800, height: 1200, placeholder: expect.any(String) });
+  expect(media.variants.map((variant) => variant.name).sort()).toEqual(["display", "display-jpeg", "thumb"]);
+  for (const variant of media.variants) {
+    const response = await fetch(new URL(variant.url, node.baseUrl));
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe(variant.mime);
+    const metadata = await sharp(Buffer.from(await response.arrayBuffer())).metadata();
+    expect(metadata.width).toBeGreaterThan(metadata.height!);
+    expect(metadata.exif).toBeUndefined();
+  }
+  const thumb = media.variants.find((variant) => variant.name === "thumb")!;
+  expect(Math.max(thumb.width, thumb.height)).toBeLessThanOrEqual(320);
+});
+
+test("a truncated JPEG fails with a reason the owner can read, and is not retried", async () => {
+  const media = await settled((await upload("hostile_images/truncated_10000b.jpg", "cut.jpg")).id);
+  expect(media).toMatchObject({ status: "failed", reason: "corrupt", variants: [] });
+});
+
+test("a HEIC photo this build cannot decode fails cleanly as unsupported_format", async () => {
+  const media = await settled((await upload("image_formats/heic_iphone7.heic", "iphone.heic")).id);
+  expect(media).toMatchObject({ status: "failed", reason: "unsupported_format" });
+});
+
+test("an uploaded 1080p video becomes ready with 720p and 360p H.264 renditions and a poster", async () => {
+  const media = await settled((await upload("video/mp4_h264_aac51_1080p60.mp4", "clip.mp4")).id);
+  expect(media).toMatchObject({ status: "ready", width: 1920, height: 1080 });
+  expect(media.variants.map((variant) => variant.name).sort()).toEqual(["360p", "720p", "poster"]);
+  const rendition = media.variants.find((variant) => variant.name === "720p")!;
+  expect(rendition).toMatchObject({ mime: "video/mp4", width: 1280, height: 720 });
+  const response = await fetch(new URL(rendition.url, node.baseUrl), { headers: { Range: "bytes=0-99" } });
+  expect(response.status).toBe(206);
+}, 120_000);
+
+test("a small WebM without sound is not upscaled: one rendition at its own size", async () => {
+  const media = await settled((await upload("video/webm_vp9_bbb_10s.webm", "small.webm")).id);
+  expect(media).toMatchObject({ status: "ready", width: 320, height: 180 });
+  expect(media.variants.find((variant) => variant.name === "360p")).toMatchObject({ width: 320, height: 180 });
+}, 120_000);
+
+test("an uploaded MP3 becomes ready with AAC audio, waveform peaks and its cover art", async () => {
+  const media = await settled((await upload("audio/mp3_id3v24_cover.mp3", "song.mp3")).id);
+  expect(media.status).toBe("ready");
+  expect(media.variants.map((variant) => variant.name).sort()).toEqual(["audio", "cover", "waveform"]);
+  const waveform = media.variants.find((variant) => variant.name === "waveform")!;
+  const document = (await (await fetch(new URL(waveform.url, node.baseUrl))).json()) as { peaks: number[] };
+  expect(document.peaks).toHaveLength(800);
+  expect(document.peaks.every((peak) => peak >= 0 && peak <= 1)).toBe(true);
+  expect(media.durationSeconds).toBeCloseTo(1.07, 1);
+}, 120_000);

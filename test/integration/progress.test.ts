@@ -1,0 +1,109 @@
+import type { Socket } from "socket.io-client";
+import { io } from "socket.io-client";
+import type { Processor } from "../../lib/jobs/processor";
+import { HttpClient } from "../support/http-client";
+import { eventually, startNode, stopAllNodes } from "../support/nodes";
+import type { RunningNode } from "../support/nodes";
+import { fixture } from "../support/uploads";
+
+interface Progress {
+  mediaId: string;
+  stage: string;
+  percent: number;
+}
+
+/** Reports a few steps of progress, slowly enough to be watched, and stores nothing: it tests delivery, not processing. */
+const steppingProcessor: Processor = async (_job, context) => {
+  for (const percent of [20, 50, 80]) {
+    context.reportProgress("processing", percent);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  return { width: 2048, height: 1536 };
+};
+
+let node: RunningNode;
+const sockets: Socket[] = [];
+
+async function signUp(name: string): Promise<{ token: string; client: HttpClient }> {
+  const client = new HttpClient(node.baseUrl, { origin: node.settings.publicUrl });
+  const answer = await client.post<{ token: string }>("/api/auth/register", {
+    username: name,
+    email: `${name}@example.test`,
+    password: "a long enough passphrase",
+  });
+  expect(answer.status).toBe(201);
+  return { token: answer.body.token, client };
+}
+
+function connect(auth: Record<string, string>): Socket {
+  const socket = io(node.baseUrl, { path: "/socket.io", auth, transports: ["websocket"], reconnection: false, forceNew: true });
+  sockets.push(socket);
+  return socket;
+}
+
+function connected(socket: Socket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.once("connect", () => resolve());
+    socket.once("connect_error", reject);
+  });
+}
+
+beforeAll(async () => {
+  node = await startNode({ RATE_REGISTRATIONS_PER_IP_PER_HOUR: "100" }, { processors: { image: steppingProcessor } });
+});
+
+afterAll(async () => {
+  for (const socket of sockets) socket.disconnect();
+  await stopAllNodes();
+});
+
+test("the owner watches processing progress live over socket.io; another user sees nothing of it", async () => {
+  const owner = await signUp("watcher");
+  const stranger = await signUp("stranger");
+  const ownerSocket = connect({ token: owner.token });
+  const strangerSocket = connect({ token: stranger.token });
+  await Promise.all([connected(ownerSocket), connected(strangerSocket)]);
+  const seenByOwner: Progress[] = [];
+  const seenByStranger: Progress[] = [];
+  ownerSocket.on("media.progress", (update: Progress) => seenByOwner.push(update));
+  strangerSocket.on("media.progress", (update: Progress) => seenByStranger.push(update));
+
+  const form = new FormData();
+  form.append("file", new Blob([fixture("image_formats/png_rgba_alpha.png")], { type: "image/png" }), "alpha.png");
+  const uploaded = await fetch(`${node.baseUrl}/api/media`, { method: "POST", headers: { Authorization: `Bearer ${owner.token}` }, body: form });
+  expect(uploaded.status).toBe(201);
+  const { media } = (await uploaded.json()) as { media: { id: string } };
+
+  const updates = await eventually(
+    async () => seenByOwner.filter((update) => update.mediaId === media.id),
+    (mine) => mine.some((update) => update.stage === "ready"),
+  );
+  const percents = updates.filter((update) => update.stage === "processing").map((update) => update.percent);
+  expect(percents).toEqual(expect.arrayContaining([50]));
+  expect(percents).toEqual([...percents].sort((a, b) => a - b));
+  expect(seenByStranger).toEqual([]);
+
+  const item = await owner.client.get<{ media: { status: string; width: number } }>(`/api/media/${media.id}`, { bearer: owner.token });
+  expect(item.body.media).toMatchObject({ status: "ready", width: 2048 });
+});
+
+test.each([
+  ["no credentials", {}],
+  ["a made-up token", { token: "x".repeat(43) }],
+])("a socket with %s is refused", async (_what, auth) => {
+  const socket = connect(auth);
+  await expect(connected(socket)).rejects.toThrow(/unauthenticated/);
+});
+
+test("a socket from another site's page is refused even with a valid session cookie", async () => {
+  const { token } = await signUp("cookie-holder");
+  const socket = io(node.baseUrl, {
+    path: "/socket.io",
+    transports: ["polling"],
+    reconnection: false,
+    forceNew: true,
+    extraHeaders: { Origin: "https://evil.example", Cookie: `shoal_session=${token}` },
+  });
+  sockets.push(socket);
+  await expect(connected(socket)).rejects.toThrow();
+});
