@@ -55,4 +55,17 @@ export const replCommands = [
       await userCreateFromRepl(broker, args);
     },
   },
+  {
+    command: "reprocess <mediaId>",
+    description: "Process a media item again (its variants are rebuilt and replaced)",
+    async action(broker: ServiceBroker, args: { readonly [name: string]: unknown }) {
+      // The operator acts as an admin; the action applies the same rules as the admin route.
+      const { media } = await broker.call<{ media: { id: string; status: string } }, { id: string }>(
+        "media.reprocess",
+        { id: String(args.mediaId) },
+        { meta: { user: { id: "operator", role: "admin", username: "operator" } } },
+      );
+      console.log(`${media.id} is ${media.status} again and queued for processing`);
+    },
+  },
 ];

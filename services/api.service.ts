@@ -52,6 +52,7 @@ export const API_ALIASES: Readonly<Record<string, string>> = {
   "PATCH media/:id": "media.update",
   "DELETE media/:id": "media.delete",
   "GET uploads/:id/media": "api.uploadResult",
+  "POST admin/media/:id/reprocess": "media.reprocess",
   "GET openapi.json": "api.openapi",
 };
 
@@ -297,8 +298,20 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
       /** Processing progress from any worker: pushed to the owner's sockets, on whichever api node they are connected. */
       [PROGRESS_EVENT]: {
         params: { mediaId: "string", ownerId: "string", stage: "string", percent: "number" },
-        handler(ctx: Context<ProgressUpdate>) {
-          progressHub?.publish(ctx.params);
+        async handler(ctx: Context<ProgressUpdate>) {
+          const hub = progressHub;
+          if (!hub) return;
+          hub.publish(ctx.params);
+          const { stage, mediaId, ownerId } = ctx.params;
+          if (stage !== "ready" && stage !== "failed") return;
+          // As the owner sees it (originalUrl included), from the catalogue.
+          const { media } = await ctx.call<{ media: { reason: string | null } }, { id: string }>(
+            "media.get",
+            { id: mediaId },
+            { meta: { user: { id: ownerId, role: "user", username: "" } } },
+          );
+          if (stage === "ready") hub.ready(ownerId, media);
+          else hub.failed(ownerId, mediaId, media.reason ?? "processing_error");
         },
       },
     },

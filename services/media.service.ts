@@ -23,6 +23,9 @@ import type { FailureReason } from "../lib/jobs/job-state";
 import type { MediaRow } from "../lib/media/media-view";
 import type { MediaEdit } from "../lib/media/media-repository";
 import type { Runtime } from "../lib/runtime";
+import { PROGRESS_EVENT } from "../lib/realtime/progress-hub";
+import { NotFoundError } from "../lib/errors";
+import { authorize } from "../lib/auth/policy";
 import type { ShoalMeta } from "../moleculer.config";
 import { cacheInvalidationMixin, invalidateCache } from "../mixins/cache-invalidation.mixin";
 import { databaseMixin } from "../mixins/database.mixin";
@@ -196,6 +199,7 @@ export function mediaService(runtime: Runtime): ServiceSchema {
             // and processing is idempotent, so a second nudge costs nothing.
             const job = { id: outcome.row.id, ownerId: outcome.row.owner_id, kind: outcome.row.kind };
             await ctx.broker.emit(MEDIA_UPLOADED_EVENT, job);
+            await ctx.broker.emit(PROGRESS_EVENT, { mediaId: job.id, ownerId: job.ownerId, stage: "queued", percent: 0 });
             // The durable nudge for the workers. Should it be lost (publish failed, node died), the
             // reconciler finds the row still `uploaded` past its deadline and publishes it again.
             await (ctx.broker as unknown as SendToChannel).sendToChannel(MEDIA_JOBS_CHANNEL, job).catch((error: Error) => {
@@ -327,6 +331,24 @@ export function mediaService(runtime: Runtime): ServiceSchema {
       },
 
       /** For the reconciler: the rows it just re-enqueued count as nudged now. */
+      /** Admins (and operators through the REPL): process an item again; asking twice does no harm. */
+      reprocess: {
+        params: { $$strict: true, id: mediaId },
+        async handler(ctx: MediaContext<{ id: string }>) {
+          const actor = actorOf(ctx);
+          const current = await catalogue.get(actor, ctx.params.id, hooksFor(ctx));
+          authorize(actor, "reprocess", { kind: "media", ownerId: current.owner.id, visibility: current.visibility }, "media");
+          const job = await processing.resetForReprocessing(ctx.params.id, Date.now());
+          if (!job) throw new NotFoundError("media");
+          const isPublic = current.visibility === "public";
+          await hooksFor(ctx).changed([{ id: job.id, ownerId: job.ownerId, publicBefore: isPublic, publicAfter: isPublic }]);
+          await ctx.broker.emit(PROGRESS_EVENT, { mediaId: job.id, ownerId: job.ownerId, stage: "queued", percent: 0 });
+          await (ctx.broker as unknown as SendToChannel).sendToChannel(MEDIA_JOBS_CHANNEL, job);
+          ctx.meta.$statusCode = 202;
+          return { media: await catalogue.get(actor, ctx.params.id, hooksFor(ctx)) };
+        },
+      },
+
       touchQueued: {
         visibility: "public",
         params: { $$strict: true, ids: { type: "array", items: mediaId, max: 1000 } },

@@ -16,7 +16,7 @@ export type Resource =
   | { readonly kind: "media-collection" }
   | { readonly kind: "audit-log" };
 
-export type Action = "read" | "create" | "update" | "delete" | "download-original";
+export type Action = "read" | "create" | "update" | "delete" | "download-original" | "reprocess";
 
 export type Decision = "allow" | "unauthenticated" | "forbidden" | "not_found";
 
@@ -38,6 +38,7 @@ export function decide(actor: Actor, action: Action, resource: Resource): Decisi
       if (action === "read") return readable ? "allow" : "not_found";
       if (!actor) return readable ? "unauthenticated" : "not_found";
       if (action === "download-original") return owner ? "allow" : readable ? "forbidden" : "not_found";
+      if (action === "reprocess") return isAdmin(actor) ? "allow" : readable ? "forbidden" : "not_found";
       if (action === "update" || action === "delete") return owner || isAdmin(actor) ? "allow" : readable ? "forbidden" : "not_found";
       return readable ? "forbidden" : "not_found";
     }

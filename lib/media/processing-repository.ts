@@ -126,4 +126,22 @@ export class ProcessingRepository {
       trx.updateTable("media").set({ updated_at: now }).where("id", "in", [...ids]).where("status", "in", ["uploaded", "processing"]).execute(),
     );
   }
+
+  /**
+   * Puts a finished item (ready or failed) back in the queue: status uploaded, attempts and
+   * progress cleared. Items already queued or in work are left as they are, so asking twice
+   * does no harm. Undefined when there is no such item.
+   */
+  async resetForReprocessing(id: string, now: number): Promise<{ id: string; ownerId: string; kind: string } | undefined> {
+    return this.db.write(async (trx) => {
+      await trx
+        .updateTable("media")
+        .set({ status: "uploaded", reason: null, attempts: 0, progress_stage: null, progress_percent: null, updated_at: now })
+        .where("id", "=", id)
+        .where("status", "in", ["ready", "failed"])
+        .execute();
+      const row = await trx.selectFrom("media").select(["id", "owner_id", "kind"]).where("id", "=", id).executeTakeFirst();
+      return row && { id: row.id, ownerId: row.owner_id, kind: row.kind };
+    });
+  }
 }

@@ -19,7 +19,11 @@ export interface ProgressHubOptions {
   readonly redis: Redis | undefined;
 }
 
+/** The broker event workers emit; the hub turns it into socket events. */
 export const PROGRESS_EVENT = "media.progress";
+
+/** What the owner's sockets receive (the API contract). */
+export const SOCKET_EVENTS = { progress: "media:progress", ready: "media:ready", failed: "media:failed" } as const;
 
 const roomOf = (userId: string) => `user:${userId}`;
 
@@ -65,11 +69,20 @@ export class ProgressHub {
   }
 
   publish(update: ProgressUpdate): void {
-    this.io.to(roomOf(update.ownerId)).emit(PROGRESS_EVENT, {
+    this.io.to(roomOf(update.ownerId)).emit(SOCKET_EVENTS.progress, {
       mediaId: update.mediaId,
       stage: update.stage,
       percent: update.percent,
     });
+  }
+
+  /** The item is ready: the owner gets it whole, as GET /api/media/:id shows it. */
+  ready(ownerId: string, media: unknown): void {
+    this.io.to(roomOf(ownerId)).emit(SOCKET_EVENTS.ready, { media });
+  }
+
+  failed(ownerId: string, mediaId: string, reason: string): void {
+    this.io.to(roomOf(ownerId)).emit(SOCKET_EVENTS.failed, { mediaId, reason });
   }
 
   async close(): Promise<void> {

@@ -109,3 +109,20 @@ test("an uploaded MP3 becomes ready with AAC audio, waveform peaks and its cover
   expect(document.peaks.every((peak) => peak >= 0 && peak <= 1)).toBe(true);
   expect(media.durationSeconds).toBeCloseTo(1.07, 1);
 }, 120_000);
+
+test("an admin reprocesses an item: it goes back to the queue and comes out ready again, with its variants replaced, not duplicated", async () => {
+  const media = await settled((await upload("exif_jpeg/orientation_1.jpg", "again.jpg")).id);
+  expect(media.status).toBe("ready");
+  const refused = await client.post(`/api/admin/media/${media.id}/reprocess`, undefined, { bearer: token });
+  expect(refused.status).toBe(403);
+
+  await node.broker.call("users.create", { username: "curator", email: "curator@example.test", password: "an admin passphrase", role: "admin" });
+  const adminClient = new HttpClient(node.baseUrl, { origin: node.settings.publicUrl });
+  const admin = await adminClient.post<{ token: string }>("/api/auth/login", { login: "curator", password: "an admin passphrase" });
+  const queued = await adminClient.post<{ media: Media }>(`/api/admin/media/${media.id}/reprocess`, undefined, { bearer: admin.body.token });
+  expect(queued.status).toBe(202);
+  expect(queued.body.media.status).toMatch(/^(uploaded|processing|ready)$/);
+  const again = await settled(media.id);
+  expect(again.status).toBe("ready");
+  expect(again.variants.map((variant) => variant.name).sort()).toEqual(["display", "display-jpeg", "thumb"]);
+});

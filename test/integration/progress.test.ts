@@ -65,8 +65,12 @@ test("the owner watches processing progress live over socket.io; another user se
   await Promise.all([connected(ownerSocket), connected(strangerSocket)]);
   const seenByOwner: Progress[] = [];
   const seenByStranger: Progress[] = [];
-  ownerSocket.on("media.progress", (update: Progress) => seenByOwner.push(update));
-  strangerSocket.on("media.progress", (update: Progress) => seenByStranger.push(update));
+  const readyForOwner: Array<{ media: { id: string; status: string } }> = [];
+  ownerSocket.on("media:progress", (update: Progress) => seenByOwner.push(update));
+  ownerSocket.on("media:ready", (event: { media: { id: string; status: string } }) => readyForOwner.push(event));
+  for (const event of ["media:progress", "media:ready", "media:failed"]) {
+    strangerSocket.on(event, (update: Progress) => seenByStranger.push(update));
+  }
 
   const form = new FormData();
   form.append("file", new Blob([fixture("image_formats/png_rgba_alpha.png")], { type: "image/png" }), "alpha.png");
@@ -78,6 +82,12 @@ test("the owner watches processing progress live over socket.io; another user se
     async () => seenByOwner.filter((update) => update.mediaId === media.id),
     (mine) => mine.some((update) => update.stage === "ready"),
   );
+  expect(updates[0]).toMatchObject({ stage: "queued", percent: 0 });
+  const stages = updates.map((update) => update.stage);
+  expect(stages.indexOf("processing")).toBeLessThan(stages.indexOf("storing"));
+  expect(stages.indexOf("storing")).toBeLessThan(stages.indexOf("ready"));
+  await eventually(async () => readyForOwner, (events) => events.length > 0);
+  expect(readyForOwner[0]?.media).toMatchObject({ id: media.id, status: "ready" });
   const percents = updates.filter((update) => update.stage === "processing").map((update) => update.percent);
   expect(percents).toEqual(expect.arrayContaining([50]));
   expect(percents).toEqual([...percents].sort((a, b) => a - b));

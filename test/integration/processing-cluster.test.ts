@@ -1,0 +1,68 @@
+import type { Socket } from "socket.io-client";
+import { io } from "socket.io-client";
+import { envFor, startServices } from "../../scripts/services";
+import type { TestServices } from "../../scripts/services";
+import { HttpClient } from "../support/http-client";
+import { eventually, startNode, stopAllNodes } from "../support/nodes";
+import type { RunningNode } from "../support/nodes";
+import { fixture } from "../support/uploads";
+
+interface Progress {
+  mediaId: string;
+  stage: string;
+  percent: number;
+}
+
+let services: TestServices;
+let gatewayA: RunningNode;
+const sockets: Socket[] = [];
+
+beforeAll(async () => {
+  services = await startServices({ mariadb: { replicas: 1 }, redis: true, nats: true, s3: true });
+  const env = { ...envFor(services), RATE_REGISTRATIONS_PER_IP_PER_HOUR: "100" };
+  // Node A serves the browser; node B holds the catalogue and runs the worker.
+  gatewayA = await startNode({ ...env, NODE_ID: "gateway-a", SERVICES: "api,users,site" });
+  await startNode({ ...env, NODE_ID: "worker-b", SERVICES: "api,media,processing" });
+  await gatewayA.broker.waitForServices(["media", "processing"], 20_000);
+}, 120_000);
+
+afterAll(async () => {
+  for (const socket of sockets) socket.disconnect();
+  await stopAllNodes();
+  await services?.stop();
+});
+
+test("a photo uploaded through node A is processed by the worker on node B over JetStream, and A's socket sees it happen", async () => {
+  const client = new HttpClient(gatewayA.baseUrl, { origin: gatewayA.settings.publicUrl });
+  const { body } = await client.post<{ token: string }>("/api/auth/register", {
+    username: "cluster-watcher",
+    email: "cluster-watcher@example.test",
+    password: "a long enough passphrase",
+  });
+  const socket = io(gatewayA.baseUrl, { path: "/socket.io", auth: { token: body.token }, transports: ["websocket"], reconnection: false, forceNew: true });
+  sockets.push(socket);
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", () => resolve());
+    socket.once("connect_error", reject);
+  });
+  const progress: Progress[] = [];
+  const ready: Array<{ media: { id: string; status: string; width: number } }> = [];
+  socket.on("media:progress", (update: Progress) => progress.push(update));
+  socket.on("media:ready", (event: { media: { id: string; status: string; width: number } }) => ready.push(event));
+
+  const form = new FormData();
+  form.append("file", new Blob([fixture("exif_jpeg/orientation_5.jpg")]), "portrait.jpg");
+  const uploaded = await fetch(`${gatewayA.baseUrl}/api/media`, { method: "POST", headers: { Authorization: `Bearer ${body.token}` }, body: form });
+  expect(uploaded.status).toBe(201);
+  const { media } = (await uploaded.json()) as { media: { id: string } };
+
+  const [event] = await eventually(async () => ready, (events) => events.length > 0, 60_000);
+  expect(event?.media).toMatchObject({ id: media.id, status: "ready", width: 1800 });
+  const stages = progress.filter((update) => update.mediaId === media.id).map((update) => update.stage);
+  expect(stages[0]).toBe("queued");
+  expect(stages).toEqual(expect.arrayContaining(["processing", "storing", "ready"]));
+
+  const item = await client.get<{ media: { status: string; variants: { name: string }[] } }>(`/api/media/${media.id}`, { bearer: body.token });
+  expect(item.body.media.status).toBe("ready");
+  expect(item.body.media.variants.map((variant) => variant.name).sort()).toEqual(["display", "display-jpeg", "thumb"]);
+}, 90_000);
