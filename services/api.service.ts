@@ -365,6 +365,7 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
             return { mediaId: (media as { id: string }).id };
           },
           release: (reservationId) => catalogue.releaseReservation(reservationId),
+          received: (ownerId, progress) => progressHub?.uploadProgress(ownerId, progress),
           recordOutcome: (uploadId, ownerId, outcome) =>
             runtime.uploadOutcomes.remember(uploadId, JSON.stringify({ ownerId, ...outcome }), outcomeTtlMs),
         },

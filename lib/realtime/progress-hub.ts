@@ -23,7 +23,12 @@ export interface ProgressHubOptions {
 export const PROGRESS_EVENT = "media.progress";
 
 /** What the owner's sockets receive (the API contract). */
-export const SOCKET_EVENTS = { progress: "media:progress", ready: "media:ready", failed: "media:failed" } as const;
+export const SOCKET_EVENTS = {
+  progress: "media:progress",
+  ready: "media:ready",
+  failed: "media:failed",
+  uploadProgress: "upload:progress",
+} as const;
 
 const roomOf = (userId: string) => `user:${userId}`;
 
@@ -79,6 +84,11 @@ export class ProgressHub {
   /** The item is ready: the owner gets it whole, as GET /api/media/:id shows it. */
   ready(ownerId: string, media: unknown): void {
     this.io.to(roomOf(ownerId)).emit(SOCKET_EVENTS.ready, { media });
+  }
+
+  /** Bytes of a resumable upload received so far (before it becomes a media item). */
+  uploadProgress(ownerId: string, progress: { uploadId: string; offset: number; size: number | undefined }): void {
+    this.io.to(roomOf(ownerId)).emit(SOCKET_EVENTS.uploadProgress, progress);
   }
 
   failed(ownerId: string, mediaId: string, reason: string): void {

@@ -29,6 +29,8 @@ export interface TusUploadHooks {
   accept(owner: UploadOwner, upload: Upload, content: Readable): Promise<{ mediaId: string }>;
   /** The upload was cancelled or refused: give its reservation back. */
   release(reservationId: string): Promise<void>;
+  /** Bytes received so far, reported while an upload streams in (throttled). */
+  received?(ownerId: string, progress: { uploadId: string; offset: number; size: number | undefined }): void;
   /** Remembers what an upload became (or why it was refused), for GET /api/uploads/<id>/media. */
   recordOutcome(uploadId: string, ownerId: string, outcome: UploadOutcome): Promise<void>;
 }
@@ -138,6 +140,8 @@ export class TusUploads {
       datastore: this.datastore,
       locker: this.locker,
       relativeLocation: true,
+      // How often bytes received are reported to the uploader while a PATCH streams.
+      postReceiveInterval: 500,
       maxSize: largest,
       // Upload ids are ours, never derived from the client's file name.
       namingFunction: () => `u${nanoid()}`,
@@ -151,6 +155,10 @@ export class TusUploads {
         }
         return undefined;
       },
+    });
+    this.server.on(EVENTS.POST_RECEIVE_V2, (_req: http.IncomingMessage, upload: Upload) => {
+      const ownerId = metadataOf(upload).ownerId;
+      if (ownerId) this.options.hooks.received?.(ownerId, { uploadId: upload.id, offset: upload.offset, size: upload.size });
     });
     this.server.on(EVENTS.POST_TERMINATE, (req: http.IncomingMessage) => {
       const upload = (req as RequestWithUpload).shoalUpload;

@@ -4,7 +4,7 @@ import type { Processor } from "../../lib/jobs/processor";
 import { HttpClient } from "../support/http-client";
 import { eventually, startNode, stopAllNodes } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
-import { fixture } from "../support/uploads";
+import { fixture, tusUpload } from "../support/uploads";
 
 interface Progress {
   mediaId: string;
@@ -116,4 +116,17 @@ test("a socket from another site's page is refused even with a valid session coo
   });
   sockets.push(socket);
   await expect(connected(socket)).rejects.toThrow();
+});
+
+test("the bytes of a resumable upload are reported to its owner as they arrive", async () => {
+  const owner = await signUp("streamer");
+  const socket = connect({ token: owner.token });
+  await connected(socket);
+  const received: Array<{ uploadId: string; offset: number; size: number }> = [];
+  socket.on("upload:progress", (update: { uploadId: string; offset: number; size: number }) => received.push(update));
+  const bytes = fixture("video/mp4_h264_aac51_1080p60.mp4");
+  await tusUpload(bytes, { endpoint: `${node.baseUrl}/api/uploads`, token: owner.token, chunkSize: 256 * 1024, metadata: { filetype: "video/mp4" } });
+  const updates = await eventually(async () => received, (seen) => seen.length > 0);
+  expect(updates[0]).toMatchObject({ uploadId: expect.stringMatching(/^u/), size: bytes.length });
+  expect(updates.every((update) => update.offset > 0 && update.offset <= bytes.length)).toBe(true);
 });
