@@ -240,6 +240,7 @@ export function mediaService(runtime: Runtime): ServiceSchema {
           height: { type: "number", integer: true, min: 0, optional: true, nullable: true },
           durationSeconds: { type: "number", min: 0, optional: true, nullable: true },
           placeholder: { type: "string", max: 100, optional: true, nullable: true },
+          title: { type: "string", max: 1000, optional: true, nullable: true },
         },
         async handler(ctx: MediaContext<Finish & { id: string }>) {
           const { id, ...finish } = ctx.params;

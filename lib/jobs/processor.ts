@@ -53,6 +53,8 @@ export interface ProcessingResult {
   readonly height?: number | null;
   readonly durationSeconds?: number | null;
   readonly placeholder?: string | null;
+  /** A title found in the file (audio tags), kept only when the owner gave none. */
+  readonly title?: string | null;
 }
 
 export type Processor = (job: ProcessingJob, context: ProcessorContext) => Promise<ProcessingResult>;

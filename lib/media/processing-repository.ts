@@ -15,6 +15,8 @@ export interface Finish {
   readonly height?: number | null;
   readonly durationSeconds?: number | null;
   readonly placeholder?: string | null;
+  /** From the file's own tags (audio); used only when the owner gave no title. */
+  readonly title?: string | null;
 }
 
 /** SQL of the processing state machine (uploaded → processing → ready | failed); the rules are lib/jobs/job-state.ts. */
@@ -47,11 +49,16 @@ export class ProcessingRepository {
   }
 
   /** Applies a transition when the state machine allows it from the row's current status; returns the row after, or undefined. */
-  private transition(id: string, to: MediaRow["status"], changes: Partial<MediaRow>, now: number): Promise<MediaRow | undefined> {
+  private transition(
+    id: string,
+    to: MediaRow["status"],
+    changes: Partial<MediaRow> | ((row: MediaRow) => Partial<MediaRow>),
+    now: number,
+  ): Promise<MediaRow | undefined> {
     return this.db.write(async (trx) => {
       const row = await trx.selectFrom("media").selectAll().where("id", "=", id).executeTakeFirst();
       if (!row || !canTransition(row.status, to)) return undefined;
-      const all = { ...changes, status: to, updated_at: now };
+      const all = { ...(typeof changes === "function" ? changes(row) : changes), status: to, updated_at: now };
       await trx.updateTable("media").set(all).where("id", "=", id).where("status", "=", row.status).execute();
       return { ...row, ...all };
     });
@@ -61,15 +68,16 @@ export class ProcessingRepository {
     return this.transition(
       id,
       "ready",
-      {
+      (row) => ({
         reason: null,
         width: finish.width ?? null,
         height: finish.height ?? null,
         duration_seconds: finish.durationSeconds ?? null,
         placeholder: finish.placeholder ?? null,
+        title: row.title ?? finish.title?.slice(0, 200) ?? null,
         progress_stage: "ready",
         progress_percent: 100,
-      },
+      }),
       now,
     );
   }

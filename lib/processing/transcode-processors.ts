@@ -87,6 +87,7 @@ export function audioProcessor(settings: TranscodeSettings): Processor {
         if (!(error instanceof ImageProcessingError)) throw error;
       }
     }
-    return { durationSeconds: audio.durationSeconds };
+    const tagged = [audio.artist, audio.title].filter(Boolean).join(" – ");
+    return { durationSeconds: audio.durationSeconds, title: tagged || null };
   };
 }

@@ -20,6 +20,7 @@ interface Media {
   height: number | null;
   placeholder: string | null;
   durationSeconds: number | null;
+  title: string | null;
   variants: Variant[];
 }
 
@@ -108,6 +109,8 @@ test("an uploaded MP3 becomes ready with AAC audio, waveform peaks and its cover
   expect(document.peaks).toHaveLength(800);
   expect(document.peaks.every((peak) => peak >= 0 && peak <= 1)).toBe(true);
   expect(media.durationSeconds).toBeCloseTo(1.07, 1);
+  // No title was given at upload: the file's own tags provide one.
+  expect(media.title).toBe("Artificial.Music – [herbal tea]");
 }, 120_000);
 
 test("an admin reprocesses an item: it goes back to the queue and comes out ready again, with its variants replaced, not duplicated", async () => {
