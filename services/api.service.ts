@@ -13,6 +13,7 @@ import { createFileServer } from "../lib/http/file-server";
 import type { FrontDoor } from "../lib/http/front-door";
 import { sendJson } from "../lib/http/front-door";
 import type { GatewayError } from "../lib/http/error-body";
+import { createWebApp } from "../lib/http/web-app";
 import { buildOpenApiDocument, parseAlias } from "../lib/http/openapi";
 import { toErrorResponse } from "../lib/http/error-body";
 import { AppError, NotFoundError, UnauthenticatedError } from "../lib/errors";
@@ -73,6 +74,7 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
   const sessionCookie = secure ? "__Host-shoal_session" : "shoal_session";
   const allowedOrigins = [new URL(settings.publicUrl).origin, ...settings.corsOrigins];
   const clientIp = clientIpResolver(settings.trustedProxies);
+  const mediaOrigins = mediaOriginsOf(settings);
 
   const securityHeaders = helmet({
     contentSecurityPolicy: {
@@ -81,9 +83,9 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
         defaultSrc: ["'self'"],
         scriptSrc: ["'self'"],
         styleSrc: ["'self'"],
-        imgSrc: ["'self'", "data:", "blob:"],
-        mediaSrc: ["'self'", "blob:"],
-        connectSrc: ["'self'"],
+        imgSrc: ["'self'", "data:", "blob:", ...mediaOrigins],
+        mediaSrc: ["'self'", "blob:", ...mediaOrigins],
+        connectSrc: ["'self'", ...mediaOrigins],
         objectSrc: ["'none'"],
         baseUri: ["'self'"],
         formAction: ["'self'"],
@@ -438,7 +440,14 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
       // Embedded objects are served by signed URL straight from disk, beside the API rather than through it.
       const files =
         runtime.storage instanceof LocalStorage ? createFileServer({ storage: runtime.storage, secret: runtime.secret }) : undefined;
-      options.frontDoor.serve(files ? (req, res) => (req.url?.startsWith(FILES_PATH_PREFIX) ? files(req, res) : gateway(req, res)) : gateway);
+      // The web app (dist/web): GET and HEAD outside /api, /files, /socket.io and /metrics, under the same security headers.
+      const web = createWebApp();
+      if (!web.root) this.logger.warn("The web app is not built (dist/web): run `npm run build:web`.");
+      options.frontDoor.serve((req, res) => {
+        if (files && req.url?.startsWith(FILES_PATH_PREFIX)) files(req, res);
+        else if (web.handles(req)) securityHeaders(req, res, () => web.serve(req, res));
+        else gateway(req, res);
+      });
     },
 
     async stopped() {
@@ -452,4 +461,20 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
 
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
+}
+
+/** Where browsers fetch media bytes from besides this origin: the S3 endpoint (presigned URLs) and a CDN for public items. */
+function mediaOriginsOf(settings: Runtime["settings"]): string[] {
+  const origins = new Set<string>();
+  if (settings.storage.kind === "s3") {
+    const { endpoint, bucket, region, forcePathStyle } = settings.storage;
+    if (endpoint) {
+      const url = new URL(endpoint);
+      origins.add(forcePathStyle ? url.origin : `${url.protocol}//${bucket}.${url.host}`);
+    } else {
+      origins.add(`https://${bucket}.s3.${region}.amazonaws.com`);
+    }
+  }
+  if (settings.delivery.publicBaseUrl) origins.add(new URL(settings.delivery.publicBaseUrl).origin);
+  return [...origins];
 }

@@ -162,3 +162,14 @@ test("a cache clean that removes a held stampede lock does not fail the read tha
   await cacher.clean("users.get:**");
   await expect(unlock()).resolves.toBeUndefined();
 });
+
+test("the Content-Security-Policy lets pages load media from the S3 endpoint that presigned URLs point at", async () => {
+  const response = await fetch(`${nodeA.baseUrl}/api/health`);
+  const policy = response.headers.get("content-security-policy") ?? "";
+  const endpoint = new URL(services.s3!.endpoint).origin;
+  const directives = new Map(policy.split(";").map((directive) => [directive.split(" ")[0], directive.split(" ").slice(1)]));
+  expect(directives.get("img-src")).toContain(endpoint);
+  expect(directives.get("media-src")).toContain(endpoint);
+  expect(directives.get("connect-src")).toContain(endpoint);
+  expect(directives.get("script-src")).toEqual(["'self'"]);
+});

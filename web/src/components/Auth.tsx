@@ -1,0 +1,92 @@
+import { useState } from "preact/hooks";
+import { ApiError, api, formatWait } from "../api";
+import { navigate, signedIn } from "../store";
+import { Field, fieldSentence } from "./Field";
+
+function describe(error: unknown): { form?: string; fields: Record<string, string> } {
+  if (!(error instanceof ApiError)) return { form: "Something went wrong. Try again.", fields: {} };
+  if (error.status === 429) {
+    const wait = error.retryAfterSeconds ? ` You can try again in ${formatWait(error.retryAfterSeconds)}.` : "";
+    return { form: `Too many attempts: you are locked out for now.${wait}`, fields: {} };
+  }
+  return { form: Object.keys(error.fields).length ? undefined : error.message, fields: error.fields };
+}
+
+export function SignIn() {
+  const [login, setLogin] = useState("");
+  const [password, setPassword] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [problem, setProblem] = useState<{ form?: string; fields: Record<string, string> }>({ fields: {} });
+
+  async function submit(event: Event) {
+    event.preventDefault();
+    setBusy(true);
+    setProblem({ fields: {} });
+    try {
+      const result = await api.login(login.trim(), password);
+      signedIn(result.user, result.csrfToken);
+      navigate("/library");
+    } catch (error) {
+      setProblem(describe(error));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <section class="panel narrow" aria-labelledby="page-title">
+      <h1 id="page-title" tabIndex={-1}>Sign in</h1>
+      <form onSubmit={submit} noValidate>
+        <Field id="login" label="Username or email" value={login} onInput={setLogin} autoComplete="username" required
+          error={fieldSentence("", problem.fields.login)} />
+        <Field id="password" label="Password" type="password" value={password} onInput={setPassword}
+          autoComplete="current-password" required error={fieldSentence("The password", problem.fields.password)} />
+        {problem.form && <p class="error" role="alert">{problem.form}</p>}
+        <button type="submit" class="primary" disabled={busy}>{busy ? "Signing in…" : "Sign in"}</button>
+      </form>
+      <p>New here? <a href="#/signup">Create an account</a>.</p>
+    </section>
+  );
+}
+
+export function SignUp() {
+  const [username, setUsername] = useState("");
+  const [email, setEmail] = useState("");
+  const [password, setPassword] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [problem, setProblem] = useState<{ form?: string; fields: Record<string, string> }>({ fields: {} });
+
+  async function submit(event: Event) {
+    event.preventDefault();
+    setBusy(true);
+    setProblem({ fields: {} });
+    try {
+      const result = await api.register(username.trim(), email.trim(), password);
+      signedIn(result.user, result.csrfToken);
+      navigate("/upload");
+    } catch (error) {
+      setProblem(describe(error));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <section class="panel narrow" aria-labelledby="page-title">
+      <h1 id="page-title" tabIndex={-1}>Create an account</h1>
+      <form onSubmit={submit} noValidate>
+        <Field id="username" label="Username" value={username} onInput={setUsername} autoComplete="username" required
+          error={fieldSentence("This username", problem.fields.username)} />
+        <Field id="email" label="Email" type="email" value={email} onInput={setEmail} autoComplete="email" required
+          error={fieldSentence("This email", problem.fields.email)} />
+        <Field id="new-password" label="Password" type="password" value={password} onInput={setPassword}
+          autoComplete="new-password" required minLength={10}
+          hint="At least 10 characters; not a common password, and not your username or email."
+          error={problem.fields.password ? `This password is too weak: it ${problem.fields.password.replace(/\.$/, "")}.` : undefined} />
+        {problem.form && <p class="error" role="alert">{problem.form}</p>}
+        <button type="submit" class="primary" disabled={busy}>{busy ? "Creating…" : "Create account"}</button>
+      </form>
+      <p>Already have an account? <a href="#/signin">Sign in</a>.</p>
+    </section>
+  );
+}
