@@ -99,7 +99,7 @@ export function toMoleculerError(error: unknown): unknown {
 function channelsMiddleware(settings: Settings): unknown {
   const adapter =
     settings.transporter.kind === "nats"
-      ? { type: "NATS", options: { nats: { url: settings.transporter.url }, maxInFlight: settings.jobs.concurrency } }
+      ? { type: "NATS", options: { nats: { url: settings.transporter.url }, maxInFlight: settings.jobs.maxInFlight } }
       : { type: "Fake" };
   return ChannelsMiddleware({ adapter } as unknown as Parameters<typeof ChannelsMiddleware>[0]);
 }

@@ -85,6 +85,8 @@ export interface DeliverySettings {
 export interface JobSettings {
   /** Jobs one worker node runs at once (default: one per core). */
   readonly concurrency: number;
+  /** Jobs handed out but not yet finished, across all worker nodes (JetStream's max_ack_pending). */
+  readonly maxInFlight: number;
   /** Attempts per item before it is failed and dead-lettered. */
   readonly maxAttempts: number;
   /** First retry delay; it doubles per attempt (with jitter), up to retryMaxDelayMs. */
@@ -335,6 +337,7 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
     },
     jobs: {
       concurrency: reader.withDefault("WORKER_CONCURRENCY", schemas.positiveInt, os.availableParallelism()),
+      maxInFlight: reader.withDefault("JOB_MAX_IN_FLIGHT", schemas.positiveInt, 64),
       maxAttempts: reader.withDefault("JOB_MAX_ATTEMPTS", schemas.positiveInt, 5),
       retryBaseDelayMs: reader.withDefault("JOB_RETRY_BASE_DELAY_MS", schemas.positiveInt, 2000),
       // Below JetStream's 30 s ack wait: a retry waits while holding its message (see lib/jobs/job-runner.ts).

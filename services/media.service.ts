@@ -354,7 +354,8 @@ export function mediaService(runtime: Runtime): ServiceSchema {
         visibility: "public",
         params: { $$strict: true, ids: { type: "array", items: mediaId, max: 1000 } },
         async handler(ctx: MediaContext<{ ids: string[] }>) {
-          await processing.touchQueued(ctx.params.ids, Date.now());
+          const now = Date.now();
+          await processing.touchQueued(ctx.params.ids, now, now - settings.jobs.deadlineSeconds * 1000);
           return { touched: ctx.params.ids.length };
         },
       },

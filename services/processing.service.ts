@@ -16,6 +16,7 @@ import type { Runtime } from "../lib/runtime";
 import { variantKey } from "../lib/storage/object-keys";
 import { PROGRESS_EVENT } from "../lib/realtime/progress-hub";
 import { MEDIA_JOBS_CHANNEL } from "./media.service";
+import pLimit from "p-limit";
 
 /** Pushed to the gateways (balanced: one api node relays it, through the socket.io Redis adapter in cluster). */
 
@@ -153,23 +154,28 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
     }
   }
 
+  const onThisNode = pLimit(jobs.concurrency);
+
   return {
     name: "processing",
     dependencies: ["media"],
     channels: {
       [MEDIA_JOBS_CHANNEL]: {
         group: "processing",
-        maxInFlight: jobs.concurrency,
+        // Group-wide in JetStream; each node runs at most WORKER_CONCURRENCY of them at once (below).
+        maxInFlight: jobs.maxInFlight,
         // JetStream only: a handler that keeps throwing (the database down) is dead-lettered after this many deliveries.
         maxRetries: jobs.maxAttempts * 2,
         deadLettering: { enabled: settings.transporter.kind === "nats", queueName: MEDIA_DEAD_LETTER_CHANNEL },
         async handler(this: Service, message: JobMessage) {
-          const outcome = await runJob(message, processors, portsFor(this), {
-            maxAttempts: jobs.maxAttempts,
-            baseDelayMs: jobs.retryBaseDelayMs,
-            maxDelayMs: jobs.retryMaxDelayMs,
-            heartbeatMs: Math.max(1000, (jobs.deadlineSeconds * 1000) / 4),
-          });
+          const outcome = await onThisNode(() =>
+            runJob(message, processors, portsFor(this), {
+              maxAttempts: jobs.maxAttempts,
+              baseDelayMs: jobs.retryBaseDelayMs,
+              maxDelayMs: jobs.retryMaxDelayMs,
+              heartbeatMs: Math.max(1000, (jobs.deadlineSeconds * 1000) / 4),
+            }),
+          );
           if (outcome === "no_processor" && onceLog.first(message.kind)) {
             this.logger.info(`no processor for ${message.kind} on this node: ${message.id} stays 'uploaded'`);
           }

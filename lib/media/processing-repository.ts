@@ -127,12 +127,24 @@ export class ProcessingRepository {
     return rows.map((row) => ({ id: row.id, ownerId: row.owner_id, kind: row.kind, status: row.status, updatedAt: Number(row.updated_at) }));
   }
 
-  /** Marks re-enqueued rows as nudged now, so the next round waits a whole deadline before nudging them again. */
-  async touchQueued(ids: readonly string[], now: number): Promise<void> {
+  /**
+   * Marks re-enqueued rows as nudged now, so the next round waits a whole deadline before
+   * nudging them again. A row left in `processing` by a worker that died goes back to
+   * `uploaded` (only if it is still silent past `staleBefore`), or the next claim would
+   * take it for a live job and skip it.
+   */
+  async touchQueued(ids: readonly string[], now: number, staleBefore: number): Promise<void> {
     if (ids.length === 0) return;
-    await this.db.write((trx) =>
-      trx.updateTable("media").set({ updated_at: now }).where("id", "in", [...ids]).where("status", "in", ["uploaded", "processing"]).execute(),
-    );
+    await this.db.write(async (trx) => {
+      await trx
+        .updateTable("media")
+        .set({ status: "uploaded", progress_stage: "queued", progress_percent: 0, updated_at: now })
+        .where("id", "in", [...ids])
+        .where("status", "=", "processing")
+        .where("updated_at", "<", staleBefore)
+        .execute();
+      await trx.updateTable("media").set({ updated_at: now }).where("id", "in", [...ids]).where("status", "=", "uploaded").execute();
+    });
   }
 
   /**

@@ -80,6 +80,7 @@ describe("parseSettings: embedded mode (no environment)", () => {
       delivery: { signedUrlTtlSeconds: 900, publicBaseUrl: undefined },
       jobs: {
         concurrency: os.availableParallelism(),
+        maxInFlight: 64,
         maxAttempts: 5,
         retryBaseDelayMs: 2000,
         retryMaxDelayMs: 20_000,
