@@ -70,13 +70,25 @@ export function UploadPage() {
     [],
   );
 
-  // After a network drop, carry on as soon as the browser is back online.
+  // When the browser goes offline, stop the uploads under way at once (a request in flight may otherwise
+  // hang until the connection times out) and say so; carry on as soon as the browser is back online.
   useEffect(() => {
+    const stopAll = () => {
+      for (const row of rowsRef.current)
+        if (row.phase === "uploading") {
+          void row.upload?.abort();
+          patch(row.key, { phase: "offline", message: undefined });
+        }
+    };
     const resumeAll = () => {
       for (const row of rowsRef.current) if (row.phase === "offline") start(row);
     };
+    window.addEventListener("offline", stopAll);
     window.addEventListener("online", resumeAll);
-    return () => window.removeEventListener("online", resumeAll);
+    return () => {
+      window.removeEventListener("offline", stopAll);
+      window.removeEventListener("online", resumeAll);
+    };
   }, []);
 
   async function processed(key: string, mediaId: string) {
