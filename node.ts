@@ -27,11 +27,12 @@ export interface ShoalNode {
 export function processorsFor(settings: Settings): ProcessorRegistry {
   const limitInputPixels = settings.uploads.maxImagePixels;
   const transcoding = { maxDurationSeconds: 30 * 60, threads: 2, limitInputPixels };
-  return {
+  const all: ProcessorRegistry = {
     image: imageProcessor({ limitInputPixels }),
     video: videoProcessor(transcoding),
     audio: audioProcessor(transcoding),
   };
+  return Object.fromEntries(settings.jobs.kinds.map((kind) => [kind, all[kind]]));
 }
 
 export interface NodeOptions {

@@ -96,6 +96,8 @@ export interface JobSettings {
   readonly deadlineSeconds: number;
   /** How often the reconciler looks for such items (and once at start). */
   readonly reconcileIntervalSeconds: number;
+  /** The kinds this node's workers process: a node can be an image worker, a transcoder, or both. */
+  readonly kinds: readonly MediaKind[];
 }
 
 export interface Settings {
@@ -178,6 +180,7 @@ const schemas = {
   redis: urlSchema(["redis:", "rediss:"], "redis://"),
   http: urlSchema(["http:", "https:"], "http(s)://"),
   nonEmpty: z.string().min(1),
+  mediaKind: z.enum(["image", "video", "audio"]),
   secret: z.string().min(32, "must be at least 32 characters"),
   proxy: z.string().regex(/^(loopback|linklocal|uniquelocal|[0-9a-fA-F.:]+(\/\d{1,3})?)$/, "is not an IP address, CIDR range or loopback/linklocal/uniquelocal"),
   origin: urlSchema(["http:", "https:"], "http(s)://").transform((value) => new URL(value).origin),
@@ -344,6 +347,7 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
       retryMaxDelayMs: reader.withDefault("JOB_RETRY_MAX_DELAY_MS", schemas.positiveInt, 20_000),
       deadlineSeconds: reader.withDefault("JOB_DEADLINE_SECONDS", schemas.positiveInt, 600),
       reconcileIntervalSeconds: reader.withDefault("JOB_RECONCILE_INTERVAL_SECONDS", schemas.positiveInt, 60),
+      kinds: reader.list("PROCESSING_KINDS", schemas.mediaKind) ?? ["image", "video", "audio"],
     },
     rateLimits: {
       loginFailuresPerAccountPerHour: reader.withDefault("RATE_LOGIN_FAILURES_PER_ACCOUNT_PER_HOUR", schemas.positiveInt, 10),

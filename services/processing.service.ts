@@ -161,7 +161,9 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
     dependencies: ["media"],
     channels: {
       [MEDIA_JOBS_CHANNEL]: {
-        group: "processing",
+        // One consumer group per kind of worker (images, transcoder, or all), so that each kind of
+        // worker sees every job: a job for a kind this node does not process is skipped here only.
+        group: `processing-${Object.keys(processors).sort().join("-") || "none"}`,
         // Group-wide in JetStream; each node runs at most WORKER_CONCURRENCY of them at once (below).
         maxInFlight: jobs.maxInFlight,
         // JetStream only: a handler that keeps throwing (the database down) is dead-lettered after this many deliveries.

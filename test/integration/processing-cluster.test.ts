@@ -66,3 +66,24 @@ test("a photo uploaded through node A is processed by the worker on node B over 
   expect(item.body.media.status).toBe("ready");
   expect(item.body.media.variants.map((variant) => variant.name).sort()).toEqual(["display", "display-jpeg", "thumb"]);
 }, 90_000);
+
+test("an image-only worker node (PROCESSING_KINDS=image) does not take video jobs away from the workers that transcode", async () => {
+  const env = { ...envFor(services), RATE_REGISTRATIONS_PER_IP_PER_HOUR: "100" };
+  await startNode({ ...env, NODE_ID: "images-only", SERVICES: "processing", PROCESSING_KINDS: "image" });
+  const client = new HttpClient(gatewayA.baseUrl, { origin: gatewayA.settings.publicUrl });
+  const { body } = await client.post<{ token: string }>("/api/auth/register", {
+    username: "video-maker",
+    email: "video-maker@example.test",
+    password: "a long enough passphrase",
+  });
+  const form = new FormData();
+  form.append("file", new Blob([fixture("video/webm_vp9_bbb_10s.webm")]), "small.webm");
+  const uploaded = await fetch(`${gatewayA.baseUrl}/api/media`, { method: "POST", headers: { Authorization: `Bearer ${body.token}` }, body: form });
+  const { media } = (await uploaded.json()) as { media: { id: string } };
+  const ready = await eventually(
+    () => client.get<{ media: { status: string; variants: { name: string }[] } }>(`/api/media/${media.id}`, { bearer: body.token }),
+    (answer) => answer.body.media.status === "ready",
+    60_000,
+  );
+  expect(ready.body.media.variants.map((variant) => variant.name).sort()).toEqual(["360p", "poster"]);
+}, 90_000);

@@ -86,6 +86,7 @@ describe("parseSettings: embedded mode (no environment)", () => {
         retryMaxDelayMs: 20_000,
         deadlineSeconds: 600,
         reconcileIntervalSeconds: 60,
+        kinds: ["image", "video", "audio"],
       },
       rateLimits: {
         loginFailuresPerAccountPerHour: 10,
