@@ -16,7 +16,7 @@
  * most BENCH_SECONDS), BENCH_READ_RATE (reads per second in (b), default 200), BENCH_OUTPUT (default
  * bench/results/auth.json). UV_THREADPOOL_SIZE is passed on to the server when set.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
@@ -29,8 +29,8 @@ import autocannon from "autocannon";
 import { ARGON2_OPTIONS, hashPassword, verifyPassword } from "../lib/auth/passwords";
 import { MONITOR_RESOLUTION_MS } from "./auth-protocol";
 import type { FromServer, LoopReport, ToServer } from "./auth-protocol";
+import { PROJECT_ROOT, codeState, delay, loadAverage1m, machineInfo, positiveNumberFromEnv, round } from "./common";
 
-const PROJECT_ROOT = path.resolve(__dirname, "..");
 const SERVER_SCRIPT = path.join(__dirname, "auth-server.ts");
 const USER_CREATE_SCRIPT = path.join(PROJECT_ROOT, "scripts", "user-create.ts");
 const SIGN_IN_CONNECTIONS = 8;
@@ -103,13 +103,6 @@ interface Round extends WindowFigures {
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
-function positiveNumberFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name]?.trim();
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number (got ${JSON.stringify(raw)})`);
-  return value;
-}
 
 function readOptions(): Options {
   const seconds = positiveNumberFromEnv("BENCH_SECONDS", 10);
@@ -125,9 +118,6 @@ function progress(message: string): void {
   console.log(`[${new Date().toISOString().slice(11, 19)}] ${message}`);
 }
 
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-const round = (value: number, digits: number): number => Number(value.toFixed(digits));
-const loadAverage1m = (): number => round(os.loadavg()[0] ?? 0, 2);
 
 /** Percentiles of a histogram of nanoseconds, in milliseconds, less `offsetMs` (an event-loop monitor's resolution). */
 function latencyOf(histogram: RecordableHistogram | IntervalHistogram, offsetMs = 0): Latency {
@@ -152,15 +142,6 @@ function baseEnv(): Record<string, string> {
 }
 
 /** The code measured: commit, and how many files differ from it (others may be editing the tree). */
-function codeState(): { commit: string; changedFiles: number } | undefined {
-  try {
-    const git = (...args: string[]) => execFileSync("git", args, { cwd: PROJECT_ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-    const changed = git("status", "--porcelain").split("\n").filter((line) => line.trim() !== "");
-    return { commit: git("rev-parse", "HEAD").trim(), changedFiles: changed.length };
-  } catch {
-    return undefined;
-  }
-}
 
 function packageVersion(name: string): string {
   const manifest = path.join(PROJECT_ROOT, "node_modules", name, "package.json");
@@ -485,15 +466,7 @@ async function main(): Promise<void> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
 
-  const cpus = os.cpus();
-  const machine = {
-    node: process.version,
-    cpuModel: cpus[0]?.model ?? "unknown",
-    cores: cpus.length,
-    totalMemoryGiB: round(os.totalmem() / 1024 ** 3, 1),
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    loadAverageAtStart: os.loadavg().map((value) => round(value, 2)),
-  };
+  const machine = machineInfo();
   const date = new Date().toISOString();
   const threadPoolSize = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
   progress(`${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}`);

@@ -32,8 +32,8 @@ import type { Socket } from "socket.io-client";
 import { ffmpegBinaries } from "../lib/processing/ffmpeg-binaries";
 import type { DirectResult } from "./process-protocol";
 import type { ReadyLine } from "./read-server";
+import { PROJECT_ROOT, codeState, machineInfo, round } from "./common";
 
-const PROJECT_ROOT = path.resolve(__dirname, "..");
 const SHOAL_SCRIPT = path.join(__dirname, "read-server.ts");
 const DIRECT_SCRIPT = path.join(__dirname, "process-direct.ts");
 const VIDEO_FIXTURE = path.join(PROJECT_ROOT, "test/fixtures/video/mp4_h264_aac51_1080p60.mp4");
@@ -114,7 +114,6 @@ function progress(scope: string, message: string): void {
   console.log(`[${new Date().toISOString().slice(11, 19)}] [${scope}] ${message}`);
 }
 
-const round = (value: number, digits: number): number => Number(value.toFixed(digits));
 const load1m = (): number => round(os.loadavg()[0] ?? 0, 2);
 
 function summary(values: readonly number[]): { p50: number; max: number; mean: number } {
@@ -485,15 +484,6 @@ async function directRound(scope: string, kind: "image" | "video", files: readon
 
 // ---------------------------------------------------------------------------------------------
 
-function codeState(): { commit: string; changedFiles: number } | undefined {
-  try {
-    const git = (...args: string[]) => execFileSync("git", args, { cwd: PROJECT_ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-    const changed = git("status", "--porcelain").split("\n").filter((line) => line.trim() !== "");
-    return { commit: git("rev-parse", "HEAD").trim(), changedFiles: changed.length };
-  } catch {
-    return undefined;
-  }
-}
 
 function describe(figures: RoundFigures): string {
   const stages = figures.extra?.stagesSeconds as
@@ -509,15 +499,7 @@ function describe(figures: RoundFigures): string {
 
 async function main(): Promise<void> {
   const options = readOptions();
-  const cpus = os.cpus();
-  const machine = {
-    node: process.version,
-    cpuModel: cpus[0]?.model ?? "unknown",
-    cores: cpus.length,
-    totalMemoryGiB: round(os.totalmem() / 1024 ** 3, 1),
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    loadAverageAtStart: os.loadavg().map((value) => round(value, 2)),
-  };
+  const machine = machineInfo();
   const date = new Date().toISOString();
   // Taken at the start: the children load the code as it is now, even if the tree changes during the run.
   const code = codeState();

@@ -13,7 +13,7 @@
  * bench/results/read.json), BENCH_CPU_PROF_DIR (run the Shoal children with --cpu-prof, one
  * subdirectory per child; CPU.*.<pid>.0.*.cpuprofile is the main thread, the others tsx's loader thread).
  */
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
@@ -23,8 +23,8 @@ import readline from "node:readline";
 import autocannon from "autocannon";
 import { envFor, startServices } from "../scripts/services";
 import type { ReadyLine } from "./read-server";
+import { PROJECT_ROOT, codeState, delay, machineInfo, positiveNumberFromEnv, round } from "./common";
 
-const PROJECT_ROOT = path.resolve(__dirname, "..");
 const SERVER_SCRIPT = path.join(__dirname, "read-server.ts");
 const CONNECTIONS = 64;
 const PIPELINING = 1;
@@ -81,13 +81,6 @@ interface ModeResult {
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
-function positiveNumberFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name]?.trim();
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number of seconds (got ${JSON.stringify(raw)})`);
-  return value;
-}
 
 function readOptions(): Options {
   const seconds = positiveNumberFromEnv("BENCH_SECONDS", 10);
@@ -110,9 +103,7 @@ function progress(scope: string, message: string): void {
   console.log(`[${time}] [${scope}] ${message}`);
 }
 
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-const round = (value: number, digits: number): number => Number(value.toFixed(digits));
 
 /** Things to release at the end of a mode, or on error or interrupt; last added is released first. */
 class Resources {
@@ -480,15 +471,6 @@ function table(mode: Mode, result: ModeResult): string {
 }
 
 /** The code measured: commit, and how many files differ from it (others may be editing the tree). */
-function codeState(): { commit: string; changedFiles: number } | undefined {
-  try {
-    const git = (...args: string[]) => execFileSync("git", args, { cwd: PROJECT_ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-    const changed = git("status", "--porcelain").split("\n").filter((line) => line.trim() !== "");
-    return { commit: git("rev-parse", "HEAD").trim(), changedFiles: changed.length };
-  } catch {
-    return undefined;
-  }
-}
 
 function autocannonVersion(): string {
   const manifest = path.join(path.dirname(require.resolve("autocannon")), "package.json");
@@ -508,15 +490,7 @@ async function main(): Promise<void> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
 
-  const cpus = os.cpus();
-  const machine = {
-    node: process.version,
-    cpuModel: cpus[0]?.model ?? "unknown",
-    cores: cpus.length,
-    totalMemoryGiB: round(os.totalmem() / 1024 ** 3, 1),
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    loadAverageAtStart: os.loadavg().map((value) => round(value, 2)),
-  };
+  const machine = machineInfo();
   const date = new Date().toISOString();
   const code = codeState();
   const loadSettings = {
