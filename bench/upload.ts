@@ -1,0 +1,870 @@
+/**
+ * Upload benchmark: `npm run bench:upload` (see bench/README.md).
+ *
+ * For each mode (embedded on local disk, then cluster on private MariaDB primary+replica, Redis, NATS and
+ * S3), uploads one big stream (default 1 GiB: a real MP4 as the head, pseudo-random padding after it)
+ * from this process, through:
+ *   (a) tus: POST /api/uploads, then PATCHes of BENCH_UPLOAD_TUS_CHUNK_MIB (default 64) each;
+ *   (b) multipart: POST /api/media with the file in the field `file`;
+ *   (c) a bare node:http server that pipes the body to a file (and (c') the same with fsync).
+ * The Shoal node and the raw server each run in a child process (bench/upload-server.ts); in cluster mode
+ * the private services run in another (bench/upload-services.ts). Prints MB/s per path, a/c and b/c, and
+ * the Shoal child's RSS growth during (a) and (b): VmRSS from /proc/<pid>/status every 100 ms, and VmHWM
+ * after resetting it, against the RSS just before the upload. Writes bench/results/upload.json.
+ *
+ * Environment: BENCH_UPLOAD_MIB (size per upload, default 1024), BENCH_UPLOAD_CLUSTER_MIB (cluster mode's
+ * size, default BENCH_UPLOAD_MIB), BENCH_UPLOAD_TUS_CHUNK_MIB (bytes per PATCH, default 64; 0 = one
+ * creation-with-upload POST), BENCH_UPLOAD_ROUNDS (default 3), BENCH_UPLOAD_WARMUP_MIB (a small upload
+ * through each path first, unmeasured, default 16), BENCH_MODES (default "embedded,cluster"),
+ * BENCH_OUTPUT (default bench/results/upload.json), BENCH_CPU_PROF_DIR (run the Shoal node with --cpu-prof,
+ * one subdirectory per mode; CPU.*.<pid>.0.*.cpuprofile is its main thread).
+ */
+import { execFileSync, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import readline from "node:readline";
+import { deleteDirectoryWhenProcessEnds, removeDirectory } from "../scripts/services/processes";
+import { abortAllRequests, deleteMedia, register, uploadMultipart, uploadRaw, uploadTus } from "./upload-client";
+import type { UploadOutcome } from "./upload-client";
+import { UploadContent } from "./upload-content";
+import type { ContentStream } from "./upload-content";
+import { SAMPLE_INTERVAL_MS } from "./upload-protocol";
+import type { FromServer, MemoryFigures, ServicesReady, ToServer, WindowReport } from "./upload-protocol";
+
+const PROJECT_ROOT = path.resolve(__dirname, "..");
+const SERVER_SCRIPT = path.join(__dirname, "upload-server.ts");
+const SERVICES_SCRIPT = path.join(__dirname, "upload-services.ts");
+const HEAD_FILE = path.join(PROJECT_ROOT, "test", "fixtures", "video", "mp4_h264_aac51_1080p60.mp4");
+const MiB = 1024 * 1024;
+const MB = 1e6;
+const START_TIMEOUT_MS = 300_000;
+const STOP_TIMEOUT_MS = 30_000;
+const HEALTH_OK_TIMEOUT_MS = 30_000;
+/** Idle time before each upload, over which the baseline RSS is taken. */
+const BASELINE_MS = 1000;
+const PASSWORD = "upload benchmark passphrase 4d1e";
+const GOAL = { aOverC: 0.7, rssGrowthMB: 64 } as const;
+
+type Mode = "embedded" | "cluster";
+type Target = "a" | "b" | "c" | "cFsync";
+const TARGETS: readonly Target[] = ["a", "b", "c", "cFsync"];
+
+interface Options {
+  readonly sizeMiB: Readonly<Record<Mode, number>>;
+  readonly tusChunkMiB: number;
+  readonly rounds: number;
+  readonly warmupMiB: number;
+  readonly modes: readonly Mode[];
+  readonly output: string;
+  readonly cpuProfDir: string | undefined;
+}
+
+/** RSS of a process as seen from outside (/proc/<pid>/status), in MB. */
+interface RssFigures {
+  /** Median of the samples over the idle second before the upload. */
+  readonly baselineMB: number;
+  /** Largest VmRSS sample (every SAMPLE_INTERVAL_MS) during the upload. */
+  readonly peakSampledMB: number;
+  /** VmHWM at the end, reset (clear_refs 5) at the start: the true peak; null where the kernel does not allow it. */
+  readonly peakHwmMB: number | null;
+  /** max(peakSampled, peakHwm) - baseline. */
+  readonly growthMB: number;
+  readonly afterMB: number;
+  readonly samples: number;
+}
+
+interface UploadFigures {
+  readonly mbPerSecond: number;
+  readonly seconds: number;
+  readonly bytes: number;
+  readonly requests: number;
+  /** Last byte of the last request sent -> its answer: the server's work after the upload's end. */
+  readonly finalTailSeconds: number;
+  readonly slowestRequestSeconds: number;
+  readonly loadAverage1mBefore: number;
+  /** The server child (Shoal node or raw server). */
+  readonly serverRss: RssFigures;
+  /** The server child's own view (process.memoryUsage(), sampled inside it): peak minus start, MB. */
+  readonly serverMemoryGrowthMB: { readonly heapUsed: number; readonly external: number; readonly arrayBuffers: number; readonly rss: number };
+  /** The server child's main thread over the upload: busy share, and its GC pauses. */
+  readonly serverMainThread: { readonly loopUtilization: number; readonly gc: WindowReport["gc"] };
+  /**
+   * CPU seconds per second of upload: the server child, this process (the client), s3rver, and everything else on the
+   * machine (including the kernel's writeback of our own files); othersIdleBefore: everything else during the idle
+   * second before the upload, i.e. other work on this shared machine.
+   */
+  readonly cpuSecondsPerSecond: {
+    readonly server: number;
+    readonly client: number;
+    readonly s3rver?: number;
+    readonly others: number;
+    readonly othersIdleBefore: number;
+  };
+  readonly checks: { readonly storedBytes: number; readonly mime?: string; readonly sha256?: string; readonly sha256Verified?: boolean };
+}
+
+interface ModeResult {
+  readonly sizeMiB: number;
+  readonly description: Record<Target, string>;
+  readonly rounds: ReadonlyArray<Record<Target, UploadFigures>>;
+  /** Median MB/s over the rounds, largest RSS growth. */
+  readonly summary: Record<Target, { readonly mbPerSecond: number; readonly rssGrowthMB: number; readonly finalTailSeconds: number }>;
+  readonly ratios: { readonly aOverC: number; readonly bOverC: number; readonly cFsyncOverC: number };
+  readonly goal: { readonly aOverC: number; readonly rssGrowthMB: { readonly a: number; readonly b: number }; readonly met: boolean };
+  readonly checks: {
+    readonly health: string;
+    readonly warmup: Record<Target, { readonly mbPerSecond: number; readonly sha256Verified?: boolean }>;
+    /** Files still on disk (or in s3rver's directory) after each round's uploads were deleted again. */
+    readonly leftoversAfterRounds: ReadonlyArray<{ readonly files: number; readonly bytes: number; readonly examples: readonly string[] }>;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+function labelsFor(options: Options): Record<Target, string> {
+  return {
+    a: options.tusChunkMiB === 0 ? "(a) tus, creation-with-upload" : `(a) tus, ${options.tusChunkMiB} MiB PATCHes`,
+    b: "(b) multipart POST /api/media",
+    c: "(c) raw node:http -> file",
+    cFsync: "(c') raw -> file + fsync",
+  };
+}
+
+function numberFromEnv(name: string, fallback: number, { allowZero = false } = {}): number {
+  const raw = process.env[name]?.trim();
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0 || (value === 0 && !allowZero)) {
+    throw new Error(`${name} must be a ${allowZero ? "non-negative" : "positive"} number (got ${JSON.stringify(raw)})`);
+  }
+  return value;
+}
+
+function readOptions(): Options {
+  const sizeMiB = numberFromEnv("BENCH_UPLOAD_MIB", 1024);
+  const modes = (process.env.BENCH_MODES ?? "embedded,cluster")
+    .split(",")
+    .map((mode) => mode.trim())
+    .filter((mode) => mode !== "");
+  for (const mode of modes) {
+    if (mode !== "embedded" && mode !== "cluster") throw new Error(`BENCH_MODES: unknown mode ${JSON.stringify(mode)}`);
+  }
+  return {
+    sizeMiB: { embedded: sizeMiB, cluster: numberFromEnv("BENCH_UPLOAD_CLUSTER_MIB", sizeMiB) },
+    tusChunkMiB: numberFromEnv("BENCH_UPLOAD_TUS_CHUNK_MIB", 64, { allowZero: true }),
+    rounds: Math.round(numberFromEnv("BENCH_UPLOAD_ROUNDS", 3)),
+    warmupMiB: numberFromEnv("BENCH_UPLOAD_WARMUP_MIB", 16),
+    modes: modes as Mode[],
+    output: path.resolve(PROJECT_ROOT, process.env.BENCH_OUTPUT ?? "bench/results/upload.json"),
+    cpuProfDir: process.env.BENCH_CPU_PROF_DIR ? path.resolve(process.env.BENCH_CPU_PROF_DIR) : undefined,
+  };
+}
+
+function progress(scope: string, message: string): void {
+  console.log(`[${new Date().toISOString().slice(11, 19)}] [${scope}] ${message}`);
+}
+
+const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const round = (value: number, digits: number): number => Number(value.toFixed(digits));
+const median = (values: readonly number[]): number => {
+  const sorted = [...values].sort((x, y) => x - y);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+};
+
+/**
+ * Things to release at the end of a mode, or on error or interrupt; last added is released first. An interrupt
+ * and the failure it causes both release: they share one pass, so neither finishes while the other still works.
+ */
+class Resources {
+  private readonly stack: Array<{ label: string; release: () => Promise<unknown> }> = [];
+  private releasing: Promise<void> | undefined;
+
+  add(label: string, release: () => Promise<unknown>): void {
+    this.stack.push({ label, release });
+  }
+
+  releaseAll(): Promise<void> {
+    this.releasing ??= (async () => {
+      for (let entry = this.stack.pop(); entry !== undefined; entry = this.stack.pop()) {
+        try {
+          await entry.release();
+        } catch (error) {
+          console.error(`could not stop ${entry.label}: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
+    })().finally(() => {
+      this.releasing = undefined;
+    });
+    return this.releasing;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc: RSS and CPU time of a process, seen from outside
+
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** VmRSS or VmHWM of a process in bytes; undefined once it is gone. */
+function procMemory(pid: number, field: "VmRSS" | "VmHWM"): number | undefined {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
+    return match === null ? undefined : Number(match[1]) * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resets the process's peak RSS (VmHWM) to its current RSS (Linux 4.0+); false where not allowed. */
+function resetPeakRss(pid: number): boolean {
+  try {
+    fs.writeFileSync(`/proc/${pid}/clear_refs`, "5");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** User + system CPU seconds of a process (the whole process: all its threads). */
+function procCpuSeconds(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may contain spaces; the fields after its closing parenthesis are fixed.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+/** Busy CPU seconds of the whole machine. */
+function machineCpuSeconds(): number {
+  return os.cpus().reduce((sum, cpu) => sum + (cpu.times.user + cpu.times.nice + cpu.times.sys + cpu.times.irq) / 1000, 0);
+}
+
+/** Samples a process's VmRSS every SAMPLE_INTERVAL_MS until stopped. */
+class RssSampler {
+  private readonly samples: number[] = [];
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly pid: number) {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), SAMPLE_INTERVAL_MS);
+  }
+
+  stop(): number[] {
+    clearInterval(this.timer);
+    this.sample();
+    return this.samples;
+  }
+
+  private sample(): void {
+    const rss = procMemory(this.pid, "VmRSS");
+    if (rss !== undefined) this.samples.push(rss);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: the servers under test and the private services
+
+const liveChildren = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const child of liveChildren) child.kill("SIGKILL");
+});
+
+/** Only what a Node process needs: settings come from the benchmark, never from the caller's shell. */
+function baseEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of ["PATH", "HOME", "TMPDIR", "LANG", "TZ"]) {
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
+
+type ChildMessage = FromServer | ServicesReady;
+
+class Child {
+  readonly pid: number;
+  private readonly process: ChildProcess;
+  private readonly exited: Promise<string>;
+  private readonly lastLines: string[] = [];
+  private readonly waiting = new Map<ChildMessage["type"], (message: ChildMessage) => void>();
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    readonly label: string,
+    script: string,
+    env: Record<string, string>,
+    nodeFlags: readonly string[] = [],
+  ) {
+    this.process = spawn(process.execPath, [...nodeFlags, "--import", "tsx", script], {
+      cwd: PROJECT_ROOT,
+      env: { ...baseEnv(), ...env },
+      stdio: ["ignore", "pipe", "pipe", "ipc"],
+    });
+    const child = this.process;
+    if (child.pid === undefined) throw new Error(`${label} could not be started`);
+    this.pid = child.pid;
+    liveChildren.add(child);
+    this.exited = new Promise((resolve) => {
+      child.once("error", (error) => resolve(`could not be run: ${error.message}`));
+      child.once("exit", (code, signal) => resolve(signal !== null ? `killed by ${signal}` : `exit code ${code}`));
+    });
+    void this.exited.then((how) => {
+      liveChildren.delete(child);
+      if (this.stopping === undefined && !interrupted) progress("bench", `${label} ended unexpectedly (${how})${this.tail()}`);
+    });
+    for (const stream of [child.stdout, child.stderr]) {
+      if (stream === null) continue;
+      readline.createInterface({ input: stream }).on("line", (line) => {
+        this.lastLines.push(line);
+        if (this.lastLines.length > 40) this.lastLines.shift();
+      });
+    }
+    child.on("message", (message: ChildMessage) => {
+      const resolve = this.waiting.get(message.type);
+      this.waiting.delete(message.type);
+      resolve?.(message);
+    });
+  }
+
+  /** The next message of `type`, or an error naming the child's last output if it ends first. */
+  next<T extends ChildMessage["type"]>(type: T, timeoutMs: number): Promise<Extract<ChildMessage, { type: T }>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.label} sent no "${type}" within ${timeoutMs / 1000} s${this.tail()}`)), timeoutMs);
+      this.waiting.set(type, (message) => {
+        clearTimeout(timer);
+        resolve(message as Extract<ChildMessage, { type: T }>);
+      });
+      void this.exited.then((how) => {
+        clearTimeout(timer);
+        reject(new Error(`${this.label} ended (${how}) while waiting for "${type}"${this.tail()}`));
+      });
+    });
+  }
+
+  async ask<T extends FromServer["type"]>(message: ToServer & { type: T }): Promise<Extract<FromServer, { type: T }>> {
+    const answer = this.next(message.type, 10_000);
+    this.process.send(message);
+    return (await answer) as Extract<FromServer, { type: T }>;
+  }
+
+  /** SIGTERM, then SIGKILL after STOP_TIMEOUT_MS. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      if (this.process.exitCode !== null || this.process.signalCode !== null) return;
+      this.process.kill("SIGTERM");
+      const stopped = await Promise.race([this.exited.then(() => true), delay(STOP_TIMEOUT_MS).then(() => false)]);
+      if (!stopped) {
+        this.process.kill("SIGKILL");
+        await this.exited;
+      }
+    })();
+    return this.stopping;
+  }
+
+  /** The child's last lines of output, for error messages. */
+  tail(): string {
+    return this.lastLines.length > 0 ? `\n--- last output of ${this.label} ---\n${this.lastLines.join("\n")}` : "";
+  }
+}
+
+async function startServer(
+  resources: Resources,
+  label: string,
+  env: Record<string, string>,
+  nodeFlags: readonly string[] = [],
+): Promise<{ child: Child; baseUrl: string }> {
+  const child = new Child(label, SERVER_SCRIPT, env, nodeFlags);
+  resources.add(label, () => child.stop());
+  const ready = await child.next("ready", START_TIMEOUT_MS);
+  return { child, baseUrl: `http://127.0.0.1:${ready.port}` };
+}
+
+async function waitForHealth(scope: string, baseUrl: string): Promise<string> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  let okDeadline: number | undefined;
+  let last = "no answer";
+  for (;;) {
+    try {
+      const response = await fetch(`${baseUrl}/api/health`, { signal: AbortSignal.timeout(3000) });
+      const body = (await response.json()) as { status?: string };
+      last = `${response.status} ${body.status ?? "?"}`;
+      if (response.status === 200) {
+        if (body.status === "ok") return "ok";
+        okDeadline ??= Date.now() + HEALTH_OK_TIMEOUT_MS;
+        if (Date.now() > okDeadline) {
+          progress(scope, `warning: the node is still ${body.status} after ${HEALTH_OK_TIMEOUT_MS / 1000} s; measuring anyway`);
+          return body.status ?? "unknown";
+        }
+      }
+    } catch (error) {
+      last = error instanceof Error ? error.message : String(error);
+    }
+    if (Date.now() > deadline) throw new Error(`/api/health not 200 within ${START_TIMEOUT_MS / 1000} s (last: ${last})`);
+    await delay(200);
+  }
+}
+
+/** Files (and their bytes) under the directories, with a few of their paths; tsx's compile cache (tsx-*) does not count. */
+function filesUnder(dirs: readonly string[]): { files: number; bytes: number; examples: string[] } {
+  const found = { files: 0, bytes: 0, examples: [] as string[] };
+  const walk = (dir: string) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory() && entry.name.startsWith("tsx-")) continue;
+      if (entry.isDirectory()) walk(full);
+      else if (entry.isFile()) {
+        found.files++;
+        found.bytes += fs.statSync(full, { throwIfNoEntry: false })?.size ?? 0;
+        if (found.examples.length < 5) found.examples.push(full);
+      }
+    }
+  };
+  for (const dir of dirs) walk(dir);
+  return found;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One measured upload
+
+let interrupted = false;
+
+interface Watched {
+  readonly server: Child;
+  readonly s3rver: Child | undefined;
+}
+
+/**
+ * Runs one upload with the server child's memory and everyone's CPU watched: an idle second first (the
+ * baseline RSS), `sync` before that so that an earlier upload's dirty pages are not written back during
+ * this one.
+ */
+async function measuredUpload(watched: Watched, size: number, upload: () => Promise<UploadOutcome>): Promise<{ outcome: UploadOutcome; figures: UploadFigures }> {
+  try {
+    return await watchedUpload(watched, size, upload);
+  } catch (error) {
+    // What the server said about it is usually the useful part.
+    if (error instanceof Error && !interrupted) error.message += watched.server.tail();
+    throw error;
+  }
+}
+
+async function watchedUpload(watched: Watched, size: number, upload: () => Promise<UploadOutcome>): Promise<{ outcome: UploadOutcome; figures: UploadFigures }> {
+  if (interrupted) throw new Error("interrupted");
+  execFileSync("sync");
+  const { pid } = watched.server;
+  const ours = () =>
+    procCpuSeconds(pid) + procCpuSeconds(process.pid) + (watched.s3rver === undefined ? 0 : procCpuSeconds(watched.s3rver.pid));
+  const idleStart = { at: performance.now(), ours: ours(), machine: machineCpuSeconds() };
+  const idle = new RssSampler(pid);
+  await delay(BASELINE_MS);
+  const baseline = median(idle.stop());
+  const idleSeconds = (performance.now() - idleStart.at) / 1000;
+  const othersBefore = round(Math.max(0, machineCpuSeconds() - idleStart.machine - (ours() - idleStart.ours)) / idleSeconds, 2);
+  const loadAverage1mBefore = round(os.loadavg()[0] ?? 0, 2);
+
+  await watched.server.ask({ type: "reset" });
+  const hwmReset = resetPeakRss(pid);
+  const cpuBefore = {
+    server: procCpuSeconds(pid),
+    client: process.cpuUsage(),
+    s3rver: watched.s3rver === undefined ? 0 : procCpuSeconds(watched.s3rver.pid),
+    machine: machineCpuSeconds(),
+  };
+  const sampler = new RssSampler(pid);
+  const started = performance.now();
+  let outcome: UploadOutcome;
+  let samples: number[];
+  try {
+    outcome = await upload();
+  } finally {
+    samples = sampler.stop();
+  }
+  const wallSeconds = (performance.now() - started) / 1000;
+  const hwm = hwmReset ? procMemory(pid, "VmHWM") : undefined;
+  const report = (await watched.server.ask({ type: "report" })).window;
+
+  const client = process.cpuUsage(cpuBefore.client);
+  const cpu = {
+    server: procCpuSeconds(pid) - cpuBefore.server,
+    client: (client.user + client.system) / 1e6,
+    s3rver: watched.s3rver === undefined ? 0 : procCpuSeconds(watched.s3rver.pid) - cpuBefore.s3rver,
+    machine: machineCpuSeconds() - cpuBefore.machine,
+  };
+  const perSecond = (value: number) => round(value / wallSeconds, 2);
+  const peakSampled = Math.max(...samples);
+  const last = outcome.requests[outcome.requests.length - 1];
+  const figures: UploadFigures = {
+    mbPerSecond: round(size / MB / outcome.seconds, 1),
+    seconds: round(outcome.seconds, 2),
+    bytes: size,
+    requests: outcome.requests.length,
+    finalTailSeconds: round(last?.tailSeconds ?? 0, 3),
+    slowestRequestSeconds: round(Math.max(...outcome.requests.map((request) => request.seconds)), 3),
+    loadAverage1mBefore,
+    serverRss: {
+      baselineMB: round(baseline / MB, 1),
+      peakSampledMB: round(peakSampled / MB, 1),
+      peakHwmMB: hwm === undefined ? null : round(hwm / MB, 1),
+      growthMB: round((Math.max(peakSampled, hwm ?? 0) - baseline) / MB, 1),
+      afterMB: round((samples[samples.length - 1] ?? 0) / MB, 1),
+      samples: samples.length,
+    },
+    serverMemoryGrowthMB: growthOf(report),
+    serverMainThread: { loopUtilization: report.loopUtilization, gc: report.gc },
+    cpuSecondsPerSecond: {
+      server: perSecond(cpu.server),
+      client: perSecond(cpu.client),
+      ...(watched.s3rver === undefined ? {} : { s3rver: perSecond(cpu.s3rver) }),
+      others: perSecond(Math.max(0, cpu.machine - cpu.server - cpu.client - cpu.s3rver)),
+      othersIdleBefore: othersBefore,
+    },
+    checks: { storedBytes: outcome.storedBytes, mime: outcome.mime, sha256: outcome.sha256 },
+  };
+  if (outcome.storedBytes !== size) throw new Error(`the server stored ${outcome.storedBytes} bytes of ${size}`);
+  if (outcome.mime !== undefined && outcome.mime !== "video/mp4") throw new Error(`the upload was taken as ${outcome.mime}, not video/mp4`);
+  return { outcome, figures };
+}
+
+function growthOf(memory: WindowReport): UploadFigures["serverMemoryGrowthMB"] {
+  const growth = (name: keyof MemoryFigures) => round((memory.peak[name] - memory.start[name]) / MB, 1);
+  return { heapUsed: growth("heapUsed"), external: growth("external"), arrayBuffers: growth("arrayBuffers"), rss: growth("rss") };
+}
+
+function describeUpload(figures: UploadFigures): string {
+  const rss = figures.serverRss;
+  const cpu = figures.cpuSecondsPerSecond;
+  const others = cpu.othersIdleBefore >= 0.3 ? ` (!) other processes used ${cpu.othersIdleBefore} CPU s/s just before` : "";
+  return (
+    `${figures.mbPerSecond} MB/s (${figures.seconds} s, ${figures.requests} request${figures.requests > 1 ? "s" : ""}, ` +
+    `last answer ${figures.finalTailSeconds} s after its last byte); server RSS +${rss.growthMB} MB ` +
+    `(baseline ${rss.baselineMB}, peak sampled ${rss.peakSampledMB}, VmHWM ${rss.peakHwmMB ?? "n/a"}); ` +
+    `CPU s/s server ${cpu.server}, client ${cpu.client}${cpu.s3rver === undefined ? "" : `, s3rver ${cpu.s3rver}`}, others ${cpu.others} ` +
+    `(${cpu.othersIdleBefore} just before)${others}; ` +
+    `server main thread busy ${Math.round(figures.serverMainThread.loopUtilization * 100)} %, ` +
+    `GC ${figures.serverMainThread.gc.count}x ${figures.serverMainThread.gc.totalMs} ms (${figures.serverMainThread.gc.majorCount} major); ` +
+    `load ${figures.loadAverage1mBefore} before`
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// One mode
+
+async function runMode(mode: Mode, options: Options, content: UploadContent, resources: Resources): Promise<ModeResult> {
+  const size = options.sizeMiB[mode] * MiB;
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), `shoal-bench-upload-${mode}-`));
+  // Also if this process is killed outright: the watchdog of scripts/services deletes it then.
+  deleteDirectoryWhenProcessEnds(root);
+  resources.add(`temporary directory ${root}`, () => removeDirectory(root));
+  const dataDir = path.join(root, "data");
+  const rawDir = path.join(root, "raw");
+  // The children's own temporary files (tus's S3 store keeps each part in a file there until it is sent).
+  const childTmp = path.join(root, "tmp");
+  for (const dir of [dataDir, rawDir, childTmp]) fs.mkdirSync(dir);
+
+  let modeEnv: Record<string, string> = { SHOAL_MODE: "embedded" };
+  let s3rver: Child | undefined;
+  let watchedDirs = [path.join(dataDir, "uploads"), path.join(dataDir, "objects"), rawDir, childTmp];
+  if (mode === "cluster") {
+    progress(mode, "starting private MariaDB primary + 1 replica, Redis, NATS, S3 (s3rver) in a child process");
+    s3rver = new Child("private services", SERVICES_SCRIPT, {});
+    const services = s3rver;
+    resources.add("private services", () => services.stop());
+    const ready = await s3rver.next("services", START_TIMEOUT_MS);
+    modeEnv = ready.env;
+    watchedDirs = [ready.s3Dir, rawDir, childTmp];
+  }
+
+  progress(mode, "starting the Shoal node");
+  const profFlags = options.cpuProfDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${path.join(options.cpuProfDir, mode)}`];
+  const shoalEnv = {
+    ...modeEnv,
+    BENCH_ROLE: "shoal",
+    NODE_ID: `bench-upload-${mode}`,
+    // No processing service: transcoding one upload would compete with the next one for the CPU.
+    SERVICES: "api,users,media,site",
+    SHOAL_DATA_DIR: dataDir,
+    TMPDIR: childTmp,
+    LOG_LEVEL: "warn",
+    // Generous limits: this measures the upload path, not the refusals.
+    USER_QUOTA_BYTES: String(Math.max(64 * 1024 * MiB, 4 * size)),
+    UPLOAD_MAX_VIDEO_BYTES: String(Math.max(2 * 1024 * MiB, 2 * size)),
+    RATE_UPLOADS_PER_USER_PER_HOUR: "1000000",
+    RATE_API_REQUESTS_PER_IP_PER_MINUTE: "1000000000",
+    RATE_REGISTRATIONS_PER_IP_PER_HOUR: "1000",
+  };
+  const shoal = await startServer(resources, `${mode} Shoal node`, shoalEnv, profFlags);
+  const health = await waitForHealth(mode, shoal.baseUrl);
+  progress(mode, "starting (c): raw node:http server writing to disk");
+  const raw = await startServer(resources, `${mode} raw server`, { BENCH_ROLE: "raw", BENCH_RAW_DIR: rawDir, TMPDIR: childTmp });
+
+  const { token } = await register(shoal.baseUrl, `bench${mode}${Date.now().toString(36)}`, PASSWORD);
+  const agents = new Set<http.Agent>();
+  resources.add("HTTP agents", async () => {
+    for (const agent of agents) agent.destroy();
+  });
+  const newAgent = () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    agents.add(agent);
+    return agent;
+  };
+  const tusChunk = options.tusChunkMiB * MiB;
+  const run: Record<Target, (stream: ContentStream) => Promise<UploadOutcome>> = {
+    a: (stream) => uploadTus(shoal.baseUrl, token, stream, tusChunk, newAgent()),
+    b: (stream) => uploadMultipart(shoal.baseUrl, token, stream, newAgent()),
+    c: (stream) => uploadRaw(raw.baseUrl, stream, false, newAgent()),
+    cFsync: (stream) => uploadRaw(raw.baseUrl, stream, true, newAgent()),
+  };
+  const serverOf = (target: Target) => (target === "a" || target === "b" ? shoal.child : raw.child);
+  const cleanUp = async (outcome: UploadOutcome) => {
+    if (outcome.mediaId !== undefined) await deleteMedia(shoal.baseUrl, token, outcome.mediaId);
+    if (outcome.file !== undefined) await fs.promises.rm(outcome.file, { force: true });
+  };
+  const labels = labelsFor(options);
+
+  // Unmeasured: loads the upload code paths, and checks the bytes arrive intact.
+  const warmup = {} as Record<Target, { mbPerSecond: number; sha256Verified?: boolean }>;
+  let seed = mode === "embedded" ? 1 : 100_001;
+  for (const target of TARGETS) {
+    const stream = content.of(options.warmupMiB * MiB, seed++);
+    const { outcome, figures } = await measuredUpload({ server: serverOf(target), s3rver }, stream.size, () => run[target](stream));
+    const sha256Verified = outcome.sha256 === undefined ? undefined : outcome.sha256 === stream.sha256();
+    if (sha256Verified === false) throw new Error(`${labels[target]}: the stored bytes' SHA-256 differs from what was sent`);
+    warmup[target] = { mbPerSecond: figures.mbPerSecond, ...(sha256Verified === undefined ? {} : { sha256Verified }) };
+    await cleanUp(outcome);
+  }
+  progress(mode, `warm-up uploads of ${options.warmupMiB} MiB done, stored bytes verified (SHA-256)`);
+
+  const rounds: Array<Record<Target, UploadFigures>> = [];
+  const toVerify: Array<{ figures: UploadFigures; stream: ContentStream }> = [];
+  const leftoversAfterRounds: Array<{ files: number; bytes: number; examples: string[] }> = [];
+  for (let index = 0; index < options.rounds; index++) {
+    const roundFigures = {} as Record<Target, UploadFigures>;
+    // Each round starts with the next path, so that none always follows the same one.
+    const order = [...TARGETS.slice(index % TARGETS.length), ...TARGETS.slice(0, index % TARGETS.length)];
+    for (const target of order) {
+      const stream = content.of(size, seed++);
+      progress(mode, `round ${index + 1}/${options.rounds}: ${labels[target]}, ${options.sizeMiB[mode]} MiB`);
+      const { outcome, figures } = await measuredUpload({ server: serverOf(target), s3rver }, size, () => run[target](stream));
+      progress(mode, `  ${describeUpload(figures)}`);
+      roundFigures[target] = figures;
+      if (outcome.sha256 !== undefined) toVerify.push({ figures, stream });
+      await cleanUp(outcome);
+    }
+    rounds.push(Object.fromEntries(TARGETS.map((target) => [target, roundFigures[target]])) as Record<Target, UploadFigures>);
+    const leftovers = filesUnder(watchedDirs);
+    leftoversAfterRounds.push(leftovers);
+    if (leftovers.files > 0) progress(mode, `(!) after deleting the uploads again, ${leftovers.files} files (${leftovers.bytes} bytes) are left, e.g. ${leftovers.examples.join(", ")}`);
+  }
+
+  progress(mode, `checking the SHA-256 Shoal computed for the ${toVerify.length} measured uploads against the bytes sent`);
+  const verified = toVerify.map(({ figures, stream }) => {
+    const ok = figures.checks.sha256 === stream.sha256();
+    (figures.checks as { sha256Verified?: boolean }).sha256Verified = ok;
+    return ok;
+  });
+  if (verified.includes(false)) progress(mode, "(!) a stored upload's SHA-256 differs from the bytes sent");
+
+  await raw.child.stop();
+  await shoal.child.stop();
+
+  const summary = Object.fromEntries(
+    TARGETS.map((target) => {
+      const all = rounds.map((figures) => figures[target]);
+      return [
+        target,
+        {
+          mbPerSecond: round(median(all.map((figures) => figures.mbPerSecond)), 1),
+          rssGrowthMB: Math.max(...all.map((figures) => figures.serverRss.growthMB)),
+          finalTailSeconds: round(median(all.map((figures) => figures.finalTailSeconds)), 3),
+        },
+      ];
+    }),
+  ) as ModeResult["summary"];
+  const ratios = {
+    aOverC: round(summary.a.mbPerSecond / summary.c.mbPerSecond, 3),
+    bOverC: round(summary.b.mbPerSecond / summary.c.mbPerSecond, 3),
+    cFsyncOverC: round(summary.cFsync.mbPerSecond / summary.c.mbPerSecond, 3),
+  };
+  const rssGrowthMB = { a: summary.a.rssGrowthMB, b: summary.b.rssGrowthMB };
+  const storage = mode === "cluster" ? "S3 (s3rver)" : "local disk";
+  return {
+    sizeMiB: options.sizeMiB[mode],
+    description: {
+      a:
+        (options.tusChunkMiB === 0
+          ? "tus: one POST /api/uploads carrying the whole content (creation-with-upload)"
+          : `tus: POST /api/uploads, then PATCHes of ${options.tusChunkMiB} MiB`) + `; Shoal stores to ${storage}`,
+      b: `multipart/form-data POST /api/media, field "file" after a "title" field; Shoal stores to ${storage}`,
+      c: "bare node:http server piping the body to a file on local disk (no fsync)",
+      cFsync: "the same raw server, fsync before closing the file (as Shoal's local storage does)",
+    },
+    rounds,
+    summary,
+    ratios,
+    goal: {
+      aOverC: ratios.aOverC,
+      rssGrowthMB,
+      met: ratios.aOverC >= GOAL.aOverC && rssGrowthMB.a <= GOAL.rssGrowthMB && rssGrowthMB.b <= GOAL.rssGrowthMB,
+    },
+    checks: { health, warmup, leftoversAfterRounds },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+function table(mode: Mode, result: ModeResult, labels: Record<Target, string>): string {
+  const lines = [
+    `${`${mode}, ${result.sizeMiB} MiB per upload`.padEnd(38)}${"MB/s".padStart(8)}${"s".padStart(8)}${"tail s".padStart(8)}${"RSS +MB".padStart(9)}${"srv CPU".padStart(9)}`,
+  ];
+  for (const target of TARGETS) {
+    const all = result.rounds.map((figures) => figures[target]);
+    const summary = result.summary[target];
+    const seconds = median(all.map((figures) => figures.seconds));
+    const cpu = median(all.map((figures) => figures.cpuSecondsPerSecond.server));
+    lines.push(
+      `  ${labels[target].padEnd(36)}${summary.mbPerSecond.toFixed(1).padStart(8)}${seconds.toFixed(2).padStart(8)}` +
+        `${summary.finalTailSeconds.toFixed(2).padStart(8)}${summary.rssGrowthMB.toFixed(1).padStart(9)}${cpu.toFixed(2).padStart(9)}`,
+    );
+  }
+  lines.push(`  a/c = ${result.ratios.aOverC.toFixed(3)}   b/c = ${result.ratios.bOverC.toFixed(3)}   (c')/c = ${result.ratios.cFsyncOverC.toFixed(3)}`);
+  lines.push(
+    `  goal a/c >= ${GOAL.aOverC} and RSS growth <= ${GOAL.rssGrowthMB} MB in (a) and (b): a/c ${result.goal.aOverC.toFixed(3)}, ` +
+      `RSS +${result.goal.rssGrowthMB.a} / +${result.goal.rssGrowthMB.b} MB -> ${result.goal.met ? "met" : "not met"}`,
+  );
+  return lines.join("\n");
+}
+
+/** The code measured: commit, and how many files differ from it (others may be editing the tree). */
+function codeState(): { commit: string; changedFiles: number } | undefined {
+  try {
+    const git = (...args: string[]) => execFileSync("git", args, { cwd: PROJECT_ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    const changed = git("status", "--porcelain").split("\n").filter((line) => line.trim() !== "");
+    return { commit: git("rev-parse", "HEAD").trim(), changedFiles: changed.length };
+  } catch {
+    return undefined;
+  }
+}
+
+function packageVersion(name: string): string {
+  return (JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, "node_modules", name, "package.json"), "utf8")) as { version: string }).version;
+}
+
+async function main(): Promise<void> {
+  const options = readOptions();
+  const resources = new Resources();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    console.log(`\n${signal}: stopping the uploads, servers and private services (again to force)`);
+    abortAllRequests();
+    void resources.releaseAll().finally(() => process.exit(130));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  const cpus = os.cpus();
+  const machine = {
+    node: process.version,
+    cpuModel: cpus[0]?.model ?? "unknown",
+    cores: cpus.length,
+    totalMemoryGiB: round(os.totalmem() / 1024 ** 3, 1),
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    loadAverageAtStart: os.loadavg().map((value) => round(value, 2)),
+  };
+  const date = new Date().toISOString();
+  const code = codeState();
+  progress("bench", `${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}`);
+  progress(
+    "bench",
+    `modes ${options.modes.map((mode) => `${mode} (${options.sizeMiB[mode]} MiB)`).join(", ")}; ${options.rounds} round(s); ` +
+      `tus ${options.tusChunkMiB === 0 ? "creation-with-upload" : `${options.tusChunkMiB} MiB per PATCH`}`,
+  );
+  const busy = machine.loadAverageAtStart[0] ?? 0;
+  if (busy > machine.cores / 2) {
+    progress("bench", `warning: 1-minute load average is ${busy} on ${machine.cores} cores; other work on this machine skews the figures`);
+  }
+  const content = new UploadContent(fs.readFileSync(HEAD_FILE));
+
+  const modes: Partial<Record<Mode, ModeResult>> = {};
+  for (const mode of options.modes) {
+    try {
+      modes[mode] = await runMode(mode, options, content, resources);
+    } finally {
+      await resources.releaseAll();
+    }
+  }
+
+  const labels = labelsFor(options);
+  const smaller = options.modes.filter((mode) => options.sizeMiB[mode] !== 1024);
+  const report = {
+    benchmark: "upload",
+    date,
+    machine,
+    code: code ?? null,
+    units: { "MB": "10^6 bytes", "MB/s": "content bytes / 10^6 / seconds from the first request's start to the last answer" },
+    settings: {
+      sizeMiB: Object.fromEntries(options.modes.map((mode) => [mode, options.sizeMiB[mode]])),
+      ...(smaller.length > 0 ? { note: `${smaller.join(" and ")} ran with less than the 1 GiB of the issue (BENCH_UPLOAD_MIB / BENCH_UPLOAD_CLUSTER_MIB)` } : {}),
+      tusChunkMiB: options.tusChunkMiB,
+      rounds: options.rounds,
+      warmupMiB: options.warmupMiB,
+      content: `${path.relative(PROJECT_ROOT, HEAD_FILE)} as the head, then pseudo-random padding (1 MiB blocks cut from a 16 MiB random pool)`,
+      client: "node:http in the parent process, one connection per path (keep-alive), body streamed with backpressure",
+      sampling: `server child's VmRSS from /proc every ${SAMPLE_INTERVAL_MS} ms, VmHWM reset before each upload; baseline: median over the ${BASELINE_MS} ms idle before it`,
+      tusServer: `@tus/server ${packageVersion("@tus/server")}, @tus/file-store ${packageVersion("@tus/file-store")}, @tus/s3-store ${packageVersion("@tus/s3-store")}`,
+      shoalNode:
+        "one child process, SERVICES=api,users,media,site (no processing: transcoding an upload would compete with the next), " +
+        "quota, video size limit and rate limits raised; uploads deleted again (DELETE /api/media/:id) after each measurement, `sync` before the next",
+      cluster:
+        `MariaDB primary + 1 replica, Redis, NATS and s3rver ${packageVersion("s3rver")} in a child process of their own; ` +
+        "ListParts and AbortMultipartUpload, which s3rver lacks and @tus/s3-store needs, answered there from s3rver's files",
+    },
+    goal: {
+      statement: `a/c >= ${GOAL.aOverC} and the gateway's peak RSS growth <= ${GOAL.rssGrowthMB} MB during (a) and (b), in both modes`,
+      reached: Object.fromEntries(Object.entries(modes).map(([mode, result]) => [mode, result.goal])),
+      met: Object.values(modes).every((result) => result.goal.met),
+    },
+    modes,
+  };
+  fs.mkdirSync(path.dirname(options.output), { recursive: true });
+  fs.writeFileSync(options.output, `${JSON.stringify(report, null, 2)}\n`);
+
+  console.log("");
+  console.log(`Upload benchmark, ${date}: ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}; MB = 10^6 bytes`);
+  for (const mode of options.modes) {
+    const result = modes[mode];
+    if (result !== undefined) console.log(`\n${table(mode, result, labels)}`);
+  }
+  if (smaller.length > 0) console.log(`\nnote: ${report.settings.note}`);
+  console.log(`\nwritten to ${path.relative(process.cwd(), options.output) || options.output}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    if (interrupted) return; // the signal handler is stopping everything and exits
+    console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+    process.exit(1);
+  },
+);
