@@ -64,10 +64,13 @@ export class UserRepository {
     return row;
   }
 
-  /** By username or email, compared in normalised form. */
+  /**
+   * By username or email, compared in normalised form. Read from the primary: whoever signs
+   * in (or signs up) right after an account was made, through any node, must find it.
+   */
   findByLogin(login: string): Promise<UserRow | undefined> {
     const key = usernameKey(login);
-    return this.db.read((db) =>
+    return this.db.readLatest((db) =>
       db
         .selectFrom("users")
         .selectAll()
