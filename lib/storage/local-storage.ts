@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
 import type { Dirent, Stats } from "node:fs";
 import fs from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
@@ -7,7 +8,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { AppError, NotFoundError } from "../errors";
 import type { CheckResult } from "../health";
-import type { ByteRange, ObjectInfo, ObjectStorage, SignedUrlOptions, StoredObject } from "./object-storage";
+import type { ByteRange, ObjectInfo, ObjectStorage, SignedUrlOptions, StagedContent, StoredObject } from "./object-storage";
 import type { UrlSigner } from "./signed-url";
 
 /*
@@ -113,6 +114,9 @@ export function localEtag(stat: Pick<Stats, "size" | "mtimeMs">): string {
   return `"${stat.size.toString(16)}-${Math.floor(stat.mtimeMs * 1000).toString(16)}"`;
 }
 
+/** Bytes on their way to disk per write stream: with the 16 KiB default each read from a socket waits for the previous write. */
+const WRITE_BUFFER_BYTES = 1024 * 1024;
+
 function errorCode(error: unknown): string | undefined {
   return (error as { code?: unknown } | null)?.code as string | undefined;
 }
@@ -187,7 +191,7 @@ export class LocalStorage implements ObjectStorage {
       const handle = await this.createExclusive(temporary);
       // The stream owns the handle and closes it, also on error. flush: fsync before closing, so that the
       // bytes are on disk before the rename and a crash cannot leave a renamed but empty or partial file.
-      await pipeline(body, handle.createWriteStream({ flush: true }));
+      await pipeline(body, handle.createWriteStream({ flush: true, highWaterMark: WRITE_BUFFER_BYTES }));
       const stat = await fs.stat(temporary);
       // Metadata first: when the object appears under its name, its content type is already there.
       const metadata: Metadata = { contentType };
@@ -199,6 +203,45 @@ export class LocalStorage implements ObjectStorage {
     } catch (error) {
       body.destroy();
       await Promise.all([ignoreMissing(fs.unlink(temporary)), ignoreMissing(fs.unlink(metadataTemporary))]).catch(() => undefined);
+      await this.pruneEmptyDirectories(path.dirname(file));
+      throw error;
+    }
+  }
+
+  /**
+   * Moves a staged file into place by renaming it, so its bytes are not copied. They are flushed to disk
+   * first, as put() does. A staged file on another file system is copied instead.
+   */
+  async adopt(staged: StagedContent, key: string, contentType: string): Promise<ObjectInfo> {
+    if (staged.kind !== "file") throw new TypeError("local storage adopts staged files only");
+    const file = this.filePath(key);
+    assertContentType(contentType);
+    const handle = await fs.open(staged.path, "r+");
+    try {
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+    const metadataTemporary = temporaryFile(file, ".meta.tmp");
+    try {
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      const metadata: Metadata = { contentType };
+      await fs.writeFile(metadataTemporary, JSON.stringify(metadata), { flag: "wx" });
+      await fs.rename(metadataTemporary, metadataFile(file));
+      try {
+        await fs.rename(staged.path, file);
+      } catch (error) {
+        if (errorCode(error) !== "EXDEV") throw error;
+        const info = await this.put(key, createReadStream(staged.path), contentType);
+        await fs.unlink(staged.path);
+        return info;
+      }
+      const stat = await fs.stat(file);
+      return { key, bytes: stat.size, contentType, etag: localEtag(stat), lastModified: stat.mtime };
+    } catch (error) {
+      await ignoreMissing(fs.unlink(metadataTemporary)).catch(() => undefined);
+      // Metadata for an object that did not arrive (keys adopted into are new, so nothing else owns it).
+      if ((await this.statFile(file).catch(() => undefined)) === undefined) await this.deleteFile(file).catch(() => undefined);
       await this.pruneEmptyDirectories(path.dirname(file));
       throw error;
     }

@@ -21,6 +21,12 @@ export interface StoredObject {
   readonly body: Readable;
 }
 
+/**
+ * Bytes already stored beside the objects by the resumable-upload store: a file on the same disk
+ * (local) or an object in the same bucket (S3).
+ */
+export type StagedContent = { readonly kind: "file"; readonly path: string } | { readonly kind: "object"; readonly key: string };
+
 export interface SignedUrlOptions {
   readonly expiresInSeconds: number;
   /** Offered as the download's file name (Content-Disposition: attachment). */
@@ -35,6 +41,12 @@ export interface ObjectStorage {
   readonly kind: "local" | "s3";
   /** Stores a stream of unknown length; readers never see a half-written object. */
   put(key: string, body: Readable, contentType: string): Promise<ObjectInfo>;
+  /**
+   * Takes staged content over as `key` without passing its bytes through this process where the store can
+   * (a rename on disk, a server-side copy in S3). A staged file is gone afterwards; a staged S3 object is
+   * left for its upload store to delete.
+   */
+  adopt(staged: StagedContent, key: string, contentType: string): Promise<ObjectInfo>;
   /** Throws NotFoundError when there is no such object. */
   get(key: string, range?: ByteRange): Promise<StoredObject>;
   head(key: string): Promise<ObjectInfo | undefined>;

@@ -1,5 +1,6 @@
 import { Readable } from "node:stream";
 import {
+  CopyObjectCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -22,7 +23,7 @@ import {
   InvalidObjectKeyError,
   RangeNotSatisfiableError,
 } from "./local-storage";
-import type { ByteRange, ObjectInfo, ObjectStorage, SignedUrlOptions, StoredObject } from "./object-storage";
+import type { ByteRange, ObjectInfo, ObjectStorage, SignedUrlOptions, StagedContent, StoredObject } from "./object-storage";
 import { assertExpiresInSeconds, attachmentDisposition } from "./signed-url";
 
 export interface S3StorageOptions {
@@ -36,8 +37,10 @@ export interface S3StorageOptions {
 
 /** Large enough that a typical photo is one PUT, small enough that a multi-GB video stays far below 10,000 parts (80 GB). */
 const PART_SIZE = 8 * 1024 * 1024;
-/** Parts in flight per upload: up to 4 × 8 MiB buffered in memory. */
-const UPLOAD_QUEUE_SIZE = 4;
+/** Parts in flight per upload, each buffered in memory: 2 × 8 MiB keeps a gateway's memory per upload small. */
+const UPLOAD_QUEUE_SIZE = 2;
+/** The largest object one CopyObject can copy. */
+const MAX_COPY_BYTES = 5 * 1024 ** 3;
 /** DeleteObjects takes at most 1000 keys per request. */
 const DELETE_BATCH = 1000;
 /** HEAD requests in flight while list() fetches content types (ListObjectsV2 does not return them). */
@@ -68,6 +71,9 @@ export function s3ClientConfig(options: S3StorageOptions): S3ClientConfig {
       options.accessKeyId && options.secretAccessKey
         ? { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey }
         : undefined,
+    // Checksums only where an operation requires one: the SDK's default (a CRC32 on every upload, sent as
+    // a chunked trailer) is not understood by every S3-compatible store and costs CPU on every byte.
+    requestChecksumCalculation: "WHEN_REQUIRED",
   };
 }
 
@@ -116,6 +122,32 @@ export class S3Storage implements ObjectStorage {
     }
     const info = await this.head(key);
     if (info === undefined) throw new Error(`the object ${key} is missing right after it was stored`);
+    return info;
+  }
+
+  /** A server-side copy within the bucket, so the bytes do not pass through this process (up to 5 GiB; larger ones are streamed). */
+  async adopt(staged: StagedContent, key: string, contentType: string): Promise<ObjectInfo> {
+    if (staged.kind !== "object") throw new TypeError("S3 storage adopts staged objects only");
+    assertObjectKey(key);
+    assertContentType(contentType);
+    const { bucket } = this.options;
+    const source = await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: staged.key }));
+    if ((source.ContentLength ?? 0) > MAX_COPY_BYTES) {
+      const output = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: staged.key }));
+      if (!(output.Body instanceof Readable)) throw new Error("the S3 client returned a body that is not a Node stream");
+      return this.put(key, output.Body, contentType);
+    }
+    await this.client.send(
+      new CopyObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        CopySource: `${bucket}/${staged.key.split("/").map(encodeURIComponent).join("/")}`,
+        ContentType: contentType,
+        MetadataDirective: "REPLACE",
+      }),
+    );
+    const info = await this.head(key);
+    if (info === undefined) throw new Error(`the object ${key} is missing right after it was copied`);
     return info;
   }
 

@@ -1,9 +1,9 @@
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { nanoid } from "nanoid";
 import type { NewMedia } from "../media/catalogue";
 import type { ObjectStorage } from "../storage/object-storage";
-import { ingest } from "./ingest";
-import type { IngestLimits } from "./ingest";
+import { ingest, ingestStaged } from "./ingest";
+import type { IngestLimits, StagedUpload } from "./ingest";
 
 
 /**
@@ -46,12 +46,12 @@ export interface UploadDependencies<MediaJson> {
 }
 
 /**
- * Turns an upload's bytes into a catalogued media item (status uploaded), or refuses it
- * leaving nothing behind: no object, no row, no quota held. The same bytes uploaded
- * again by the same owner give back the existing item (duplicate: true) and are not kept.
+ * Turns an upload's bytes (a stream, or a finished resumable upload) into a catalogued media item
+ * (status uploaded), or refuses it leaving nothing behind: no object, no row, no quota held. The same
+ * bytes uploaded again by the same owner give back the existing item (duplicate: true) and are not kept.
  */
 export async function acceptUpload<MediaJson>(
-  source: Readable,
+  source: Readable | StagedUpload,
   request: UploadRequest,
   { storage, catalogue, limits }: UploadDependencies<MediaJson>,
 ): Promise<{ media: MediaJson; duplicate: boolean }> {
@@ -59,7 +59,8 @@ export async function acceptUpload<MediaJson>(
   let storedKey: string | undefined;
   let committedBytes: number | undefined;
   try {
-    const ingested = await ingest(source, mediaId, storage, limits);
+    const ingested =
+      source instanceof Readable ? await ingest(source, mediaId, storage, limits) : await ingestStaged(source, mediaId, storage, limits);
     storedKey = ingested.key;
     await catalogue.commitReservation(request.reservationId, ingested.bytes);
     committedBytes = ingested.bytes;

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { Readable, Transform } from "node:stream";
 import type { TransformCallback } from "node:stream";
 import { fromBuffer } from "file-type";
@@ -6,8 +5,9 @@ import { imageSize } from "image-size";
 import type { MediaKind } from "../../config/settings";
 import { AppError, BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from "../errors";
 import { originalKey } from "../storage/object-keys";
-import type { ObjectStorage } from "../storage/object-storage";
+import type { ObjectStorage, StagedContent } from "../storage/object-storage";
 import { acceptedType } from "./allowed-types";
+import { Sha256Thread } from "./sha256-thread";
 import type { AcceptedType } from "./allowed-types";
 
 /** file-type needs at most this many leading bytes to recognise any format it knows. */
@@ -88,9 +88,9 @@ async function peek(source: Readable, bytes: number): Promise<{ head: Buffer; wh
   return { head, whole: Readable.from(everything(), { objectMode: false }) };
 }
 
-/** Counts and hashes the bytes passing through, failing the stream once they exceed the limit. */
+/** Counts and hashes the bytes passing through (the hashing on its own thread), failing the stream once they exceed the limit. */
 class MeasuringStream extends Transform {
-  readonly hash = createHash("sha256");
+  readonly hash = Sha256Thread.shared().create();
   bytes = 0;
 
   constructor(
@@ -106,9 +106,40 @@ class MeasuringStream extends Transform {
       callback(this.tooLargeError());
       return;
     }
-    this.hash.update(chunk);
-    callback(null, chunk);
+    const wait = this.hash.update(chunk);
+    if (wait) void wait.then(() => callback(null, chunk));
+    else callback(null, chunk);
   }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (error) this.hash.forget();
+    callback(error);
+  }
+}
+
+/** Decides from the content's first bytes whether it is accepted and what it is; throws the refusal otherwise. */
+async function classify(head: Buffer, limits: IngestLimits): Promise<AcceptedType> {
+  if (head.length === 0) throw new BadRequestError("The file is empty.", "empty_upload");
+  const sniffed = await sniffMime(head);
+  const type = acceptedType(sniffed);
+  if (!type) {
+    throw new UnsupportedMediaTypeError(
+      sniffed
+        ? `Files of type ${sniffed} are not accepted. Upload an image (JPEG, PNG, GIF, WebP, AVIF, HEIC), a video (MP4, MOV, WebM, MKV) or audio (MP3, AAC, M4A, Ogg, Opus, FLAC, WAV).`
+        : "This file is not a supported image, video or audio file.",
+    );
+  }
+  if (type.kind === "image") {
+    const pixels = declaredPixels(head);
+    if (pixels !== undefined && pixels > limits.maxImagePixels) {
+      throw new AppError(
+        422,
+        "image_too_large",
+        `This image declares ${(pixels / 1e6).toFixed(0)} megapixels; at most ${(limits.maxImagePixels / 1e6).toFixed(0)} are accepted.`,
+      );
+    }
+  }
+  return type;
 }
 
 /**
@@ -119,41 +150,75 @@ class MeasuringStream extends Transform {
  */
 export async function ingest(source: Readable, mediaId: string, storage: ObjectStorage, limits: IngestLimits): Promise<Ingested> {
   const { head, whole } = await peek(source, SNIFF_BYTES);
-  if (head.length === 0) {
-    source.resume();
-    throw new BadRequestError("The file is empty.", "empty_upload");
-  }
-  const sniffed = await sniffMime(head);
-  const type = acceptedType(sniffed);
-  if (!type) {
-    source.destroy();
-    throw new UnsupportedMediaTypeError(
-      sniffed
-        ? `Files of type ${sniffed} are not accepted. Upload an image (JPEG, PNG, GIF, WebP, AVIF, HEIC), a video (MP4, MOV, WebM, MKV) or audio (MP3, AAC, M4A, Ogg, Opus, FLAC, WAV).`
-        : "This file is not a supported image, video or audio file.",
-    );
-  }
-  if (type.kind === "image") {
-    const pixels = declaredPixels(head);
-    if (pixels !== undefined && pixels > limits.maxImagePixels) {
-      source.destroy();
-      throw new AppError(
-        422,
-        "image_too_large",
-        `This image declares ${(pixels / 1e6).toFixed(0)} megapixels; at most ${(limits.maxImagePixels / 1e6).toFixed(0)} are accepted.`,
-      );
-    }
+  let type: AcceptedType;
+  try {
+    type = await classify(head, limits);
+  } catch (error) {
+    if (head.length === 0) source.resume();
+    else source.destroy();
+    throw error;
   }
   const limit = limits.maxBytes[type.kind];
   const measuring = new MeasuringStream(limit, () => tooLarge(type.kind, limit));
   whole.on("error", (error) => measuring.destroy(error));
   const key = originalKey(mediaId, type.extension);
+  let sha256: string;
   try {
     await storage.put(key, whole.pipe(measuring), type.mime);
+    sha256 = await measuring.hash.digest();
   } catch (error) {
     source.destroy();
     await storage.delete(key).catch(() => undefined);
     throw error;
   }
-  return { key, type, bytes: measuring.bytes, sha256: measuring.hash.digest("hex") };
+  return { key, type, bytes: measuring.bytes, sha256 };
+}
+
+/** A finished resumable upload, its bytes already stored beside the objects. */
+export interface StagedUpload {
+  readonly staged: StagedContent;
+  readonly bytes: number;
+  /** Known when the upload was hashed as it arrived. */
+  readonly sha256: string | undefined;
+  /** The content from its first byte. */
+  open(): Promise<Readable>;
+}
+
+async function hashOf(content: Readable): Promise<string> {
+  const hash = Sha256Thread.shared().create();
+  try {
+    for await (const chunk of content) await hash.update(chunk as Buffer);
+  } catch (error) {
+    hash.forget();
+    throw error;
+  }
+  return hash.digest();
+}
+
+/**
+ * The same checks as ingest() for an upload that is already stored: what it is comes from its first bytes,
+ * and it becomes the original of `mediaId` without being copied where the storage allows (see
+ * ObjectStorage.adopt). It is read whole only when its SHA-256 is not yet known. Refused content is not
+ * adopted; removing it is the upload store's business.
+ */
+export async function ingestStaged(upload: StagedUpload, mediaId: string, storage: ObjectStorage, limits: IngestLimits): Promise<Ingested> {
+  const content = await upload.open();
+  let head: Buffer;
+  try {
+    ({ head } = await peek(content, SNIFF_BYTES));
+  } finally {
+    content.destroy();
+  }
+  const type = await classify(upload.bytes === 0 ? Buffer.alloc(0) : head, limits);
+  const limit = limits.maxBytes[type.kind];
+  if (upload.bytes > limit) throw tooLarge(type.kind, limit);
+  const sha256 = upload.sha256 ?? (await hashOf(await upload.open()));
+  const key = originalKey(mediaId, type.extension);
+  try {
+    const stored = await storage.adopt(upload.staged, key, type.mime);
+    return { key, type, bytes: stored.bytes, sha256 };
+  } catch (error) {
+    await storage.delete(key).catch(() => undefined);
+    throw error;
+  }
 }

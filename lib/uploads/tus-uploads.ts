@@ -1,10 +1,6 @@
 import type http from "node:http";
-import type { Readable } from "node:stream";
-import { FileStore } from "@tus/file-store";
-import { S3Store } from "@tus/s3-store";
-import type { MetadataValue } from "@tus/s3-store";
 import { EVENTS, MemoryLocker, Server } from "@tus/server";
-import type { DataStore, KvStore, Locker, Upload } from "@tus/utils";
+import type { Locker, Upload } from "@tus/utils";
 import type { Redis } from "ioredis";
 import { nanoid } from "nanoid";
 import type { MediaKind, StorageSettings, UploadSettings } from "../../config/settings";
@@ -13,8 +9,10 @@ import { toErrorResponse } from "../http/error-body";
 import type { GatewayError } from "../http/error-body";
 import { declaredKind } from "./allowed-types";
 import { tooLarge } from "./ingest";
-import { s3ClientConfig } from "../storage/s3-storage";
+import type { StagedUpload } from "./ingest";
 import { RedisLocker } from "./redis-locker";
+import { createUploadStore } from "./tus-stores";
+import type { UploadStore } from "./tus-stores";
 
 export interface UploadOwner {
   readonly id: string;
@@ -26,7 +24,7 @@ export interface TusUploadHooks {
   /** Rate limit and quota: throws AppError to refuse the upload before a byte is stored. */
   beforeCreate(owner: UploadOwner, reservation: { reservationId: string; bytes: number; expiresAt: number }): Promise<void>;
   /** Turns the finished upload into a media item; throws AppError to refuse it. */
-  accept(owner: UploadOwner, upload: Upload, content: Readable): Promise<{ mediaId: string }>;
+  accept(owner: UploadOwner, upload: Upload, content: StagedUpload): Promise<{ mediaId: string }>;
   /** The upload was cancelled or refused: give its reservation back. */
   release(reservationId: string): Promise<void>;
   /** Bytes received so far, reported while an upload streams in (throttled). */
@@ -62,53 +60,6 @@ function metadataOf(upload: Upload): Record<string, string> {
 }
 
 /**
- * The S3 store's metadata cache, shared by the nodes through Redis. Unlike @tus/server's IoRedisKvStore its
- * entries expire with their upload: the store's expiry sweep deletes an abandoned upload's objects but not its
- * cache entry, which would stay in Redis for ever (and keep answering for the upload).
- */
-class ExpiringRedisKvStore implements KvStore<MetadataValue> {
-  constructor(
-    private readonly redis: Redis,
-    private readonly prefix: string,
-    private readonly ttlMs: number,
-  ) {}
-
-  async get(key: string): Promise<MetadataValue | undefined> {
-    const value = await this.redis.get(this.prefix + key);
-    return value === null ? undefined : (JSON.parse(value) as MetadataValue);
-  }
-
-  async set(key: string, value: MetadataValue): Promise<void> {
-    await this.redis.set(this.prefix + key, JSON.stringify(value), "PX", this.ttlMs);
-  }
-
-  async delete(key: string): Promise<void> {
-    await this.redis.del(this.prefix + key);
-  }
-}
-
-/**
- * @tus/s3-store's remove() aborts the multipart upload before deleting the upload's objects. Once the
- * upload has been completed that abort fails (NoSuchUpload) and nothing is deleted, which would leave the
- * assembled file and its .info in the bucket after every finished upload; and it never deletes an
- * unfinished upload's incomplete part (.part). Here all three go, whatever the abort says.
- */
-class S3UploadStore extends S3Store {
-  override async remove(id: string): Promise<void> {
-    try {
-      await super.remove(id);
-    } catch (error) {
-      if ((error as { name?: string }).name !== "NoSuchUpload") throw error;
-    }
-    await this.client.deleteObjects({
-      Bucket: this.bucket,
-      Delete: { Objects: [{ Key: id }, { Key: this.infoKey(id) }, { Key: this.partKey(id, true) }], Quiet: true },
-    });
-    await this.clearCache(id);
-  }
-}
-
-/**
  * Resumable uploads (tus 1.0: creation, creation-with-upload, termination, expiration).
  * Embedded: files under the data directory and an in-process lock. Cluster: upload state
  * in S3 and locks in Redis, so an upload begun through one gateway node can be finished
@@ -116,22 +67,12 @@ class S3UploadStore extends S3Store {
  */
 export class TusUploads {
   readonly server: Server;
-  private readonly datastore: DataStore & { deleteExpired(): Promise<number>; read(id: string): Readable | Promise<Readable> };
+  private readonly datastore: UploadStore;
   private readonly locker: Locker;
 
   constructor(private readonly options: TusUploadsOptions) {
-    const expirationPeriodInMilliseconds = options.uploads.expirySeconds * 1000;
     const { storage, redis } = options;
-    if (storage.kind === "s3") {
-      this.datastore = new S3UploadStore({
-        partSize: 8 * 1024 * 1024,
-        expirationPeriodInMilliseconds,
-        cache: redis ? new ExpiringRedisKvStore(redis, "shoal:tus:upload:", expirationPeriodInMilliseconds) : undefined,
-        s3ClientConfig: { ...s3ClientConfig(storage), bucket: storage.bucket },
-      });
-    } else {
-      this.datastore = new FileStore({ directory: options.uploads.dir, expirationPeriodInMilliseconds });
-    }
+    this.datastore = createUploadStore(storage, options.uploads.dir, redis, options.uploads.expirySeconds * 1000);
     this.locker = redis ? new RedisLocker(redis) : new MemoryLocker();
     const largest = Math.max(...Object.values(options.uploads.maxBytes));
 
@@ -220,8 +161,13 @@ export class TusUploads {
     const metadata = metadataOf(upload);
     try {
       if (!owner || metadata.ownerId !== owner.id) throw new NotFoundError("upload");
-      const content = await this.datastore.read(upload.id);
-      const { mediaId } = await this.options.hooks.accept(owner, upload, content);
+      const bytes = upload.size ?? upload.offset;
+      const { mediaId } = await this.options.hooks.accept(owner, upload, {
+        staged: this.datastore.staged(upload.id),
+        bytes,
+        sha256: await this.datastore.sha256(upload.id, bytes),
+        open: async () => this.datastore.read(upload.id),
+      });
       await this.options.hooks.recordOutcome(upload.id, owner.id, { mediaId });
       await this.datastore.remove(upload.id).catch(() => undefined);
       return { res, headers: { "Shoal-Media-Id": mediaId } };

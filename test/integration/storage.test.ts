@@ -13,8 +13,9 @@ import { NotFoundError } from "../../lib/errors";
 import { createFileServer } from "../../lib/http/file-server";
 import { InvalidObjectKeyError, LocalStorage, RangeNotSatisfiableError } from "../../lib/storage/local-storage";
 import { mediaPrefix, originalKey, variantKey } from "../../lib/storage/object-keys";
-import type { ObjectStorage } from "../../lib/storage/object-storage";
-import { S3Storage } from "../../lib/storage/s3-storage";
+import type { ObjectStorage, StagedContent } from "../../lib/storage/object-storage";
+import { HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { S3Storage, s3ClientConfig } from "../../lib/storage/s3-storage";
 import { UrlSigner } from "../../lib/storage/signed-url";
 import { startServices } from "../../scripts/services";
 
@@ -23,6 +24,8 @@ const MiB = 1024 * 1024;
 
 interface Harness {
   readonly storage: ObjectStorage;
+  /** Puts bytes where the upload store keeps a finished upload (a file beside the objects, or an object in the bucket). */
+  stage(data: Buffer): Promise<{ staged: StagedContent; exists(): Promise<boolean> }>;
   /** What a relative signed URL is resolved against. */
   readonly baseUrl: string;
   stop(): Promise<void>;
@@ -55,9 +58,19 @@ const DRIVERS: readonly Driver[] = [
       const storage = new LocalStorage(path.join(root, "objects"), new UrlSigner(SECRET));
       const server = http.createServer(createFileServer({ storage, secret: SECRET }));
       const baseUrl = await listen(server);
+      const uploads = path.join(root, "uploads");
+      await fs.promises.mkdir(uploads);
       return {
         storage,
         baseUrl,
+        async stage(data) {
+          const file = path.join(uploads, `u${randomBytes(8).toString("hex")}`);
+          await fs.promises.writeFile(file, data);
+          return {
+            staged: { kind: "file", path: file },
+            exists: async () => fs.existsSync(file),
+          };
+        },
         async stop() {
           await closeServer(server);
           await fs.promises.rm(root, { recursive: true, force: true });
@@ -78,10 +91,24 @@ const DRIVERS: readonly Driver[] = [
         secretAccessKey: s3.secretAccessKey,
         forcePathStyle: s3.forcePathStyle,
       });
+      const client = new S3Client(s3ClientConfig(s3));
       return {
         storage,
         baseUrl: s3.endpoint,
+        async stage(data) {
+          const key = `u${randomBytes(8).toString("hex")}`;
+          await client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: data, ContentType: "text/html" }));
+          return {
+            staged: { kind: "object", key },
+            exists: async () =>
+              client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key })).then(
+                () => true,
+                () => false,
+              ),
+          };
+        },
         async stop() {
+          client.destroy();
           await storage.close();
           await services.stop();
         },
@@ -166,6 +193,27 @@ describe.each(DRIVERS)("$name", (driver) => {
 
     const across = await storage.get(key, { start: 8 * MiB - 10, end: 8 * MiB + 9 });
     expect(await readAll(across.body)).toEqual(data.subarray(8 * MiB - 10, 8 * MiB + 10));
+  });
+
+  it("adopts a finished upload's bytes as an object, with the content type it is given (not the one staged with it)", async () => {
+    const data = randomBytes(3 * MiB + 17);
+    const { staged, exists } = await harness.stage(data);
+    const key = originalKey(newMediaId(), "mp4");
+    const info = await storage.adopt(staged, key, "video/mp4");
+    expect(info).toMatchObject({ key, bytes: data.length, contentType: "video/mp4" });
+    const { info: read, body } = await storage.get(key);
+    expect(read.contentType).toBe("video/mp4");
+    expect(sha256(await readAll(body))).toBe(sha256(data));
+    // A file is moved; an object is copied, and its upload store deletes the original.
+    expect(await exists()).toBe(staged.kind === "object");
+  });
+
+  it("fails to adopt staged bytes that are not there, leaving no object", async () => {
+    const { staged } = await harness.stage(Buffer.from("x"));
+    const missing: StagedContent = staged.kind === "file" ? { kind: "file", path: `${staged.path}-gone` } : { kind: "object", key: `${staged.key}-gone` };
+    const mediaId = newMediaId();
+    await expect(storage.adopt(missing, originalKey(mediaId, "jpg"), "image/jpeg")).rejects.toThrow();
+    expect(await storage.list(mediaPrefix(mediaId))).toEqual([]);
   });
 
   it("reads inclusive byte ranges; an end past the object is cut to it; a start past it is 416", async () => {
