@@ -1,5 +1,5 @@
 /**
- * The client side of bench/upload.ts: the three ways a big file is uploaded, by hand on node:http so
+ * The client side of bench/upload.ts: the ways a big file is uploaded, by hand on node:http so
  * that the bytes stream from a generator with backpressure (never the whole file in memory) and the
  * timing of each request is known: when its last byte was handed to the kernel, and when the answer
  * arrived. The gap between the two is what the server does after the last byte (storing, hashing,
@@ -45,6 +45,9 @@ export interface UploadOutcome {
   readonly mediaId?: string;
   /** Raw server: the file it wrote. */
   readonly file?: string;
+  /** Straight to S3: the object's URL, and its ETag (for a single PUT, the content's MD5). */
+  readonly s3Object?: string;
+  readonly etag?: string;
 }
 
 interface MediaAnswer {
@@ -287,4 +290,39 @@ export async function uploadRaw(baseUrl: string, content: ContentStream, fsync: 
   if (answer.status !== 201) throw fail("raw POST", answer);
   const { bytes, file } = JSON.parse(answer.body) as { bytes: number; file: string };
   return { seconds: answer.totalSeconds, requests: [timing("POST raw", content.size, answer)], storedBytes: bytes, file };
+}
+
+/** The path of an object on an S3 server, path style: /<bucket>/<key>. */
+function objectUrl(endpoint: string, bucket: string, key: string): URL {
+  return new URL(`/${encodeURIComponent(bucket)}/${key.split("/").map(encodeURIComponent).join("/")}`, endpoint);
+}
+
+/**
+ * (d) The S3 server itself: one plain `PUT /<bucket>/<key>` with Content-Length, unsigned (s3rver checks a
+ * signature only when a request carries one). Then a HEAD says what was stored: its size and ETag.
+ */
+export async function uploadS3Put(endpoint: string, bucket: string, key: string, content: ContentStream, agent: http.Agent): Promise<UploadOutcome> {
+  const url = objectUrl(endpoint, bucket, key);
+  const answer = await exchange(
+    url,
+    { method: "PUT", headers: { "content-type": "application/octet-stream", "content-length": String(content.size) }, agent },
+    content.range(),
+  );
+  if (answer.status !== 200) throw fail(`S3 PUT ${url.pathname}`, answer);
+  const stored = await exchange(url, { method: "HEAD", headers: {}, agent });
+  if (stored.status !== 200) throw fail(`S3 HEAD ${url.pathname}`, stored);
+  const etag = header(stored, "etag")?.replace(/"/g, "");
+  return {
+    seconds: answer.totalSeconds,
+    requests: [timing("PUT to S3", content.size, answer)],
+    storedBytes: Number(header(stored, "content-length")),
+    s3Object: url.href,
+    ...(etag === undefined ? {} : { etag }),
+  };
+}
+
+/** DELETE of an object that uploadS3Put stored (also unsigned). */
+export async function deleteS3Object(objectHref: string): Promise<void> {
+  const response = await fetch(objectHref, { method: "DELETE", signal: AbortSignal.timeout(60_000) });
+  if (response.status !== 204 && response.status !== 200) throw new Error(`deleting ${objectHref}: ${response.status} ${await response.text()}`);
 }

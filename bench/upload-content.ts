@@ -71,7 +71,16 @@ export class ContentStream {
 
   /** SHA-256 of all of it, hex (about a second per GiB: call it outside measurements). */
   sha256(): string {
-    const hash = createHash("sha256");
+    return this.digest("sha256");
+  }
+
+  /** MD5 of all of it, hex: what an S3 server gives as the ETag of an object stored with one PUT. */
+  md5(): string {
+    return this.digest("md5");
+  }
+
+  private digest(algorithm: "sha256" | "md5"): string {
+    const hash = createHash(algorithm);
     for (const chunk of this.range()) hash.update(chunk);
     return hash.digest("hex");
   }

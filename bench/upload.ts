@@ -6,9 +6,12 @@
  * from this process, through:
  *   (a) tus: POST /api/uploads, then PATCHes of BENCH_UPLOAD_TUS_CHUNK_MIB (default 64) each;
  *   (b) multipart: POST /api/media with the file in the field `file`;
- *   (c) a bare node:http server that pipes the body to a file (and (c') the same with fsync).
+ *   (c) a bare node:http server that pipes the body to a file (and (c') the same with fsync);
+ *   (d) cluster mode only: one plain PUT /<bucket>/<key> straight to the S3 server (s3rver), its own ingest
+ *       ceiling for one stream on this machine.
  * The Shoal node and the raw server each run in a child process (bench/upload-server.ts); in cluster mode
- * the private services run in another (bench/upload-services.ts). Prints MB/s per path, a/c and b/c, and
+ * the private services run in another (bench/upload-services.ts). Prints MB/s per path, a/c and b/c (and
+ * a/d, b/d and s3rver's CPU in cluster mode), and
  * the Shoal child's RSS growth during (a) and (b): VmRSS from /proc/<pid>/status every 100 ms, and VmHWM
  * after resetting it, against the RSS just before the upload. Writes bench/results/upload.json.
  *
@@ -27,7 +30,7 @@ import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 import { deleteDirectoryWhenProcessEnds, removeDirectory } from "../scripts/services/processes";
-import { abortAllRequests, deleteMedia, register, uploadMultipart, uploadRaw, uploadTus } from "./upload-client";
+import { abortAllRequests, deleteMedia, deleteS3Object, register, uploadMultipart, uploadRaw, uploadS3Put, uploadTus } from "./upload-client";
 import type { UploadOutcome } from "./upload-client";
 import { UploadContent } from "./upload-content";
 import type { ContentStream } from "./upload-content";
@@ -48,9 +51,23 @@ const BASELINE_MS = 1000;
 const PASSWORD = "upload benchmark passphrase 4d1e";
 const GOAL = { aOverC: 0.7, rssGrowthMB: 64 } as const;
 
+const signedMB = (value: number): string => (value < 0 ? `${value}` : `+${value}`);
+/** Written to the JSON (`notes`) when cluster mode ran. */
+const CLUSTER_CEILING_NOTE =
+  "In cluster mode Shoal stores uploads in s3rver, a JavaScript S3 server whose work runs on one thread, so about one core " +
+  "is all it can use (cpuSecondsPerSecond.s3rver; a little more in (d), where its file writes run on libuv's threads). " +
+  "It sets the pace of (a) and (b), so a/c there mostly measures s3rver, not the gateway. " +
+  "(d) sends the same content straight to s3rver as one plain PUT: that is s3rver's own ingest ceiling for one stream on this machine, " +
+  "and a/d and b/d say how much of it Shoal's paths keep. (a) and (b) store through multipart uploads, which s3rver writes as parts and " +
+  "then rewrites into the object on completion, so even a gateway that added nothing would stay below (d). " +
+  "The goal is still judged on a/c and the RSS growth, as the issue states it.";
+
 type Mode = "embedded" | "cluster";
-type Target = "a" | "b" | "c" | "cFsync";
-const TARGETS: readonly Target[] = ["a", "b", "c", "cFsync"];
+/** The paths every mode measures; "d" (straight to the S3 server) only exists in cluster mode. */
+type BaseTarget = "a" | "b" | "c" | "cFsync";
+type Target = BaseTarget | "d";
+type PerTarget<T> = Record<BaseTarget, T> & Partial<Record<"d", T>>;
+const TARGETS: Readonly<Record<Mode, readonly Target[]>> = { embedded: ["a", "b", "c", "cFsync"], cluster: ["a", "b", "c", "cFsync", "d"] };
 
 interface Options {
   readonly sizeMiB: Readonly<Record<Mode, number>>;
@@ -94,7 +111,8 @@ interface UploadFigures {
   /**
    * CPU seconds per second of upload: the server child, this process (the client), s3rver, and everything else on the
    * machine (including the kernel's writeback of our own files); othersIdleBefore: everything else during the idle
-   * second before the upload, i.e. other work on this shared machine.
+   * second before the upload, i.e. other work on this shared machine. In (d) the server child is s3rver's process,
+   * so server and s3rver are the same figure (counted once in others).
    */
   readonly cpuSecondsPerSecond: {
     readonly server: number;
@@ -103,20 +121,37 @@ interface UploadFigures {
     readonly others: number;
     readonly othersIdleBefore: number;
   };
-  readonly checks: { readonly storedBytes: number; readonly mime?: string; readonly sha256?: string; readonly sha256Verified?: boolean };
+  readonly checks: {
+    readonly storedBytes: number;
+    readonly mime?: string;
+    readonly sha256?: string;
+    readonly sha256Verified?: boolean;
+    /** (d): the stored object's ETag, and whether it is the MD5 of the bytes sent. */
+    readonly etag?: string;
+    readonly md5Verified?: boolean;
+  };
+}
+
+interface TargetSummary {
+  readonly mbPerSecond: number;
+  readonly rssGrowthMB: number;
+  readonly finalTailSeconds: number;
+  /** Cluster mode: median CPU seconds per second of s3rver's process over the rounds. */
+  readonly s3rverCpuSecondsPerSecond?: number;
 }
 
 interface ModeResult {
   readonly sizeMiB: number;
-  readonly description: Record<Target, string>;
-  readonly rounds: ReadonlyArray<Record<Target, UploadFigures>>;
+  readonly description: PerTarget<string>;
+  readonly rounds: ReadonlyArray<PerTarget<UploadFigures>>;
   /** Median MB/s over the rounds, largest RSS growth. */
-  readonly summary: Record<Target, { readonly mbPerSecond: number; readonly rssGrowthMB: number; readonly finalTailSeconds: number }>;
-  readonly ratios: { readonly aOverC: number; readonly bOverC: number; readonly cFsyncOverC: number };
+  readonly summary: PerTarget<TargetSummary>;
+  /** aOverD and bOverD in cluster mode only: the share of the S3 server's own ceiling (d) that (a) and (b) keep. */
+  readonly ratios: { readonly aOverC: number; readonly bOverC: number; readonly cFsyncOverC: number; readonly aOverD?: number; readonly bOverD?: number };
   readonly goal: { readonly aOverC: number; readonly rssGrowthMB: { readonly a: number; readonly b: number }; readonly met: boolean };
   readonly checks: {
     readonly health: string;
-    readonly warmup: Record<Target, { readonly mbPerSecond: number; readonly sha256Verified?: boolean }>;
+    readonly warmup: PerTarget<{ readonly mbPerSecond: number; readonly sha256Verified?: boolean; readonly md5Verified?: boolean }>;
     /** Files still on disk (or in s3rver's directory) after each round's uploads were deleted again. */
     readonly leftoversAfterRounds: ReadonlyArray<{ readonly files: number; readonly bytes: number; readonly examples: readonly string[] }>;
   };
@@ -131,6 +166,7 @@ function labelsFor(options: Options): Record<Target, string> {
     b: "(b) multipart POST /api/media",
     c: "(c) raw node:http -> file",
     cFsync: "(c') raw -> file + fsync",
+    d: "(d) PUT straight to S3 (s3rver)",
   };
 }
 
@@ -449,7 +485,9 @@ function filesUnder(dirs: readonly string[]): { files: number; bytes: number; ex
 let interrupted = false;
 
 interface Watched {
+  /** The child that receives the upload: its memory is watched, and it reports its own window. */
   readonly server: Child;
+  /** The services child that runs s3rver (cluster mode); in (d) it is also the server. */
   readonly s3rver: Child | undefined;
 }
 
@@ -472,8 +510,9 @@ async function watchedUpload(watched: Watched, size: number, upload: () => Promi
   if (interrupted) throw new Error("interrupted");
   execFileSync("sync");
   const { pid } = watched.server;
-  const ours = () =>
-    procCpuSeconds(pid) + procCpuSeconds(process.pid) + (watched.s3rver === undefined ? 0 : procCpuSeconds(watched.s3rver.pid));
+  // s3rver's process when it is not the server itself (in (d) it is, and is counted once).
+  const s3rverPid = watched.s3rver === undefined || watched.s3rver === watched.server ? undefined : watched.s3rver.pid;
+  const ours = () => procCpuSeconds(pid) + procCpuSeconds(process.pid) + (s3rverPid === undefined ? 0 : procCpuSeconds(s3rverPid));
   const idleStart = { at: performance.now(), ours: ours(), machine: machineCpuSeconds() };
   const idle = new RssSampler(pid);
   await delay(BASELINE_MS);
@@ -487,7 +526,7 @@ async function watchedUpload(watched: Watched, size: number, upload: () => Promi
   const cpuBefore = {
     server: procCpuSeconds(pid),
     client: process.cpuUsage(),
-    s3rver: watched.s3rver === undefined ? 0 : procCpuSeconds(watched.s3rver.pid),
+    s3rver: s3rverPid === undefined ? 0 : procCpuSeconds(s3rverPid),
     machine: machineCpuSeconds(),
   };
   const sampler = new RssSampler(pid);
@@ -507,7 +546,7 @@ async function watchedUpload(watched: Watched, size: number, upload: () => Promi
   const cpu = {
     server: procCpuSeconds(pid) - cpuBefore.server,
     client: (client.user + client.system) / 1e6,
-    s3rver: watched.s3rver === undefined ? 0 : procCpuSeconds(watched.s3rver.pid) - cpuBefore.s3rver,
+    s3rver: s3rverPid === undefined ? 0 : procCpuSeconds(s3rverPid) - cpuBefore.s3rver,
     machine: machineCpuSeconds() - cpuBefore.machine,
   };
   const perSecond = (value: number) => round(value / wallSeconds, 2);
@@ -534,11 +573,11 @@ async function watchedUpload(watched: Watched, size: number, upload: () => Promi
     cpuSecondsPerSecond: {
       server: perSecond(cpu.server),
       client: perSecond(cpu.client),
-      ...(watched.s3rver === undefined ? {} : { s3rver: perSecond(cpu.s3rver) }),
+      ...(watched.s3rver === undefined ? {} : { s3rver: perSecond(s3rverPid === undefined ? cpu.server : cpu.s3rver) }),
       others: perSecond(Math.max(0, cpu.machine - cpu.server - cpu.client - cpu.s3rver)),
       othersIdleBefore: othersBefore,
     },
-    checks: { storedBytes: outcome.storedBytes, mime: outcome.mime, sha256: outcome.sha256 },
+    checks: { storedBytes: outcome.storedBytes, mime: outcome.mime, sha256: outcome.sha256, ...(outcome.etag === undefined ? {} : { etag: outcome.etag }) },
   };
   if (outcome.storedBytes !== size) throw new Error(`the server stored ${outcome.storedBytes} bytes of ${size}`);
   if (outcome.mime !== undefined && outcome.mime !== "video/mp4") throw new Error(`the upload was taken as ${outcome.mime}, not video/mp4`);
@@ -556,7 +595,7 @@ function describeUpload(figures: UploadFigures): string {
   const others = cpu.othersIdleBefore >= 0.3 ? ` (!) other processes used ${cpu.othersIdleBefore} CPU s/s just before` : "";
   return (
     `${figures.mbPerSecond} MB/s (${figures.seconds} s, ${figures.requests} request${figures.requests > 1 ? "s" : ""}, ` +
-    `last answer ${figures.finalTailSeconds} s after its last byte); server RSS +${rss.growthMB} MB ` +
+    `last answer ${figures.finalTailSeconds} s after its last byte); server RSS ${signedMB(rss.growthMB)} MB ` +
     `(baseline ${rss.baselineMB}, peak sampled ${rss.peakSampledMB}, VmHWM ${rss.peakHwmMB ?? "n/a"}); ` +
     `CPU s/s server ${cpu.server}, client ${cpu.client}${cpu.s3rver === undefined ? "" : `, s3rver ${cpu.s3rver}`}, others ${cpu.others} ` +
     `(${cpu.othersIdleBefore} just before)${others}; ` +
@@ -583,6 +622,7 @@ async function runMode(mode: Mode, options: Options, content: UploadContent, res
 
   let modeEnv: Record<string, string> = { SHOAL_MODE: "embedded" };
   let s3rver: Child | undefined;
+  let s3: { endpoint: string; bucket: string } | undefined;
   let watchedDirs = [path.join(dataDir, "uploads"), path.join(dataDir, "objects"), rawDir, childTmp];
   if (mode === "cluster") {
     progress(mode, "starting private MariaDB primary + 1 replica, Redis, NATS, S3 (s3rver) in a child process");
@@ -592,7 +632,11 @@ async function runMode(mode: Mode, options: Options, content: UploadContent, res
     const ready = await s3rver.next("services", START_TIMEOUT_MS);
     modeEnv = ready.env;
     watchedDirs = [ready.s3Dir, rawDir, childTmp];
+    const { S3_ENDPOINT: endpoint, S3_BUCKET: bucket } = ready.env;
+    if (endpoint === undefined || bucket === undefined) throw new Error("the private services sent no S3_ENDPOINT or S3_BUCKET");
+    s3 = { endpoint, bucket };
   }
+  const targets = TARGETS[mode];
 
   progress(mode, "starting the Shoal node");
   const profFlags = options.cpuProfDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${path.join(options.cpuProfDir, mode)}`];
@@ -628,82 +672,105 @@ async function runMode(mode: Mode, options: Options, content: UploadContent, res
     return agent;
   };
   const tusChunk = options.tusChunkMiB * MiB;
+  let s3Objects = 0;
   const run: Record<Target, (stream: ContentStream) => Promise<UploadOutcome>> = {
     a: (stream) => uploadTus(shoal.baseUrl, token, stream, tusChunk, newAgent()),
     b: (stream) => uploadMultipart(shoal.baseUrl, token, stream, newAgent()),
     c: (stream) => uploadRaw(raw.baseUrl, stream, false, newAgent()),
     cFsync: (stream) => uploadRaw(raw.baseUrl, stream, true, newAgent()),
+    d: (stream) => {
+      if (s3 === undefined) throw new Error("(d) needs the S3 server of cluster mode");
+      return uploadS3Put(s3.endpoint, s3.bucket, `bench-upload/ceiling-${++s3Objects}.bin`, stream, newAgent());
+    },
   };
-  const serverOf = (target: Target) => (target === "a" || target === "b" ? shoal.child : raw.child);
+  const serverOf = (target: Target): Child => {
+    if (target === "a" || target === "b") return shoal.child;
+    if (target === "c" || target === "cFsync") return raw.child;
+    if (s3rver === undefined) throw new Error("(d) needs the services child of cluster mode");
+    return s3rver;
+  };
   const cleanUp = async (outcome: UploadOutcome) => {
     if (outcome.mediaId !== undefined) await deleteMedia(shoal.baseUrl, token, outcome.mediaId);
     if (outcome.file !== undefined) await fs.promises.rm(outcome.file, { force: true });
+    if (outcome.s3Object !== undefined) await deleteS3Object(outcome.s3Object);
   };
   const labels = labelsFor(options);
 
   // Unmeasured: loads the upload code paths, and checks the bytes arrive intact.
-  const warmup = {} as Record<Target, { mbPerSecond: number; sha256Verified?: boolean }>;
+  const warmup: Partial<Record<Target, { mbPerSecond: number; sha256Verified?: boolean; md5Verified?: boolean }>> = {};
   let seed = mode === "embedded" ? 1 : 100_001;
-  for (const target of TARGETS) {
+  for (const target of targets) {
     const stream = content.of(options.warmupMiB * MiB, seed++);
     const { outcome, figures } = await measuredUpload({ server: serverOf(target), s3rver }, stream.size, () => run[target](stream));
     const sha256Verified = outcome.sha256 === undefined ? undefined : outcome.sha256 === stream.sha256();
     if (sha256Verified === false) throw new Error(`${labels[target]}: the stored bytes' SHA-256 differs from what was sent`);
-    warmup[target] = { mbPerSecond: figures.mbPerSecond, ...(sha256Verified === undefined ? {} : { sha256Verified }) };
+    const md5Verified = outcome.etag === undefined ? undefined : outcome.etag === stream.md5();
+    if (md5Verified === false) throw new Error(`${labels[target]}: the stored object's ETag is not the MD5 of what was sent`);
+    warmup[target] = {
+      mbPerSecond: figures.mbPerSecond,
+      ...(sha256Verified === undefined ? {} : { sha256Verified }),
+      ...(md5Verified === undefined ? {} : { md5Verified }),
+    };
     await cleanUp(outcome);
   }
-  progress(mode, `warm-up uploads of ${options.warmupMiB} MiB done, stored bytes verified (SHA-256)`);
+  progress(mode, `warm-up uploads of ${options.warmupMiB} MiB done, stored bytes verified (SHA-256${s3 === undefined ? "" : "; ETag = MD5 for (d)"})`);
 
-  const rounds: Array<Record<Target, UploadFigures>> = [];
+  const rounds: Array<PerTarget<UploadFigures>> = [];
   const toVerify: Array<{ figures: UploadFigures; stream: ContentStream }> = [];
   const leftoversAfterRounds: Array<{ files: number; bytes: number; examples: string[] }> = [];
   for (let index = 0; index < options.rounds; index++) {
-    const roundFigures = {} as Record<Target, UploadFigures>;
+    const roundFigures: Partial<Record<Target, UploadFigures>> = {};
     // Each round starts with the next path, so that none always follows the same one.
-    const order = [...TARGETS.slice(index % TARGETS.length), ...TARGETS.slice(0, index % TARGETS.length)];
+    const order = [...targets.slice(index % targets.length), ...targets.slice(0, index % targets.length)];
     for (const target of order) {
       const stream = content.of(size, seed++);
       progress(mode, `round ${index + 1}/${options.rounds}: ${labels[target]}, ${options.sizeMiB[mode]} MiB`);
       const { outcome, figures } = await measuredUpload({ server: serverOf(target), s3rver }, size, () => run[target](stream));
       progress(mode, `  ${describeUpload(figures)}`);
       roundFigures[target] = figures;
-      if (outcome.sha256 !== undefined) toVerify.push({ figures, stream });
+      if (outcome.sha256 !== undefined || outcome.etag !== undefined) toVerify.push({ figures, stream });
       await cleanUp(outcome);
     }
-    rounds.push(Object.fromEntries(TARGETS.map((target) => [target, roundFigures[target]])) as Record<Target, UploadFigures>);
+    rounds.push(Object.fromEntries(targets.map((target) => [target, roundFigures[target]])) as PerTarget<UploadFigures>);
     const leftovers = filesUnder(watchedDirs);
     leftoversAfterRounds.push(leftovers);
     if (leftovers.files > 0) progress(mode, `(!) after deleting the uploads again, ${leftovers.files} files (${leftovers.bytes} bytes) are left, e.g. ${leftovers.examples.join(", ")}`);
   }
 
-  progress(mode, `checking the SHA-256 Shoal computed for the ${toVerify.length} measured uploads against the bytes sent`);
+  progress(
+    mode,
+    `checking the SHA-256 Shoal computed${s3 === undefined ? "" : " (and s3rver's ETag for (d))"} for the ${toVerify.length} measured uploads against the bytes sent`,
+  );
   const verified = toVerify.map(({ figures, stream }) => {
-    const ok = figures.checks.sha256 === stream.sha256();
-    (figures.checks as { sha256Verified?: boolean }).sha256Verified = ok;
-    return ok;
+    const checks = figures.checks as { sha256?: string; sha256Verified?: boolean; etag?: string; md5Verified?: boolean };
+    if (checks.sha256 !== undefined) checks.sha256Verified = checks.sha256 === stream.sha256();
+    if (checks.etag !== undefined) checks.md5Verified = checks.etag === stream.md5();
+    return checks.sha256Verified !== false && checks.md5Verified !== false;
   });
-  if (verified.includes(false)) progress(mode, "(!) a stored upload's SHA-256 differs from the bytes sent");
+  if (verified.includes(false)) progress(mode, "(!) a stored upload's SHA-256 (or ETag) differs from the bytes sent");
 
   await raw.child.stop();
   await shoal.child.stop();
 
-  const summary = Object.fromEntries(
-    TARGETS.map((target) => {
-      const all = rounds.map((figures) => figures[target]);
-      return [
-        target,
-        {
-          mbPerSecond: round(median(all.map((figures) => figures.mbPerSecond)), 1),
-          rssGrowthMB: Math.max(...all.map((figures) => figures.serverRss.growthMB)),
-          finalTailSeconds: round(median(all.map((figures) => figures.finalTailSeconds)), 3),
-        },
-      ];
-    }),
-  ) as ModeResult["summary"];
+  const summaryOf = (target: Target): TargetSummary => {
+    const all = rounds.flatMap((figures) => figures[target] ?? []);
+    const s3rverCpu = all.flatMap((figures) => figures.cpuSecondsPerSecond.s3rver ?? []);
+    return {
+      mbPerSecond: round(median(all.map((figures) => figures.mbPerSecond)), 1),
+      rssGrowthMB: Math.max(...all.map((figures) => figures.serverRss.growthMB)),
+      finalTailSeconds: round(median(all.map((figures) => figures.finalTailSeconds)), 3),
+      ...(s3rverCpu.length === 0 ? {} : { s3rverCpuSecondsPerSecond: round(median(s3rverCpu), 2) }),
+    };
+  };
+  const summary = Object.fromEntries(targets.map((target) => [target, summaryOf(target)])) as PerTarget<TargetSummary>;
+  const ceiling = summary.d;
   const ratios = {
     aOverC: round(summary.a.mbPerSecond / summary.c.mbPerSecond, 3),
     bOverC: round(summary.b.mbPerSecond / summary.c.mbPerSecond, 3),
     cFsyncOverC: round(summary.cFsync.mbPerSecond / summary.c.mbPerSecond, 3),
+    ...(ceiling === undefined
+      ? {}
+      : { aOverD: round(summary.a.mbPerSecond / ceiling.mbPerSecond, 3), bOverD: round(summary.b.mbPerSecond / ceiling.mbPerSecond, 3) }),
   };
   const rssGrowthMB = { a: summary.a.rssGrowthMB, b: summary.b.rssGrowthMB };
   const storage = mode === "cluster" ? "S3 (s3rver)" : "local disk";
@@ -717,6 +784,13 @@ async function runMode(mode: Mode, options: Options, content: UploadContent, res
       b: `multipart/form-data POST /api/media, field "file" after a "title" field; Shoal stores to ${storage}`,
       c: "bare node:http server piping the body to a file on local disk (no fsync)",
       cFsync: "the same raw server, fsync before closing the file (as Shoal's local storage does)",
+      ...(s3 === undefined
+        ? {}
+        : {
+            d:
+              "the same content sent straight to the S3 server (s3rver) as one unsigned PUT /<bucket>/<key> with Content-Length, " +
+              "then HEAD for the stored size and ETag (= MD5 of the bytes), then DELETE; the server watched is the services child that runs s3rver",
+          }),
     },
     rounds,
     summary,
@@ -726,7 +800,7 @@ async function runMode(mode: Mode, options: Options, content: UploadContent, res
       rssGrowthMB,
       met: ratios.aOverC >= GOAL.aOverC && rssGrowthMB.a <= GOAL.rssGrowthMB && rssGrowthMB.b <= GOAL.rssGrowthMB,
     },
-    checks: { health, warmup, leftoversAfterRounds },
+    checks: { health, warmup: warmup as PerTarget<{ mbPerSecond: number; sha256Verified?: boolean; md5Verified?: boolean }>, leftoversAfterRounds },
   };
 }
 
@@ -734,23 +808,31 @@ async function runMode(mode: Mode, options: Options, content: UploadContent, res
 // Report
 
 function table(mode: Mode, result: ModeResult, labels: Record<Target, string>): string {
+  const cluster = mode === "cluster";
   const lines = [
-    `${`${mode}, ${result.sizeMiB} MiB per upload`.padEnd(38)}${"MB/s".padStart(8)}${"s".padStart(8)}${"tail s".padStart(8)}${"RSS +MB".padStart(9)}${"srv CPU".padStart(9)}`,
+    `${`${mode}, ${result.sizeMiB} MiB per upload`.padEnd(38)}${"MB/s".padStart(8)}${"s".padStart(8)}${"tail s".padStart(8)}${"RSS +MB".padStart(9)}${"srv CPU".padStart(9)}` +
+      (cluster ? "s3rver CPU".padStart(12) : ""),
   ];
-  for (const target of TARGETS) {
-    const all = result.rounds.map((figures) => figures[target]);
+  for (const target of TARGETS[mode]) {
+    const all = result.rounds.flatMap((figures) => figures[target] ?? []);
     const summary = result.summary[target];
+    if (summary === undefined || all.length === 0) continue;
     const seconds = median(all.map((figures) => figures.seconds));
     const cpu = median(all.map((figures) => figures.cpuSecondsPerSecond.server));
     lines.push(
       `  ${labels[target].padEnd(36)}${summary.mbPerSecond.toFixed(1).padStart(8)}${seconds.toFixed(2).padStart(8)}` +
-        `${summary.finalTailSeconds.toFixed(2).padStart(8)}${summary.rssGrowthMB.toFixed(1).padStart(9)}${cpu.toFixed(2).padStart(9)}`,
+        `${summary.finalTailSeconds.toFixed(2).padStart(8)}${summary.rssGrowthMB.toFixed(1).padStart(9)}${cpu.toFixed(2).padStart(9)}` +
+        (cluster ? (summary.s3rverCpuSecondsPerSecond?.toFixed(2) ?? "").padStart(12) : ""),
     );
   }
-  lines.push(`  a/c = ${result.ratios.aOverC.toFixed(3)}   b/c = ${result.ratios.bOverC.toFixed(3)}   (c')/c = ${result.ratios.cFsyncOverC.toFixed(3)}`);
+  const { aOverD, bOverD } = result.ratios;
+  lines.push(
+    `  a/c = ${result.ratios.aOverC.toFixed(3)}   b/c = ${result.ratios.bOverC.toFixed(3)}   (c')/c = ${result.ratios.cFsyncOverC.toFixed(3)}` +
+      (aOverD === undefined || bOverD === undefined ? "" : `   a/d = ${aOverD.toFixed(3)}   b/d = ${bOverD.toFixed(3)}  ((d): s3rver's own ceiling)`),
+  );
   lines.push(
     `  goal a/c >= ${GOAL.aOverC} and RSS growth <= ${GOAL.rssGrowthMB} MB in (a) and (b): a/c ${result.goal.aOverC.toFixed(3)}, ` +
-      `RSS +${result.goal.rssGrowthMB.a} / +${result.goal.rssGrowthMB.b} MB -> ${result.goal.met ? "met" : "not met"}`,
+      `RSS ${signedMB(result.goal.rssGrowthMB.a)} / ${signedMB(result.goal.rssGrowthMB.b)} MB -> ${result.goal.met ? "met" : "not met"}`,
   );
   return lines.join("\n");
 }
@@ -838,13 +920,15 @@ async function main(): Promise<void> {
         "quota, video size limit and rate limits raised; uploads deleted again (DELETE /api/media/:id) after each measurement, `sync` before the next",
       cluster:
         `MariaDB primary + 1 replica, Redis, NATS and s3rver ${packageVersion("s3rver")} in a child process of their own; ` +
-        "ListParts and AbortMultipartUpload, which s3rver lacks and @tus/s3-store needs, answered there from s3rver's files",
+        "ListParts, AbortMultipartUpload and ListMultipartUploads, which s3rver lacks and @tus/s3-store needs, answered from s3rver's files " +
+        "by the launcher (scripts/services/s3.ts)",
     },
     goal: {
       statement: `a/c >= ${GOAL.aOverC} and the gateway's peak RSS growth <= ${GOAL.rssGrowthMB} MB during (a) and (b), in both modes`,
       reached: Object.fromEntries(Object.entries(modes).map(([mode, result]) => [mode, result.goal])),
       met: Object.values(modes).every((result) => result.goal.met),
     },
+    ...(modes.cluster === undefined ? {} : { notes: [CLUSTER_CEILING_NOTE] }),
     modes,
   };
   fs.mkdirSync(path.dirname(options.output), { recursive: true });

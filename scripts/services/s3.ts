@@ -9,6 +9,14 @@
  * `Content-Encoding: aws-chunked` framing with a checksum trailer, which s3rver would store verbatim.
  * The request handler here decodes that framing before s3rver reads the body and drops "aws-chunked"
  * from Content-Encoding in responses, as S3 does, so clients with default settings work unchanged.
+ *
+ * s3rver also lacks three multipart calls that tus's S3 store (@tus/s3-store) relies on: ListParts (how far
+ * an upload has got, on creation, HEAD and every PATCH), AbortMultipartUpload (termination, and when a
+ * finished upload's data is removed) and ListMultipartUploads (the expiry sweep). It answers them 405 or
+ * 501, so a tus upload in cluster mode would fail with 500 at creation. The request handler here answers
+ * those three from s3rver's own files (<dir>/<bucket>/._S3rver_uploads/<uploadId>/: `key`, then one file
+ * per part with its MD5 beside it once the part is complete), in front of s3rver; everything else goes to
+ * s3rver untouched. Real S3 implements all three. These answers do not check the request's signature.
  */
 import fs from "node:fs";
 import http from "node:http";
@@ -125,6 +133,136 @@ function decodeAwsChunkedBody(request: IncomingMessage): void {
     decoder.pipe(destination, options);
 }
 
+const escapeXml = (value: string): string => value.replace(/[<>&'"]/g, (ch) => `&#${ch.charCodeAt(0)};`);
+
+function sendXml(response: ServerResponse, status: number, body: string): void {
+  response.writeHead(status, { "Content-Type": "application/xml" });
+  response.end(`<?xml version="1.0" encoding="UTF-8"?>\n${body}`);
+}
+
+const S3_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/";
+
+/**
+ * ListParts, AbortMultipartUpload and ListMultipartUploads for s3rver's multipart uploads, from the files it
+ * keeps for them under rootDirectory (its `directory` option). Returns false for every other request, and
+ * for a bucket that does not exist, so that s3rver answers those itself.
+ */
+function multipartCalls(rootDirectory: string): (request: IncomingMessage, response: ServerResponse) => boolean {
+  const uploadsDir = (bucket: string) => path.join(rootDirectory, bucket, "._S3rver_uploads");
+
+  const bucketExists = (bucket: string): Promise<boolean> =>
+    fs.promises.stat(path.join(rootDirectory, bucket)).then(
+      (stat) => stat.isDirectory(),
+      () => false,
+    );
+
+  /** The upload's key as s3rver recorded it at CreateMultipartUpload, or undefined if there is no such upload. */
+  async function uploadKey(bucket: string, uploadId: string): Promise<string | undefined> {
+    if (!/^[0-9a-f]{1,64}$/i.test(uploadId)) return undefined;
+    return fs.promises.readFile(path.join(uploadsDir(bucket), uploadId, "key"), "utf8").catch(() => undefined);
+  }
+
+  function noSuchUpload(response: ServerResponse, uploadId: string): void {
+    sendXml(
+      response,
+      404,
+      `<Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message><UploadId>${escapeXml(uploadId)}</UploadId></Error>`,
+    );
+  }
+
+  async function listParts(response: ServerResponse, bucket: string, key: string, uploadId: string, marker: number): Promise<void> {
+    if ((await uploadKey(bucket, uploadId)) !== key) return noSuchUpload(response, uploadId);
+    const dir = path.join(uploadsDir(bucket), uploadId);
+    const numbers = (await fs.promises.readdir(dir))
+      .filter((name) => /^\d+$/.test(name))
+      .map(Number)
+      .filter((number) => number > marker)
+      .sort((x, y) => x - y);
+    const parts: string[] = [];
+    for (const number of numbers) {
+      // s3rver writes a part's MD5 once the part is complete: without it the part is still arriving.
+      const md5 = await fs.promises.readFile(path.join(dir, `${number}.md5`), "utf8").catch(() => undefined);
+      if (md5 === undefined) continue;
+      const stat = await fs.promises.stat(path.join(dir, String(number)));
+      parts.push(
+        `<Part><PartNumber>${number}</PartNumber><LastModified>${stat.mtime.toISOString()}</LastModified>` +
+          `<ETag>"${escapeXml(md5.trim())}"</ETag><Size>${stat.size}</Size></Part>`,
+      );
+    }
+    sendXml(
+      response,
+      200,
+      `<ListPartsResult xmlns="${S3_XMLNS}"><Bucket>${escapeXml(bucket)}</Bucket><Key>${escapeXml(key)}</Key>` +
+        `<UploadId>${escapeXml(uploadId)}</UploadId><PartNumberMarker>${marker}</PartNumberMarker><MaxParts>10000</MaxParts>` +
+        `<IsTruncated>false</IsTruncated>${parts.join("")}</ListPartsResult>`,
+    );
+  }
+
+  async function abort(response: ServerResponse, bucket: string, key: string, uploadId: string): Promise<void> {
+    if ((await uploadKey(bucket, uploadId)) !== key) return noSuchUpload(response, uploadId);
+    await fs.promises.rm(path.join(uploadsDir(bucket), uploadId), { recursive: true, force: true });
+    response.writeHead(204).end();
+  }
+
+  /** Every upload in progress, in one page (no markers, prefix or delimiter). */
+  async function listUploads(response: ServerResponse, bucket: string): Promise<void> {
+    const ids = await fs.promises.readdir(uploadsDir(bucket)).catch(() => [] as string[]);
+    const uploads: Array<{ key: string; uploadId: string; initiated: Date }> = [];
+    for (const uploadId of ids) {
+      const key = await uploadKey(bucket, uploadId);
+      if (key === undefined) continue;
+      const { mtime } = await fs.promises.stat(path.join(uploadsDir(bucket), uploadId, "key"));
+      uploads.push({ key, uploadId, initiated: mtime });
+    }
+    uploads.sort((x, y) => (x.key === y.key ? x.uploadId.localeCompare(y.uploadId) : x.key < y.key ? -1 : 1));
+    sendXml(
+      response,
+      200,
+      `<ListMultipartUploadsResult xmlns="${S3_XMLNS}"><Bucket>${escapeXml(bucket)}</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker>` +
+        `<MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>` +
+        uploads
+          .map(
+            (upload) =>
+              `<Upload><Key>${escapeXml(upload.key)}</Key><UploadId>${escapeXml(upload.uploadId)}</UploadId>` +
+              `<Initiated>${upload.initiated.toISOString()}</Initiated></Upload>`,
+          )
+          .join("") +
+        "</ListMultipartUploadsResult>",
+    );
+  }
+
+  async function answer(request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> {
+    // Path style: /<bucket>/<key...>.
+    const [bucket = "", ...keyParts] = url.pathname.slice(1).split("/");
+    const key = decodeURIComponent(keyParts.join("/"));
+    const uploadId = url.searchParams.get("uploadId");
+    if (!(await bucketExists(bucket))) {
+      sendXml(response, 404, `<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><BucketName>${escapeXml(bucket)}</BucketName></Error>`);
+      return;
+    }
+    if (uploadId === null) return listUploads(response, bucket);
+    if (request.method === "DELETE") return abort(response, bucket, key, uploadId);
+    return listParts(response, bucket, key, uploadId, Number(url.searchParams.get("part-number-marker") ?? "0") || 0);
+  }
+
+  return (request, response) => {
+    const url = new URL(request.url ?? "/", "http://s3");
+    const [bucket = "", ...keyParts] = url.pathname.slice(1).split("/");
+    const hasKey = keyParts.join("/") !== "";
+    const uploadId = url.searchParams.get("uploadId");
+    const ours =
+      bucket !== "" &&
+      ((hasKey && uploadId !== null && (request.method === "GET" || request.method === "DELETE")) ||
+        (!hasKey && url.searchParams.has("uploads") && request.method === "GET"));
+    if (!ours) return false;
+    answer(request, response, url).catch((error: unknown) => {
+      if (!response.headersSent) sendXml(response, 500, `<Error><Code>InternalError</Code><Message>${escapeXml(String(error))}</Message></Error>`);
+      else response.destroy();
+    });
+    return true;
+  };
+}
+
 function dropAwsChunkedFromResponse(response: ServerResponse): void {
   const setHeader = response.setHeader.bind(response);
   response.setHeader = (name: string, value: number | string | readonly string[]) => {
@@ -147,7 +285,9 @@ export async function startS3(options: S3Options = {}): Promise<S3Server> {
   try {
     await fakeS3.configureBuckets();
     const handle = fakeS3.callback();
+    const answerMultipartCall = multipartCalls(dir);
     server.on("request", (request: IncomingMessage, response: ServerResponse) => {
+      if (answerMultipartCall(request, response)) return;
       decodeAwsChunkedBody(request);
       dropAwsChunkedFromResponse(response);
       handle(request, response);

@@ -3,13 +3,9 @@
  * An upload begun through one node is finished through the other; concurrent writes to one upload
  * through both nodes are serialised by the Redis lock; refusals and abandoned uploads leave nothing behind.
  */
-import fs from "node:fs";
-import http from "node:http";
-import type { IncomingMessage, ServerResponse } from "node:http";
-import path from "node:path";
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { envFor, startServices } from "../../scripts/services";
-import type { S3Server, TestServices } from "../../scripts/services";
+import type { TestServices } from "../../scripts/services";
 import { HttpClient } from "../support/http-client";
 import { eventually, startNode, stopAllNodes, stopNode } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
@@ -30,125 +26,11 @@ const VIDEO = "video/mp4_h264_aac51_1080p60.mp4";
 const TUS = { "Tus-Resumable": "1.0.0" } as const;
 
 let services: TestServices;
-let shim: { endpoint: string; close(): Promise<void> };
 let env: Record<string, string>;
 let nodeA: RunningNode;
 let nodeB: RunningNode;
 let s3: S3Client;
 let userCounter = 0;
-
-function xml(value: string): string {
-  return value.replace(/[<>&'"]/g, (ch) => `&#${ch.charCodeAt(0)};`);
-}
-
-function sendXml(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { "Content-Type": "application/xml" });
-  res.end(`<?xml version="1.0" encoding="UTF-8"?>\n${body}`);
-}
-
-/**
- * s3rver, the test S3 of scripts/services, does not implement three calls that the tus S3 store
- * (@tus/s3-store) relies on: ListParts (HEAD/PATCH find an upload's offset with it), AbortMultipartUpload
- * (termination, expiry) and ListMultipartUploads (the expiry sweep); it answers them 405. This proxy in
- * front of it answers those three from s3rver's own files (<dir>/<bucket>/._S3rver_uploads/<uploadId>/:
- * `key`, and one file per part with its MD5 beside it) and passes everything else through untouched,
- * headers included, so that signatures still verify. It belongs in scripts/services/s3.ts.
- */
-async function startMultipartShim(target: S3Server): Promise<{ endpoint: string; close(): Promise<void> }> {
-  const uploadsDir = path.join(target.dir, target.bucket, "._S3rver_uploads");
-  const upstream = new URL(target.endpoint);
-
-  async function uploadKey(uploadId: string): Promise<string | undefined> {
-    if (!/^[0-9a-f]{1,64}$/.test(uploadId)) return undefined;
-    return fs.promises.readFile(path.join(uploadsDir, uploadId, "key"), "utf8").catch(() => undefined);
-  }
-
-  function noSuchUpload(res: ServerResponse, uploadId: string): void {
-    sendXml(res, 404, `<Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message><UploadId>${xml(uploadId)}</UploadId></Error>`);
-  }
-
-  async function listParts(res: ServerResponse, key: string, uploadId: string): Promise<void> {
-    if ((await uploadKey(uploadId)) !== key) return noSuchUpload(res, uploadId);
-    const dir = path.join(uploadsDir, uploadId);
-    const parts: string[] = [];
-    const numbers = (await fs.promises.readdir(dir)).filter((name) => /^\d+$/.test(name)).map(Number).sort((x, y) => x - y);
-    for (const number of numbers) {
-      // A part whose MD5 is not written yet is still being received.
-      const md5 = await fs.promises.readFile(path.join(dir, `${number}.md5`), "utf8").catch(() => undefined);
-      if (md5 === undefined) continue;
-      const stat = await fs.promises.stat(path.join(dir, String(number)));
-      parts.push(
-        `<Part><PartNumber>${number}</PartNumber><LastModified>${stat.mtime.toISOString()}</LastModified><ETag>"${xml(md5.trim())}"</ETag><Size>${stat.size}</Size></Part>`,
-      );
-    }
-    sendXml(
-      res,
-      200,
-      `<ListPartsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>${xml(target.bucket)}</Bucket><Key>${xml(key)}</Key>` +
-        `<UploadId>${xml(uploadId)}</UploadId><PartNumberMarker>0</PartNumberMarker><MaxParts>10000</MaxParts><IsTruncated>false</IsTruncated>${parts.join("")}</ListPartsResult>`,
-    );
-  }
-
-  async function abort(res: ServerResponse, key: string, uploadId: string): Promise<void> {
-    if ((await uploadKey(uploadId)) !== key) return noSuchUpload(res, uploadId);
-    await fs.promises.rm(path.join(uploadsDir, uploadId), { recursive: true, force: true });
-    res.writeHead(204).end();
-  }
-
-  async function listUploads(res: ServerResponse): Promise<void> {
-    const ids = await fs.promises.readdir(uploadsDir).catch(() => [] as string[]);
-    const uploads: string[] = [];
-    for (const uploadId of ids.sort()) {
-      const key = await uploadKey(uploadId);
-      if (key === undefined) continue;
-      const { mtime } = await fs.promises.stat(path.join(uploadsDir, uploadId, "key"));
-      uploads.push(`<Upload><Key>${xml(key)}</Key><UploadId>${xml(uploadId)}</UploadId><Initiated>${mtime.toISOString()}</Initiated></Upload>`);
-    }
-    sendXml(
-      res,
-      200,
-      `<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>${xml(target.bucket)}</Bucket><IsTruncated>false</IsTruncated>${uploads.join("")}</ListMultipartUploadsResult>`,
-    );
-  }
-
-  function forward(req: IncomingMessage, res: ServerResponse): void {
-    const request = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    request.on("error", (error) => res.destroy(error));
-    req.pipe(request);
-  }
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://shim");
-    const [bucket = "", ...keyParts] = url.pathname.slice(1).split("/");
-    const key = decodeURIComponent(keyParts.join("/"));
-    const uploadId = url.searchParams.get("uploadId");
-    if (bucket !== target.bucket) return forward(req, res);
-    if (key !== "" && uploadId !== null && req.method === "GET") return listParts(res, key, uploadId);
-    if (key !== "" && uploadId !== null && req.method === "DELETE") return abort(res, key, uploadId);
-    if (key === "" && url.searchParams.has("uploads") && req.method === "GET") return listUploads(res);
-    return forward(req, res);
-  }
-
-  const server = http.createServer((req, res) => {
-    handle(req, res).catch((error: Error) => {
-      if (!res.headersSent) sendXml(res, 500, `<Error><Code>InternalError</Code><Message>${xml(error.message)}</Message></Error>`);
-      else res.destroy(error);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
-  const { port } = server.address() as { port: number };
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 interface SignedUp {
   token: string;
@@ -253,11 +135,9 @@ async function multipart(node: RunningNode, token: string, bytes: Buffer, filena
 
 beforeAll(async () => {
   services = await startServices({ mariadb: { replicas: 1 }, redis: true, nats: true, s3: true });
-  shim = await startMultipartShim(services.s3!);
-  env = { ...envFor(services), S3_ENDPOINT: shim.endpoint, SERVICES: "api,users,media,site", RATE_REGISTRATIONS_PER_IP_PER_HOUR: "1000" };
+  env = { ...envFor(services), SERVICES: "api,users,media,site", RATE_REGISTRATIONS_PER_IP_PER_HOUR: "1000" };
   [nodeA, nodeB] = await Promise.all([startNode({ ...env, NODE_ID: "uploads-a" }), startNode({ ...env, NODE_ID: "uploads-b" })]);
   await Promise.all([nodeA.broker.waitForServices(["users", "media", "site"], 20_000), nodeB.broker.waitForServices(["users", "media", "site"], 20_000)]);
-  // The bucket is listed straight from s3rver, not through the shim.
   const settings = services.s3!;
   s3 = new S3Client({
     endpoint: settings.endpoint,
@@ -270,7 +150,6 @@ beforeAll(async () => {
 afterAll(async () => {
   s3?.destroy();
   await stopAllNodes();
-  await shim?.close();
   await services?.stop();
 });
 
