@@ -25,7 +25,7 @@ import * as uniqueContentAndTombstones from "../../migrations/media/0002_unique_
 import { mediaMigrations } from "../../migrations/media";
 import { envFor, startServices } from "../../scripts/services";
 import type { TestServices } from "../../scripts/services";
-import { HttpClient, expectErrorBody } from "../support/http-client";
+import { HttpClient, expectErrorBody, memberCredentials, signUpMember } from "../support/http-client";
 import type { AccountView, ApiResponse, SignedInBody } from "../support/http-client";
 import { eventually, startNode, stopAllNodes } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
@@ -62,24 +62,14 @@ interface Page {
   readonly nextCursor: string | null;
 }
 
-let counter = 0;
-function credentials(prefix: string): { username: string; email: string; password: string } {
-  counter++;
-  const tag = `${prefix}_${process.pid}_${counter}`;
-  return { username: tag, email: `${tag}@example.test`, password: `long enough secret ${counter}` };
-}
-
 async function signUp(node: RunningNode, prefix = "member"): Promise<Member> {
-  const account = credentials(prefix);
-  const client = new HttpClient(node.baseUrl, { origin: PUBLIC_URL });
-  const answer = await client.post<SignedInBody>("/api/auth/register", account);
-  expect({ status: answer.status, text: answer.status === 201 ? "" : answer.text }).toEqual({ status: 201, text: "" });
-  return { id: answer.body.user.id, username: account.username, password: account.password, role: "user", client, csrf: answer.body.csrfToken };
+  const { id, username, password, client, csrf } = await signUpMember(node.baseUrl, PUBLIC_URL, { prefix });
+  return { id, username, password, role: "user", client, csrf };
 }
 
 /** Admins are made by operators (users.create), then sign in like anyone. */
 async function signUpAdmin(node: RunningNode): Promise<Member> {
-  const account = credentials("admin");
+  const account = memberCredentials("admin");
   await node.broker.call("users.create", { ...account, role: "admin" });
   const client = new HttpClient(node.baseUrl, { origin: PUBLIC_URL });
   const answer = await client.post<SignedInBody>("/api/auth/login", { login: account.username, password: account.password });
@@ -102,6 +92,7 @@ function sha256(content: Buffer): string {
   return createHash("sha256").update(content).digest("hex");
 }
 
+let counter = 0;
 /** Bytes no other test uploads. */
 function uniqueContent(size = 256): Buffer {
   return Buffer.concat([Buffer.from(`content-${process.pid}-${++counter}-`), randomBytes(size)]);

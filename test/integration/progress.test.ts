@@ -1,7 +1,8 @@
 import type { Socket } from "socket.io-client";
 import { io } from "socket.io-client";
 import type { Processor } from "../../lib/jobs/processor";
-import { HttpClient } from "../support/http-client";
+import { signUpMember } from "../support/http-client";
+import type { HttpClient } from "../support/http-client";
 import { eventually, startNode, stopAllNodes } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
 import { fixture, tusUpload } from "../support/uploads";
@@ -24,15 +25,8 @@ const steppingProcessor: Processor = async (_job, context) => {
 let node: RunningNode;
 const sockets: Socket[] = [];
 
-async function signUp(name: string): Promise<{ token: string; client: HttpClient }> {
-  const client = new HttpClient(node.baseUrl, { origin: node.settings.publicUrl });
-  const answer = await client.post<{ token: string }>("/api/auth/register", {
-    username: name,
-    email: `${name}@example.test`,
-    password: "a long enough passphrase",
-  });
-  expect(answer.status).toBe(201);
-  return { token: answer.body.token, client };
+function signUp(name: string): Promise<{ token: string; client: HttpClient }> {
+  return signUpMember(node.baseUrl, node.settings.publicUrl, { prefix: name });
 }
 
 function connect(auth: Record<string, string>): Socket {

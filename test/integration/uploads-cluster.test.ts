@@ -6,7 +6,7 @@
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { envFor, startServices } from "../../scripts/services";
 import type { TestServices } from "../../scripts/services";
-import { HttpClient } from "../support/http-client";
+import { HttpClient, signUpMember } from "../support/http-client";
 import { eventually, startNode, stopAllNodes, stopNode } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
 import { fixture, sha256, tusCreate, tusUpload } from "../support/uploads";
@@ -30,7 +30,6 @@ let env: Record<string, string>;
 let nodeA: RunningNode;
 let nodeB: RunningNode;
 let s3: S3Client;
-let userCounter = 0;
 
 interface SignedUp {
   token: string;
@@ -40,15 +39,8 @@ interface SignedUp {
 }
 
 async function signUp(through: RunningNode = nodeA): Promise<SignedUp> {
-  userCounter++;
-  const client = new HttpClient(through.baseUrl, { origin: through.settings.publicUrl });
-  const answer = await client.post<{ token: string }>("/api/auth/register", {
-    username: `clusterup${userCounter}`,
-    email: `clusterup${userCounter}@example.test`,
-    password: "a long enough passphrase",
-  });
-  expect(answer.status).toBe(201);
-  return { token: answer.body.token, a: new HttpClient(nodeA.baseUrl), b: new HttpClient(nodeB.baseUrl) };
+  const { token } = await signUpMember(through.baseUrl, through.settings.publicUrl, { prefix: "clusterup" });
+  return { token, a: new HttpClient(nodeA.baseUrl), b: new HttpClient(nodeB.baseUrl) };
 }
 
 async function usedBytes(client: HttpClient, token: string): Promise<number> {

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
-import { HttpClient } from "../support/http-client";
+import { signUpMember } from "../support/http-client";
+import type { HttpClient } from "../support/http-client";
 import { startNode, stopAllNodes } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
 import { fixture, sha256, tusCreate, tusUpload } from "../support/uploads";
@@ -19,18 +20,9 @@ interface MediaJson {
 const KiB = 1024;
 let node: RunningNode;
 let strictNode: RunningNode;
-let userCounter = 0;
 
-async function signUp(target: RunningNode): Promise<{ client: HttpClient; token: string }> {
-  userCounter++;
-  const client = new HttpClient(target.baseUrl, { origin: target.settings.publicUrl });
-  const answer = await client.post<{ token: string }>("/api/auth/register", {
-    username: `uploader${userCounter}`,
-    email: `uploader${userCounter}@example.test`,
-    password: "a long enough passphrase",
-  });
-  expect(answer.status).toBe(201);
-  return { client, token: answer.body.token };
+function signUp(target: RunningNode): Promise<{ client: HttpClient; token: string }> {
+  return signUpMember(target.baseUrl, target.settings.publicUrl, { prefix: "uploader" });
 }
 
 async function usedBytes(client: HttpClient, token: string): Promise<number> {

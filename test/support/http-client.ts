@@ -6,6 +6,10 @@
  *   const browser = new HttpClient(node.baseUrl, { origin: "http://shoal.test" });
  *   const signedUp = await browser.post("/api/auth/register", { username, email, password });
  *   await browser.post("/api/auth/logout", undefined, { csrf: signedUp.body.csrfToken });
+ *
+ * or, for a test that just needs someone signed in:
+ *
+ *   const member = await signUpMember(node.baseUrl, node.settings.publicUrl, { prefix: "owner" });
  */
 
 /** One cookie as the server set it: its value and the attributes of the Set-Cookie line. */
@@ -155,6 +159,56 @@ export interface SignedInBody {
   readonly user: AccountView;
   readonly token: string;
   readonly csrfToken: string;
+}
+
+/** What a new account is registered with. */
+export interface MemberCredentials {
+  readonly username: string;
+  readonly email: string;
+  readonly password: string;
+}
+
+let memberCounter = 0;
+
+/**
+ * Credentials no other call in this process uses: `<prefix>_<pid>_<n>` as the username (the
+ * prefix says which test made the account; keep it short, usernames are at most 32 characters).
+ */
+export function memberCredentials(prefix = "member"): MemberCredentials {
+  memberCounter++;
+  const tag = `${prefix}_${process.pid}_${memberCounter}`;
+  return { username: tag, email: `${tag}@example.test`, password: `long enough secret ${memberCounter}` };
+}
+
+export interface SignUpOptions {
+  /** The start of the username (default "member"); see memberCredentials. */
+  readonly prefix?: string;
+}
+
+/** A member who has just registered, and the browser they registered with. */
+export interface SignedUpMember {
+  /** The browser that registered: it holds the session cookie and sends `origin`. */
+  readonly client: HttpClient;
+  /** The session's bearer token. */
+  readonly token: string;
+  /** The CSRF token for the session (for cookie-authenticated writes). */
+  readonly csrf: string;
+  readonly id: string;
+  readonly username: string;
+  readonly email: string;
+  readonly password: string;
+}
+
+/**
+ * Registers a new member through POST /api/auth/register on `baseUrl`, from a browser whose
+ * Origin is `origin`, and asserts the answer is 201 (showing the body when it is not).
+ */
+export async function signUpMember(baseUrl: string, origin: string | null, options: SignUpOptions = {}): Promise<SignedUpMember> {
+  const account = memberCredentials(options.prefix);
+  const client = new HttpClient(baseUrl, { origin });
+  const answer = await client.post<SignedInBody>("/api/auth/register", account);
+  expect({ status: answer.status, text: answer.status === 201 ? "" : answer.text }).toEqual({ status: 201, text: "" });
+  return { client, token: answer.body.token, csrf: answer.body.csrfToken, id: answer.body.user.id, ...account };
 }
 
 export interface ErrorBodyShape {
