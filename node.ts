@@ -26,7 +26,7 @@ export interface ShoalNode {
 /** The processors of this build, by media kind; a kind without one stays `uploaded`. */
 export function processorsFor(settings: Settings): ProcessorRegistry {
   const limitInputPixels = settings.uploads.maxImagePixels;
-  const transcoding = { maxDurationSeconds: 30 * 60, threads: 2, limitInputPixels };
+  const transcoding = { maxDurationSeconds: 30 * 60, threads: settings.jobs.ffmpegThreads, limitInputPixels };
   const all: ProcessorRegistry = {
     image: imageProcessor({ limitInputPixels }),
     video: videoProcessor(transcoding),

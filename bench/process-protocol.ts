@@ -1,3 +1,13 @@
+/** One ffmpeg or ffprobe run as the worker made it (recorded by bench/process-direct.ts). */
+export interface RecordedCommand {
+  readonly program: "ffmpeg" | "ffprobe";
+  /** The real binary. */
+  readonly binary: string;
+  /** Working directory: the job's scratch directory for ffmpeg. */
+  readonly cwd: string;
+  readonly args: readonly string[];
+}
+
 /** What bench/process-direct.ts reports to bench/process.ts (one JSON line on stdout). */
 export interface DirectResult {
   /** Measured jobs (warm-up not included). */
@@ -6,6 +16,19 @@ export interface DirectResult {
   readonly wallSeconds: number;
   /** Each measured job's own duration, in submission order. */
   readonly jobSeconds: readonly number[];
-  /** CPU time of the Node process (sharp's threads included; ffmpeg child processes not). */
+  /** CPU time of the Node process during the measured jobs (sharp's threads included; ffmpeg not). */
   readonly processCpuSeconds: number;
+  /** CPU time of the child processes (ffmpeg, ffprobe) that ended during the measured jobs. */
+  readonly childCpuSeconds: number;
+  /** Video: the command lines of the warm-up job, replayed for every measured job. */
+  readonly commands?: readonly RecordedCommand[];
+}
+
+/** What bench/process-services.ts sends to bench/process.ts over IPC once the private services run. */
+export interface ClusterServicesReady {
+  readonly type: "services";
+  /** SHOAL_MODE=cluster, SHOAL_SECRET and the URLs of MariaDB, Redis, NATS and S3 (scripts/services envFor()). */
+  readonly env: Record<string, string>;
+  /** s3rver's directory. */
+  readonly s3Dir: string;
 }

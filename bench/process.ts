@@ -1,24 +1,31 @@
 /**
  * Processing benchmark: `npm run bench:process` (see bench/README.md).
  *
- * Embedded mode, on this machine. Every Shoal node and every direct run is a child process:
- *   (a) images through the worker: a 12-megapixel JPEG uploaded with POST /api/media (multipart, bearer
- *       token) to a Shoal node (bench/read-server.ts, BENCH_ROLE=shoal), timed from "upload accepted"
- *       (the 201) until socket.io `media:ready`; all variants (thumb, display, display-jpeg, placeholder);
+ * One run, on this machine; every Shoal node, every direct run and the cluster's services are child
+ * processes, and the parent only uploads, listens and times:
+ *   (a) images through the worker, embedded mode: a 12-megapixel JPEG uploaded with POST /api/media
+ *       (multipart, bearer token) to a Shoal node (bench/read-server.ts, BENCH_ROLE=shoal), timed from
+ *       "upload accepted" (the 201) until socket.io `media:ready`; all variants (thumb, display,
+ *       display-jpeg, placeholder);
  *   (b) the same images through processImage() called directly (bench/process-direct.ts), same options;
- *   (c) a video through the worker (test/fixtures/video/mp4_h264_aac51_1080p60.mp4);
- *   (d) the same video through transcodeVideo() called directly;
- *   (e) images through one node with WORKER_CONCURRENCY=1 against one with WORKER_CONCURRENCY=2 (one
- *       process each: embedded mode has a single worker process, so this is the worker-slot comparison,
- *       not two worker processes).
- * Prints jobs per minute, a/b, c/d and the 2-slot/1-slot ratio; writes bench/results/process.json.
+ *   (c) a video through the worker, embedded (test/fixtures/video/mp4_h264_aac51_1080p60.mp4);
+ *   (d) the same ffmpeg/ffprobe command lines run directly: recorded from transcodeVideo() on a warm-up
+ *       file and replayed for each measured file (bench/process-direct.ts);
+ *   (e) cluster mode, images: one gateway node without processing (SERVICES=api,users,media,site) and
+ *       either one or two worker processes (SERVICES=processing, WORKER_CONCURRENCY=1, one thread per
+ *       job), on a private MariaDB, Redis, NATS JetStream and S3 (bench/process-services.ts);
+ *   (f) the same for video (FFMPEG_THREADS=1 on the workers).
+ * Prints jobs per minute, a/b, c/d and two worker processes / one; writes bench/results/process.json.
  *
  * Environment: BENCH_JOBS (measured image jobs per round, default 24), BENCH_VIDEO_JOBS (measured video
- * jobs per round, default 8), BENCH_CONCURRENCY (worker slots of (a)-(d), default 2 = cores),
- * BENCH_REPEATS (default 2: each pair of rounds runs twice, in alternating order), BENCH_OUTPUT (default
- * bench/results/process.json). Each round first runs one unmeasured warm-up job.
+ * jobs per round, default 8), BENCH_CONCURRENCY (WORKER_CONCURRENCY of the embedded node and jobs at once
+ * in (b)/(d), default 2 = cores), BENCH_FFMPEG_THREADS (FFMPEG_THREADS of the embedded node and of (d),
+ * default 2), BENCH_REPEATS (default 2: each pair of rounds runs that often, in alternating order),
+ * BENCH_PARTS (default `embedded,cluster`), BENCH_CLUSTER_VIDEO (default 1; 0 leaves out (f)),
+ * BENCH_CPU_PROF_DIR (run the Shoal nodes with --cpu-prof), BENCH_OUTPUT (default
+ * bench/results/process.json).
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, fork, spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
@@ -30,37 +37,46 @@ import sharp from "sharp";
 import { io } from "socket.io-client";
 import type { Socket } from "socket.io-client";
 import { ffmpegBinaries } from "../lib/processing/ffmpeg-binaries";
-import type { DirectResult } from "./process-protocol";
-import type { ReadyLine } from "./read-server";
-import { PROJECT_ROOT, codeState, machineInfo, round } from "./common";
+import type { ClusterServicesReady, DirectResult, RecordedCommand } from "./process-protocol";
+import type { JobLine, ReadyLine } from "./read-server";
+import { PROJECT_ROOT, codeState, delay, machineInfo, round } from "./common";
 
 const SHOAL_SCRIPT = path.join(__dirname, "read-server.ts");
 const DIRECT_SCRIPT = path.join(__dirname, "process-direct.ts");
+const SERVICES_SCRIPT = path.join(__dirname, "process-services.ts");
 const VIDEO_FIXTURE = path.join(PROJECT_ROOT, "test/fixtures/video/mp4_h264_aac51_1080p60.mp4");
 const IMAGE_WIDTH = 4000;
 const IMAGE_HEIGHT = 3000;
 const JPEG_QUALITY = 90;
-const START_TIMEOUT_MS = 120_000;
+/** Files set aside for warm-up jobs; the measured files come after them. */
+const WARMUP_POOL = 6;
+const START_TIMEOUT_MS = 180_000;
 const JOB_TIMEOUT_MS = 300_000;
+const CLOCK_TICKS_PER_SECOND = 100;
 const GOALS = { aOverB: 0.9, cOverD: 0.95, twoOverOne: 1.7 } as const;
+/** The cluster worker processes: one job at a time, one thread per job (sharp already uses one). */
+const CLUSTER_WORKER = { WORKER_CONCURRENCY: "1", FFMPEG_THREADS: "1" } as const;
+const GATEWAY_SERVICES = "api,users,media,site";
 
-type RoundKey = "a" | "b" | "c" | "d" | "e1" | "e2";
-
-const ROUND_LABELS: Record<RoundKey, string> = {
-  a: "(a) image via POST /api/media to the worker (WORKER_CONCURRENCY=2), accepted -> media:ready",
-  b: "(b) image via processImage() in a child process, same options, 2 at once",
-  c: "(c) video via POST /api/media to the worker (WORKER_CONCURRENCY=2), accepted -> media:ready",
-  d: "(d) video via transcodeVideo() in a child process, same options, 2 at once",
-  e1: "(e1) image via the worker, node with WORKER_CONCURRENCY=1",
-  e2: "(e2) image via the worker, node with WORKER_CONCURRENCY=2",
-};
+type RoundKey = "a" | "b" | "c" | "d" | "e1" | "e2" | "f1" | "f2";
 
 interface Options {
   readonly repeats: number;
   readonly imageJobs: number;
   readonly videoJobs: number;
   readonly concurrency: number;
+  readonly ffmpegThreads: number;
+  readonly embedded: boolean;
+  readonly cluster: boolean;
+  readonly clusterVideo: boolean;
+  readonly cpuProfDir: string | undefined;
   readonly output: string;
+}
+
+interface Summary {
+  readonly p50: number;
+  readonly max: number;
+  readonly mean: number;
 }
 
 interface RoundFigures {
@@ -68,7 +84,7 @@ interface RoundFigures {
   readonly wallSeconds: number;
   readonly jobsPerMinute: number;
   /** Per job: accepted -> ready (worker) or the job's own run time (direct). */
-  readonly jobSeconds: { readonly p50: number; readonly max: number; readonly mean: number };
+  readonly jobSeconds: Summary;
   readonly loadAverage1mBefore: number;
   /** Worker rounds: how long each POST /api/media took (client side). */
   readonly uploadSeconds?: { readonly p50: number; readonly max: number; readonly total: number };
@@ -86,7 +102,7 @@ interface Combined {
 function combine(rounds: readonly RoundFigures[]): Combined {
   const jobs = rounds.reduce((sum, entry) => sum + entry.jobs, 0);
   const wallSeconds = rounds.reduce((sum, entry) => sum + entry.wallSeconds, 0);
-  return { jobsPerMinute: round((jobs / wallSeconds) * 60, 1), jobs, wallSeconds: round(wallSeconds, 2), perRepeat: rounds };
+  return { jobsPerMinute: wallSeconds > 0 ? round((jobs / wallSeconds) * 60, 1) : 0, jobs, wallSeconds: round(wallSeconds, 2), perRepeat: rounds };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -101,11 +117,24 @@ function positiveIntFromEnv(name: string, fallback: number): number {
 }
 
 function readOptions(): Options {
+  const parts = (process.env.BENCH_PARTS ?? "embedded,cluster").split(",").map((part) => part.trim()).filter((part) => part !== "");
+  for (const part of parts) if (part !== "embedded" && part !== "cluster") throw new Error(`BENCH_PARTS: unknown part ${JSON.stringify(part)} (embedded, cluster)`);
+  if (parts.length === 0) throw new Error("BENCH_PARTS names no part");
+  const clusterVideo = process.env.BENCH_CLUSTER_VIDEO?.trim() ?? "1";
+  if (clusterVideo !== "0" && clusterVideo !== "1") throw new Error(`BENCH_CLUSTER_VIDEO must be 0 or 1 (got ${JSON.stringify(clusterVideo)})`);
+  const threads = positiveIntFromEnv("BENCH_FFMPEG_THREADS", 2);
+  if (threads > 16) throw new Error("BENCH_FFMPEG_THREADS must be at most 16");
+  const profDir = process.env.BENCH_CPU_PROF_DIR?.trim();
   return {
     repeats: positiveIntFromEnv("BENCH_REPEATS", 2),
     imageJobs: positiveIntFromEnv("BENCH_JOBS", 24),
     videoJobs: positiveIntFromEnv("BENCH_VIDEO_JOBS", 8),
     concurrency: positiveIntFromEnv("BENCH_CONCURRENCY", 2),
+    ffmpegThreads: threads,
+    embedded: parts.includes("embedded"),
+    cluster: parts.includes("cluster"),
+    clusterVideo: clusterVideo === "1",
+    cpuProfDir: profDir === undefined || profDir === "" ? undefined : path.resolve(profDir),
     output: path.resolve(PROJECT_ROOT, process.env.BENCH_OUTPUT ?? "bench/results/process.json"),
   };
 }
@@ -116,7 +145,7 @@ function progress(scope: string, message: string): void {
 
 const load1m = (): number => round(os.loadavg()[0] ?? 0, 2);
 
-function summary(values: readonly number[]): { p50: number; max: number; mean: number } {
+function summary(values: readonly number[]): Summary {
   const sorted = [...values].sort((x, y) => x - y);
   const p50 = sorted.length === 0 ? 0 : (sorted[Math.floor((sorted.length - 1) / 2)] ?? 0);
   const mean = sorted.reduce((sum, value) => sum + value, 0) / Math.max(1, sorted.length);
@@ -130,6 +159,23 @@ function baseEnv(): Record<string, string> {
     if (value !== undefined) env[name] = value;
   }
   return env;
+}
+
+/** CPU seconds of a process and of its children that have ended (ffmpeg, for a worker), from /proc. */
+function processCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "").split(" ");
+    // utime, stime, cutime, cstime: fields 14-17 of stat, 12-15 after the name.
+    return [11, 12, 13, 14].reduce((sum, index) => sum + Number(fields[index] ?? 0), 0) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
+}
+
+/** Busy CPU seconds of the whole machine so far (all cores). */
+function machineBusySeconds(): number {
+  return os.cpus().reduce((sum, cpu) => sum + (cpu.times.user + cpu.times.nice + cpu.times.sys + cpu.times.irq) / 1000, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -146,6 +192,7 @@ class Child<T> {
   readonly exited: Promise<string>;
   private readonly process: ChildProcess;
   private readonly lastLines: string[] = [];
+  private readonly listeners = new Map<string, (value: unknown) => void>();
 
   constructor(
     readonly label: string,
@@ -153,8 +200,9 @@ class Child<T> {
     env: Record<string, string>,
     key: string,
     timeoutMs: number,
+    nodeFlags: readonly string[] = [],
   ) {
-    const child = spawn(process.execPath, ["--import", "tsx", script], {
+    const child = spawn(process.execPath, [...nodeFlags, "--import", "tsx", script], {
       cwd: PROJECT_ROOT,
       env: { ...baseEnv(), ...env },
       stdio: ["pipe", "pipe", "pipe"],
@@ -186,10 +234,25 @@ class Child<T> {
           deliver((JSON.parse(line) as Record<string, T>)[key] as T);
           return;
         }
+        const other = /^\{"(\w+)":/.exec(line);
+        const listener = other === null ? undefined : this.listeners.get(other[1] as string);
+        if (other !== null && listener !== undefined) {
+          listener((JSON.parse(line) as Record<string, unknown>)[other[1] as string]);
+          return;
+        }
         this.lastLines.push(line);
         if (this.lastLines.length > 40) this.lastLines.shift();
       });
     }
+  }
+
+  get pid(): number | undefined {
+    return this.process.pid;
+  }
+
+  /** Calls `listener` with the value of every `{"<key>":…}` line. */
+  on(key: string, listener: (value: unknown) => void): void {
+    this.listeners.set(key, listener);
   }
 
   async stop(): Promise<void> {
@@ -204,6 +267,41 @@ class Child<T> {
     const tail = this.lastLines.length > 0 ? `\n--- last output ---\n${this.lastLines.join("\n")}` : "";
     return new Error(`${this.label} ${what}${tail}`);
   }
+}
+
+/** The private MariaDB, Redis, NATS and S3 of the cluster rounds, in a process of their own. */
+async function startClusterServices(): Promise<{ ready: ClusterServicesReady; pid: number | undefined; stop(): Promise<void> }> {
+  const child = fork(SERVICES_SCRIPT, [], {
+    cwd: PROJECT_ROOT,
+    execArgv: ["--import", "tsx"],
+    env: { ...baseEnv() },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  liveChildren.add(child);
+  const exited = new Promise<string>((resolve) => child.once("exit", (code, signal) => resolve(signal !== null ? `killed by ${signal}` : `exit code ${code}`)));
+  void exited.then(() => liveChildren.delete(child));
+  const ready = await new Promise<ClusterServicesReady>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the cluster services did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
+    child.once("message", (message: ClusterServicesReady) => {
+      clearTimeout(timer);
+      resolve(message);
+    });
+    void exited.then((how) => {
+      clearTimeout(timer);
+      reject(new Error(`the cluster services process ended (${how}) before they were up`));
+    });
+  });
+  return {
+    ready,
+    pid: child.pid,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -258,29 +356,47 @@ function makeVideos(dir: string, count: number): string[] {
 
 interface ShoalNodeChild {
   readonly child: Child<ReadyLine>;
-  readonly baseUrl: string;
+  /** http://127.0.0.1:<port>, or undefined for a node without the api service. */
+  readonly baseUrl: string | undefined;
+  readonly nodeId: string;
 }
 
-async function startShoal(label: string, dataDir: string, workerConcurrency: number): Promise<ShoalNodeChild> {
+async function startShoal(label: string, nodeId: string, env: Record<string, string>, profDir: string | undefined): Promise<ShoalNodeChild> {
   const child = new Child<ReadyLine>(
     label,
     SHOAL_SCRIPT,
     {
       BENCH_ROLE: "shoal",
-      SHOAL_MODE: "embedded",
-      SHOAL_DATA_DIR: dataDir,
-      SHOAL_SECRET: randomBytes(32).toString("hex"),
+      NODE_ID: nodeId,
       LOG_LEVEL: "warn",
-      WORKER_CONCURRENCY: String(workerConcurrency),
       RATE_API_REQUESTS_PER_IP_PER_MINUTE: "1000000000",
       RATE_REGISTRATIONS_PER_IP_PER_HOUR: "1000",
       RATE_UPLOADS_PER_USER_PER_HOUR: "100000",
+      ...env,
     },
     "benchReady",
     START_TIMEOUT_MS,
+    profDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${path.join(profDir, label)}`],
   );
   const ready = await child.message;
-  return { child, baseUrl: `http://127.0.0.1:${ready.port}` };
+  return { child, baseUrl: ready.port === 0 ? undefined : `http://127.0.0.1:${ready.port}`, nodeId };
+}
+
+async function waitForHealth(label: string, baseUrl: string): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  let last = "no answer";
+  for (;;) {
+    try {
+      const response = await fetch(`${baseUrl}/api/health`, { signal: AbortSignal.timeout(3000) });
+      const body = (await response.json()) as { status?: string };
+      last = `${response.status} ${body.status ?? "?"}`;
+      if (response.status === 200 && body.status === "ok") return;
+    } catch (error) {
+      last = error instanceof Error ? error.message : String(error);
+    }
+    if (Date.now() > deadline) throw new Error(`${label}: /api/health not 200 ok within ${START_TIMEOUT_MS / 1000} s (last: ${last})`);
+    await delay(200);
+  }
 }
 
 async function register(baseUrl: string, username: string): Promise<string> {
@@ -384,31 +500,104 @@ async function getMedia(baseUrl: string, token: string, id: string): Promise<Med
   return body.media;
 }
 
+/** Which worker node finished which job (cluster: from the workers' `benchJob` lines). */
+class JobLog {
+  private readonly byMedia = new Map<string, string>();
+
+  listen(node: ShoalNodeChild): void {
+    node.child.on("benchJob", (value) => {
+      const line = value as JobLine;
+      this.byMedia.set(line.mediaId, line.node);
+    });
+  }
+
+  nodeOf(mediaId: string): string | undefined {
+    return this.byMedia.get(mediaId);
+  }
+}
+
+/** CPU seconds per second of the processes of a round, and of the machine. */
+class CpuWindow {
+  private readonly startedAt = performance.now();
+  private readonly machineBefore = machineBusySeconds();
+  private readonly before: Map<string, number>;
+
+  constructor(private readonly pids: ReadonlyMap<string, number | undefined>) {
+    this.before = new Map([...pids].map(([name, pid]) => [name, processCpuSeconds(pid)]));
+  }
+
+  finish(): Record<string, number> {
+    const seconds = (performance.now() - this.startedAt) / 1000;
+    const result: Record<string, number> = {};
+    let named = 0;
+    for (const [name, pid] of this.pids) {
+      const used = processCpuSeconds(pid) - (this.before.get(name) ?? 0);
+      named += used;
+      result[name] = round(used / seconds, 2);
+    }
+    const machine = machineBusySeconds() - this.machineBefore;
+    result.machine = round(machine / seconds, 2);
+    result.others = round(Math.max(0, machine - named) / seconds, 2);
+    return result;
+  }
+}
+
+interface WorkerRoundSetup {
+  readonly gateway: ShoalNodeChild;
+  /** Cluster: the worker processes taking part; each does a warm-up job before the measured ones. */
+  readonly workers?: readonly ShoalNodeChild[];
+  readonly jobLog?: JobLog;
+  /** Processes whose CPU use is recorded (name -> pid). */
+  readonly cpu: ReadonlyMap<string, number | undefined>;
+}
+
 /**
- * One worker round on a fresh account: the first file is a warm-up (uploaded and waited for alone),
- * then the others are uploaded one after another as fast as the gateway takes them, and the round
- * lasts from the first measured upload accepted until the last item is ready.
+ * One worker round on a fresh account: warm-up files are uploaded and waited for one at a time (one, or in
+ * cluster mode until every worker process has done one), then the measured files are uploaded one after
+ * another as fast as the gateway takes them, and the round lasts from the first measured upload accepted
+ * until the last item is ready.
  */
-async function workerRound(scope: string, node: ShoalNodeChild, username: string, files: readonly string[], mime: string): Promise<{ figures: RoundFigures; sample: MediaJson }> {
-  const token = await register(node.baseUrl, username);
-  const watcher = await ReadyWatcher.connect(node.baseUrl, token);
+async function workerRound(
+  scope: string,
+  setup: WorkerRoundSetup,
+  username: string,
+  warmups: readonly string[],
+  measured: readonly string[],
+  mime: string,
+): Promise<{ figures: RoundFigures; sample: MediaJson }> {
+  const baseUrl = setup.gateway.baseUrl as string;
+  const token = await register(baseUrl, username);
+  const watcher = await ReadyWatcher.connect(baseUrl, token);
   try {
-    const warm = await upload(node.baseUrl, token, files[0] as string, mime);
-    await watcher.wait(warm.id);
-    progress(scope, `warm-up job ready; uploading ${files.length - 1} jobs`);
+    const warmed = new Set<string>();
+    let warmupJobs = 0;
+    for (const file of warmups) {
+      const warm = await upload(baseUrl, token, file, mime);
+      await watcher.wait(warm.id);
+      warmupJobs++;
+      if (setup.workers === undefined || setup.jobLog === undefined) break;
+      // The worker's line and the gateway's socket.io event race each other; the line is rarely later.
+      for (let tries = 0; tries < 50 && setup.jobLog.nodeOf(warm.id) === undefined; tries++) await delay(20);
+      const node = setup.jobLog.nodeOf(warm.id);
+      if (node !== undefined) warmed.add(node);
+      if (setup.workers.every((worker) => warmed.has(worker.nodeId))) break;
+    }
+    const allWarmed = setup.workers === undefined || setup.workers.every((worker) => warmed.has(worker.nodeId));
+    progress(scope, `${warmupJobs} warm-up job(s) ready${allWarmed ? "" : " (warning: not every worker process got one)"}; uploading ${measured.length} jobs`);
     const loadAverage1mBefore = load1m();
-    const measured = files.slice(1);
+    const cpu = new CpuWindow(setup.cpu);
     const uploads: Array<{ id: string; acceptedAt: number; seconds: number }> = [];
     const readyAt: Array<Promise<number>> = [];
     for (const file of measured) {
-      const accepted = await upload(node.baseUrl, token, file, mime);
+      const accepted = await upload(baseUrl, token, file, mime);
       uploads.push(accepted);
       readyAt.push(watcher.wait(accepted.id));
     }
     const ready = await Promise.all(readyAt);
+    const cpuSecondsPerSecond = cpu.finish();
     const first = Math.min(...uploads.map((entry) => entry.acceptedAt));
     const wallSeconds = (Math.max(...ready) - first) / 1000;
-    const items = await Promise.all(uploads.map((entry) => getMedia(node.baseUrl, token, entry.id)));
+    const items = await Promise.all(uploads.map((entry) => getMedia(baseUrl, token, entry.id)));
     const notReady = items.filter((item) => item.status !== "ready");
     if (notReady.length > 0) throw new Error(`${notReady.length} items not ready after media:ready: ${notReady.map((item) => item.status).join(", ")}`);
     const uploadSeconds = uploads.map((entry) => entry.seconds);
@@ -424,6 +613,28 @@ async function workerRound(scope: string, node: ShoalNodeChild, username: string
       processing.push((stages.storing - stages.processing) / 1000);
       finishing.push((readyTime - stages.storing) / 1000);
     });
+    const extra: Record<string, unknown> = {
+      stagesSeconds: {
+        jobsWithAllStages: processing.length,
+        queuedAfterAccepted: summary(queued),
+        processorRun: summary(processing),
+        storingToReady: summary(finishing),
+      },
+      warmupJobs,
+      cpuSecondsPerSecond,
+    };
+    if (setup.workers !== undefined && setup.jobLog !== undefined) {
+      const jobLog = setup.jobLog;
+      const jobsPerWorker: Record<string, number> = Object.fromEntries(setup.workers.map((worker) => [worker.nodeId, 0]));
+      let unknown = 0;
+      for (const entry of uploads) {
+        const node = jobLog.nodeOf(entry.id);
+        if (node === undefined) unknown++;
+        else jobsPerWorker[node] = (jobsPerWorker[node] ?? 0) + 1;
+      }
+      extra.jobsPerWorker = unknown > 0 ? { ...jobsPerWorker, unknown } : jobsPerWorker;
+      extra.warmedWorkers = [...warmed].sort();
+    }
     return {
       figures: {
         jobs: measured.length,
@@ -432,14 +643,7 @@ async function workerRound(scope: string, node: ShoalNodeChild, username: string
         jobSeconds: summary(uploads.map((entry, index) => ((ready[index] as number) - entry.acceptedAt) / 1000)),
         loadAverage1mBefore,
         uploadSeconds: { p50: summary(uploadSeconds).p50, max: summary(uploadSeconds).max, total: round(uploadSeconds.reduce((a, b) => a + b, 0), 2) },
-        extra: {
-          stagesSeconds: {
-            jobsWithAllStages: processing.length,
-            queuedAfterAccepted: summary(queued),
-            processorRun: summary(processing),
-            storingToReady: summary(finishing),
-          },
-        },
+        extra,
       },
       sample: items[0] as MediaJson,
     };
@@ -451,7 +655,13 @@ async function workerRound(scope: string, node: ShoalNodeChild, username: string
 // ---------------------------------------------------------------------------------------------
 // Direct
 
-async function directRound(scope: string, kind: "image" | "video", files: readonly string[], concurrency: number, workDir: string): Promise<RoundFigures> {
+async function directRound(
+  scope: string,
+  kind: "image" | "video",
+  files: readonly string[],
+  options: Options,
+  workDir: string,
+): Promise<{ figures: RoundFigures; commands?: readonly RecordedCommand[] }> {
   const loadAverage1mBefore = load1m();
   const child = new Child<DirectResult>(
     `direct ${kind}`,
@@ -460,7 +670,8 @@ async function directRound(scope: string, kind: "image" | "video", files: readon
       BENCH_DIRECT_KIND: kind,
       BENCH_DIRECT_FILES: JSON.stringify(files),
       BENCH_DIRECT_WARMUP: "1",
-      BENCH_DIRECT_CONCURRENCY: String(concurrency),
+      BENCH_DIRECT_CONCURRENCY: String(options.concurrency),
+      BENCH_DIRECT_FFMPEG_THREADS: String(options.ffmpegThreads),
       BENCH_DIRECT_WORK_DIR: workDir,
     },
     "benchDirect",
@@ -470,12 +681,17 @@ async function directRound(scope: string, kind: "image" | "video", files: readon
     const result = await child.message;
     progress(scope, `${result.jobs} jobs in ${result.wallSeconds.toFixed(2)} s`);
     return {
-      jobs: result.jobs,
-      wallSeconds: round(result.wallSeconds, 2),
-      jobsPerMinute: round((result.jobs / result.wallSeconds) * 60, 1),
-      jobSeconds: summary(result.jobSeconds),
-      loadAverage1mBefore,
-      extra: { processCpuSecondsWithWarmup: round(result.processCpuSeconds, 2) },
+      figures: {
+        jobs: result.jobs,
+        wallSeconds: round(result.wallSeconds, 2),
+        jobsPerMinute: round((result.jobs / result.wallSeconds) * 60, 1),
+        jobSeconds: summary(result.jobSeconds),
+        loadAverage1mBefore,
+        extra: {
+          cpuSeconds: { process: round(result.processCpuSeconds, 2), ffmpegChildren: round(result.childCpuSeconds, 2) },
+        },
+      },
+      commands: result.commands,
     };
   } finally {
     await child.stop();
@@ -484,18 +700,21 @@ async function directRound(scope: string, kind: "image" | "video", files: readon
 
 // ---------------------------------------------------------------------------------------------
 
-
 function describe(figures: RoundFigures): string {
-  const stages = figures.extra?.stagesSeconds as
-    | { queuedAfterAccepted: { p50: number }; processorRun: { p50: number }; storingToReady: { p50: number } }
-    | undefined;
+  const extra = figures.extra ?? {};
+  const stages = extra.stagesSeconds as { queuedAfterAccepted: Summary; processorRun: Summary; storingToReady: Summary } | undefined;
   const split =
     stages === undefined
       ? ""
       : `; p50 queued ${stages.queuedAfterAccepted.p50} s, processor ${stages.processorRun.p50} s, storing->ready ${stages.storingToReady.p50} s` +
         (figures.uploadSeconds === undefined ? "" : `, upload ${figures.uploadSeconds.p50} s`);
-  return `${figures.jobsPerMinute.toFixed(1)} jobs/min (${figures.jobs} jobs in ${figures.wallSeconds} s, per job p50 ${figures.jobSeconds.p50} s${split}, load ${figures.loadAverage1mBefore})`;
+  const perWorker = extra.jobsPerWorker === undefined ? "" : `; jobs per worker ${JSON.stringify(extra.jobsPerWorker)}`;
+  const cpu = extra.cpuSecondsPerSecond === undefined ? "" : `; CPU s/s ${JSON.stringify(extra.cpuSecondsPerSecond)}`;
+  return `${figures.jobsPerMinute.toFixed(1)} jobs/min (${figures.jobs} jobs in ${figures.wallSeconds} s, per job p50 ${figures.jobSeconds.p50} s${split}${perWorker}${cpu}, load ${figures.loadAverage1mBefore})`;
 }
+
+const ratio = (x: number | undefined, y: number | undefined): number | null =>
+  x === undefined || y === undefined || y === 0 ? null : round(x / y, 3);
 
 async function main(): Promise<void> {
   const options = readOptions();
@@ -504,7 +723,11 @@ async function main(): Promise<void> {
   // Taken at the start: the children load the code as it is now, even if the tree changes during the run.
   const code = codeState();
   progress("bench", `${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}, load ${machine.loadAverageAtStart.join(" ")}`);
-  progress("bench", `embedded mode; ${options.imageJobs} image jobs and ${options.videoJobs} video jobs per round (+1 warm-up each), ${options.concurrency} slots`);
+  progress(
+    "bench",
+    `${options.imageJobs} image jobs and ${options.videoJobs} video jobs per round, ${options.repeats} repeat(s); ` +
+      `${[options.embedded ? "embedded (a)-(d)" : "", options.cluster ? `cluster (e)${options.clusterVideo ? ", (f)" : ""}` : ""].filter(Boolean).join(", ")}`,
+  );
   if ((machine.loadAverageAtStart[0] ?? 0) > machine.cores / 2) {
     progress("bench", `warning: 1-minute load average is ${machine.loadAverageAtStart[0]} on ${machine.cores} cores; other work skews the figures`);
   }
@@ -526,117 +749,235 @@ async function main(): Promise<void> {
   try {
     const inputs = path.join(root, "inputs");
     fs.mkdirSync(inputs);
-    const imageCount = options.imageJobs + 1;
-    progress("bench", `making ${imageCount} ${IMAGE_WIDTH}x${IMAGE_HEIGHT} JPEGs (quality ${JPEG_QUALITY}) and ${options.videoJobs + 1} video copies`);
-    const images = await makeImages(inputs, imageCount);
-    const videos = makeVideos(inputs, options.videoJobs + 1);
+    progress("bench", `making ${WARMUP_POOL + options.imageJobs} ${IMAGE_WIDTH}x${IMAGE_HEIGHT} JPEGs (quality ${JPEG_QUALITY}) and ${WARMUP_POOL + options.videoJobs} video copies`);
+    const images = await makeImages(inputs, WARMUP_POOL + options.imageJobs);
+    const videos = makeVideos(inputs, WARMUP_POOL + options.videoJobs);
     progress("bench", `image ${(images.bytes / 1e6).toFixed(1)} MB, video ${(fs.statSync(VIDEO_FIXTURE).size / 1e6).toFixed(1)} MB`);
+    const imageWarmups = images.files.slice(0, WARMUP_POOL);
+    const imageMeasured = images.files.slice(WARMUP_POOL);
+    const videoWarmups = videos.slice(0, WARMUP_POOL);
+    const videoMeasured = videos.slice(WARMUP_POOL);
+    // The direct runs take the first warm-up file as theirs, then the same measured files.
+    const directImages = [images.files[0] as string, ...imageMeasured];
+    const directVideos = [videos[0] as string, ...videoMeasured];
 
-    const startNode = async (label: string, slots: number): Promise<ShoalNodeChild> => {
-      const dataDir = fs.mkdtempSync(path.join(root, `${label}-`));
-      progress(label, `starting embedded Shoal node, WORKER_CONCURRENCY=${slots}`);
-      const node = await startShoal(label, dataDir, slots);
-      cleanup.push(() => node.child.stop());
-      return node;
-    };
-
-    const shared = await startNode("worker", options.concurrency);
-    const one = await startNode("slots-1", 1);
-    const two = await startNode("slots-2", 2);
+    const all: Record<RoundKey, RoundFigures[]> = { a: [], b: [], c: [], d: [], e1: [], e2: [], f1: [], f2: [] };
     let sampleImage: MediaJson | undefined;
     let sampleVideo: MediaJson | undefined;
-    const all: Record<RoundKey, RoundFigures[]> = { a: [], b: [], c: [], d: [], e1: [], e2: [] };
-    const run: Record<RoundKey, (repeat: number) => Promise<RoundFigures>> = {
-      a: async (repeat) => {
-        const result = await workerRound("a", shared, `benchimg${repeat}`, images.files, "image/jpeg");
-        sampleImage ??= result.sample;
-        return result.figures;
-      },
-      b: (repeat) => directRound("b", "image", images.files, options.concurrency, path.join(root, `direct-image-${repeat}`)),
-      c: async (repeat) => {
-        const result = await workerRound("c", shared, `benchvid${repeat}`, videos, "video/mp4");
-        sampleVideo ??= result.sample;
-        return result.figures;
-      },
-      d: (repeat) => directRound("d", "video", videos, options.concurrency, path.join(root, `direct-video-${repeat}`)),
-      e1: async (repeat) => (await workerRound("e1", one, `benchone${repeat}`, images.files, "image/jpeg")).figures,
-      e2: async (repeat) => (await workerRound("e2", two, `benchtwo${repeat}`, images.files, "image/jpeg")).figures,
-    };
-    const pairs: Array<[RoundKey, RoundKey]> = [
-      ["a", "b"],
-      ["c", "d"],
-      ["e1", "e2"],
-    ];
-    for (let repeat = 0; repeat < options.repeats; repeat++) {
-      for (const pair of pairs) {
-        // Alternate the order within each pair, so that a drift in the machine's load favours neither side.
-        const order = repeat % 2 === 0 ? pair : ([pair[1], pair[0]] as const);
-        for (const key of order) {
-          progress(key, `repeat ${repeat + 1}/${options.repeats}: ${ROUND_LABELS[key]}`);
-          const figures = await run[key](repeat);
-          all[key].push(figures);
-          progress(key, describe(figures));
+    let videoCommands: readonly RecordedCommand[] | undefined;
+    const runPairs = async (pairs: ReadonlyArray<readonly [RoundKey, RoundKey]>, run: (key: RoundKey, repeat: number) => Promise<RoundFigures>, labels: Record<string, string>) => {
+      for (let repeat = 0; repeat < options.repeats; repeat++) {
+        for (const pair of pairs) {
+          // Alternate the order within each pair, so that a drift in the machine's load favours neither side.
+          const order = repeat % 2 === 0 ? pair : ([pair[1], pair[0]] as const);
+          for (const key of order) {
+            progress(key, `repeat ${repeat + 1}/${options.repeats}: ${labels[key]}`);
+            const figures = await run(key, repeat);
+            all[key].push(figures);
+            progress(key, describe(figures));
+          }
         }
       }
-    }
-    for (const node of [shared, one, two]) await node.child.stop();
-    if (sampleImage === undefined || sampleVideo === undefined) throw new Error("no worker round ran");
-
-    const combined = Object.fromEntries((Object.keys(all) as RoundKey[]).map((key) => [key, combine(all[key])])) as Record<RoundKey, Combined>;
-    const a = combined.a;
-    const b = combined.b;
-    const c = combined.c;
-    const d = combined.d;
-    const e1 = combined.e1;
-    const e2 = combined.e2;
-    const ratios = {
-      aOverB: round(a.jobsPerMinute / b.jobsPerMinute, 3),
-      cOverD: round(c.jobsPerMinute / d.jobsPerMinute, 3),
-      twoOverOne: round(e2.jobsPerMinute / e1.jobsPerMinute, 3),
     };
-    const ratiosPerRepeat = all.a.map((_, index) => ({
-      aOverB: round((all.a[index]?.jobsPerMinute ?? 0) / (all.b[index]?.jobsPerMinute ?? 1), 3),
-      cOverD: round((all.c[index]?.jobsPerMinute ?? 0) / (all.d[index]?.jobsPerMinute ?? 1), 3),
-      twoOverOne: round((all.e2[index]?.jobsPerMinute ?? 0) / (all.e1[index]?.jobsPerMinute ?? 1), 3),
-    }));
+
+    // --- Embedded: (a)-(d) ------------------------------------------------------------------
+    const embeddedLabels: Record<string, string> = {
+      a: `(a) image via POST /api/media to the embedded worker (WORKER_CONCURRENCY=${options.concurrency}), accepted -> media:ready`,
+      b: `(b) image via processImage() in a child process, same options, ${options.concurrency} at once`,
+      c: `(c) video via POST /api/media to the embedded worker (WORKER_CONCURRENCY=${options.concurrency}, FFMPEG_THREADS=${options.ffmpegThreads}), accepted -> media:ready`,
+      d: `(d) video: the worker's ffprobe/ffmpeg command lines (recorded) run directly, ${options.concurrency} jobs at once`,
+    };
+    if (options.embedded) {
+      const dataDir = fs.mkdtempSync(path.join(root, "embedded-"));
+      progress("embedded", `starting embedded Shoal node, WORKER_CONCURRENCY=${options.concurrency}, FFMPEG_THREADS=${options.ffmpegThreads}`);
+      const node = await startShoal(
+        "embedded",
+        "bench-embedded",
+        {
+          SHOAL_MODE: "embedded",
+          SHOAL_DATA_DIR: dataDir,
+          SHOAL_SECRET: randomBytes(32).toString("hex"),
+          WORKER_CONCURRENCY: String(options.concurrency),
+          FFMPEG_THREADS: String(options.ffmpegThreads),
+        },
+        options.cpuProfDir,
+      );
+      cleanup.push(() => node.child.stop());
+      const setup: WorkerRoundSetup = { gateway: node, cpu: new Map([["node", node.child.pid]]) };
+      await runPairs(
+        [
+          ["a", "b"],
+          ["c", "d"],
+        ],
+        async (key, repeat) => {
+          if (key === "a" || key === "c") {
+            const image = key === "a";
+            const result = await workerRound(key, setup, `bench${key}${repeat}`, image ? imageWarmups : videoWarmups, image ? imageMeasured : videoMeasured, image ? "image/jpeg" : "video/mp4");
+            if (image) sampleImage ??= result.sample;
+            else sampleVideo ??= result.sample;
+            return result.figures;
+          }
+          const direct = await directRound(key, key === "b" ? "image" : "video", key === "b" ? directImages : directVideos, options, path.join(root, `direct-${key}-${repeat}`));
+          videoCommands ??= direct.commands;
+          return direct.figures;
+        },
+        embeddedLabels,
+      );
+      await node.child.stop();
+    }
+
+    // --- Cluster: (e) images and (f) video, one worker process against two -------------------
+    const clusterLabels: Record<string, string> = {
+      e1: "(e1) image, cluster: gateway node + 1 worker process (WORKER_CONCURRENCY=1, FFMPEG_THREADS=1)",
+      e2: "(e2) image, cluster: gateway node + 2 worker processes (each WORKER_CONCURRENCY=1, FFMPEG_THREADS=1)",
+      f1: "(f1) video, cluster: gateway node + 1 worker process (WORKER_CONCURRENCY=1, FFMPEG_THREADS=1)",
+      f2: "(f2) video, cluster: gateway node + 2 worker processes (each WORKER_CONCURRENCY=1, FFMPEG_THREADS=1)",
+    };
+    if (options.cluster) {
+      progress("cluster", "starting private MariaDB primary, Redis, NATS (JetStream) and S3 (s3rver) in a child process");
+      const services = await startClusterServices();
+      cleanup.push(() => services.stop());
+      const clusterEnv = { ...services.ready.env, SHOAL_DATA_DIR: fs.mkdtempSync(path.join(root, "cluster-")) };
+      progress("cluster", `starting the gateway node (SERVICES=${GATEWAY_SERVICES})`);
+      const gateway = await startShoal("gateway", "bench-gateway", { ...clusterEnv, SERVICES: GATEWAY_SERVICES }, options.cpuProfDir);
+      cleanup.push(() => gateway.child.stop());
+      await waitForHealth("gateway", gateway.baseUrl as string);
+      const jobLog = new JobLog();
+      const startWorker = async (index: number): Promise<ShoalNodeChild> => {
+        const nodeId = `bench-worker-${index}`;
+        progress("cluster", `starting worker process ${index} (SERVICES=processing, WORKER_CONCURRENCY=1, FFMPEG_THREADS=1)`);
+        const worker = await startShoal(nodeId, nodeId, { ...clusterEnv, SERVICES: "processing", BENCH_REPORT_JOBS: "1", ...CLUSTER_WORKER }, options.cpuProfDir);
+        jobLog.listen(worker);
+        cleanup.push(() => worker.child.stop());
+        return worker;
+      };
+      const first = await startWorker(1);
+      // The second worker process runs only during the two-worker rounds; stopped, it takes no jobs and no CPU.
+      let second: ShoalNodeChild | undefined;
+      let secondIndex = 1;
+      const workersFor = async (count: 1 | 2): Promise<ShoalNodeChild[]> => {
+        if (count === 2) {
+          second ??= await startWorker(++secondIndex);
+          return [first, second];
+        }
+        if (second !== undefined) {
+          progress("cluster", `stopping worker process ${secondIndex}`);
+          await second.child.stop();
+          second = undefined;
+        }
+        return [first];
+      };
+      const pairs: Array<readonly [RoundKey, RoundKey]> = [["e1", "e2"]];
+      if (options.clusterVideo) pairs.push(["f1", "f2"]);
+      await runPairs(
+        pairs,
+        async (key, repeat) => {
+          const workers = await workersFor(key.endsWith("2") ? 2 : 1);
+          const cpu = new Map<string, number | undefined>([
+            ["gateway", gateway.child.pid],
+            ...workers.map((worker, index): [string, number | undefined] => [`worker${index + 1}`, worker.child.pid]),
+            ["s3rverProcess", services.pid],
+          ]);
+          const image = key.startsWith("e");
+          const result = await workerRound(
+            key,
+            { gateway, workers, jobLog, cpu },
+            `bench${key}${repeat}`,
+            image ? imageWarmups : videoWarmups,
+            image ? imageMeasured : videoMeasured,
+            image ? "image/jpeg" : "video/mp4",
+          );
+          return result.figures;
+        },
+        clusterLabels,
+      );
+    }
+
+    // --- Report --------------------------------------------------------------------------------
+    const combined = Object.fromEntries((Object.keys(all) as RoundKey[]).map((key) => [key, combine(all[key])])) as Record<RoundKey, Combined>;
+    const has = (key: RoundKey) => all[key].length > 0;
+    const jpm = (key: RoundKey) => (has(key) ? combined[key].jobsPerMinute : undefined);
+    const ratios = {
+      aOverB: ratio(jpm("a"), jpm("b")),
+      cOverD: ratio(jpm("c"), jpm("d")),
+      twoWorkersOverOne: { image: ratio(jpm("e2"), jpm("e1")), video: ratio(jpm("f2"), jpm("f1")) },
+    };
+    const perRepeat = (x: RoundKey, y: RoundKey) => all[x].map((entry, index) => ratio(entry.jobsPerMinute, all[y][index]?.jobsPerMinute));
+    const ratiosPerRepeat = {
+      aOverB: perRepeat("a", "b"),
+      cOverD: perRepeat("c", "d"),
+      twoWorkersOverOne: { image: perRepeat("e2", "e1"), video: perRepeat("f2", "f1") },
+    };
+    const goal = (target: number, reached: number | null) => ({ goal: target, reached, met: reached === null ? null : reached >= target });
+    const rounds: Record<string, unknown> = {};
+    const roundNames: Record<RoundKey, string> = {
+      a: "a",
+      b: "b",
+      c: "c",
+      d: "d",
+      e1: "imageOneWorkerProcess",
+      e2: "imageTwoWorkerProcesses",
+      f1: "videoOneWorkerProcess",
+      f2: "videoTwoWorkerProcesses",
+    };
+    const labels: Record<string, string> = { ...embeddedLabels, ...clusterLabels };
+    for (const key of Object.keys(all) as RoundKey[]) if (has(key)) rounds[roundNames[key]] = { description: labels[key], ...combined[key] };
+
     const report = {
       benchmark: "process",
       date,
       machine,
       code: code ?? null,
-      mode: "embedded (SQLite, memory cache, local disk; one process runs gateway and worker)",
       inputs: {
-        image: { width: IMAGE_WIDTH, height: IMAGE_HEIGHT, jpegQuality: JPEG_QUALITY, bytes: images.bytes, produced: variantsOf(sampleImage) },
-        video: { fixture: path.relative(PROJECT_ROOT, VIDEO_FIXTURE), bytes: fs.statSync(VIDEO_FIXTURE).size, produced: variantsOf(sampleVideo) },
+        image: {
+          width: IMAGE_WIDTH,
+          height: IMAGE_HEIGHT,
+          jpegQuality: JPEG_QUALITY,
+          bytes: images.bytes,
+          produced: sampleImage === undefined ? null : variantsOf(sampleImage),
+        },
+        video: {
+          fixture: path.relative(PROJECT_ROOT, VIDEO_FIXTURE),
+          bytes: fs.statSync(VIDEO_FIXTURE).size,
+          produced: sampleVideo === undefined ? null : variantsOf(sampleVideo),
+        },
       },
       settings: {
         imageJobsPerRound: options.imageJobs,
         videoJobsPerRound: options.videoJobs,
-        warmupJobsPerRound: 1,
         repeats: options.repeats,
-        workerConcurrency: options.concurrency,
-        directConcurrency: options.concurrency,
-        sharpThreadsPerImage: 1,
-        ffmpegThreads: 2,
+        warmup: "one job before each embedded round and each direct run; in the cluster rounds, warm-up jobs one at a time until every worker process has done one",
+        embedded: options.embedded
+          ? {
+              node: "one process: gateway and worker (SQLite, memory cache, local disk)",
+              workerConcurrency: options.concurrency,
+              ffmpegThreads: options.ffmpegThreads,
+              sharpThreadsPerImage: 1,
+              directConcurrency: options.concurrency,
+              directImage: "processImage() (lib/processing/images.ts) with the worker's options",
+              directVideoCommands: videoCommands ?? null,
+            }
+          : null,
+        cluster: options.cluster
+          ? {
+              services: "MariaDB primary (no replica), Redis, NATS with JetStream, s3rver; one child process (bench/process-services.ts)",
+              gateway: { SERVICES: GATEWAY_SERVICES },
+              workers: { SERVICES: "processing", ...CLUSTER_WORKER, sharpThreadsPerImage: 1 },
+              workerProcesses: "1 in (e1)/(f1); 2 in (e2)/(f2) (the second is started for those rounds and stopped after)",
+              video: options.clusterVideo,
+            }
+          : null,
       },
-      rounds: {
-        a: { description: ROUND_LABELS.a, ...a },
-        b: { description: ROUND_LABELS.b, ...b },
-        c: { description: ROUND_LABELS.c, ...c },
-        d: { description: ROUND_LABELS.d, ...d },
-        workerSlots1: { description: ROUND_LABELS.e1, ...e1 },
-        workerSlots2: { description: ROUND_LABELS.e2, ...e2 },
-      },
+      rounds,
       ratios,
       ratiosPerRepeat,
       goals: {
-        aOverB: { goal: GOALS.aOverB, reached: ratios.aOverB, met: ratios.aOverB >= GOALS.aOverB },
-        cOverD: { goal: GOALS.cOverD, reached: ratios.cOverD, met: ratios.cOverD >= GOALS.cOverD },
-        twoOverOne: {
-          goal: GOALS.twoOverOne,
-          reached: ratios.twoOverOne,
-          met: ratios.twoOverOne >= GOALS.twoOverOne,
-          measured: "WORKER_CONCURRENCY=2 vs 1 in one embedded process, not two worker processes",
+        aOverB: goal(GOALS.aOverB, ratios.aOverB),
+        cOverD: goal(GOALS.cOverD, ratios.cOverD),
+        twoWorkerProcessesOverOne: {
+          ...goal(GOALS.twoOverOne, ratios.twoWorkersOverOne.image),
+          measured: "image jobs per minute, cluster mode, 2 worker processes vs 1 (each WORKER_CONCURRENCY=1, one thread per job)",
+          video: ratios.twoWorkersOverOne.video,
         },
       },
     };
@@ -644,24 +985,34 @@ async function main(): Promise<void> {
     fs.writeFileSync(options.output, `${JSON.stringify(report, null, 2)}\n`);
 
     console.log("");
-    console.log(`Processing benchmark, ${date}: ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}, embedded mode`);
-    const rows: Array<[string, Combined]> = [
-      ["(a) image via worker", a],
-      ["(b) image direct (processImage)", b],
-      ["(c) video via worker", c],
-      ["(d) video direct (transcodeVideo)", d],
-      ["(e) image, WORKER_CONCURRENCY=1", e1],
-      ["(e) image, WORKER_CONCURRENCY=2", e2],
+    console.log(`Processing benchmark, ${date}: ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}`);
+    const rows: Array<[RoundKey, string]> = [
+      ["a", `(a) image via embedded worker (${options.concurrency} slots)`],
+      ["b", "(b) image direct (processImage)"],
+      ["c", `(c) video via embedded worker (${options.concurrency} slots)`],
+      ["d", "(d) video direct (same ffmpeg args)"],
+      ["e1", "(e1) image, cluster, 1 worker process"],
+      ["e2", "(e2) image, cluster, 2 worker processes"],
+      ["f1", "(f1) video, cluster, 1 worker process"],
+      ["f2", "(f2) video, cluster, 2 worker processes"],
     ];
-    console.log(`  ${"round".padEnd(36)}${"jobs/min".padStart(10)}   per repeat (load average at its start)`);
-    for (const [label, value] of rows) {
+    console.log(`  ${"round".padEnd(42)}${"jobs/min".padStart(10)}   per repeat (load average at its start)`);
+    for (const [key, label] of rows) {
+      if (!has(key)) continue;
+      const value = combined[key];
       const each = value.perRepeat.map((entry) => `${entry.jobsPerMinute.toFixed(1)} (${entry.loadAverage1mBefore.toFixed(1)})`).join(", ");
-      console.log(`  ${label.padEnd(36)}${value.jobsPerMinute.toFixed(1).padStart(10)}   ${each}`);
+      console.log(`  ${label.padEnd(42)}${value.jobsPerMinute.toFixed(1).padStart(10)}   ${each}`);
     }
-    const verdict = (met: boolean) => (met ? "met" : "not met");
-    console.log(`  a/b = ${ratios.aOverB.toFixed(3)} (goal ${GOALS.aOverB}: ${verdict(report.goals.aOverB.met)})`);
-    console.log(`  c/d = ${ratios.cOverD.toFixed(3)} (goal ${GOALS.cOverD}: ${verdict(report.goals.cOverD.met)})`);
-    console.log(`  2 slots / 1 slot = ${ratios.twoOverOne.toFixed(3)} (goal ${GOALS.twoOverOne} for two workers: ${verdict(report.goals.twoOverOne.met)}; measured as WORKER_CONCURRENCY in one process)`);
+    const show = (name: string, value: number | null, target?: number) =>
+      value === null ? undefined : `  ${name} = ${value.toFixed(3)}${target === undefined ? "" : ` (goal ${target}: ${value >= target ? "met" : "not met"})`}`;
+    for (const line of [
+      show("a/b", ratios.aOverB, GOALS.aOverB),
+      show("c/d", ratios.cOverD, GOALS.cOverD),
+      show("2 worker processes / 1, image", ratios.twoWorkersOverOne.image, GOALS.twoOverOne),
+      show("2 worker processes / 1, video", ratios.twoWorkersOverOne.video),
+    ]) {
+      if (line !== undefined) console.log(line);
+    }
     console.log(`\nwritten to ${path.relative(process.cwd(), options.output) || options.output}`);
   } finally {
     for (const step of cleanup.reverse()) await step().catch(() => undefined);

@@ -4,7 +4,10 @@
  *
  *   BENCH_ROLE=shoal  A Shoal node configured by the environment, like server.ts (PORT defaults to 0,
  *                     LOG_LEVEL to warn). With BENCH_CREATE_USER=<username>, it creates that account
- *                     once started and reports its id.
+ *                     once started and reports its id. A node without the api service (e.g.
+ *                     SERVICES=processing, for bench/process.ts) reports port 0. With
+ *                     BENCH_REPORT_JOBS=1 it prints `{"benchJob":{"mediaId":…,"stage":…,"node":…}}` for
+ *                     each job this node finishes (stage `ready` or `failed`, as the worker emits it).
  *   BENCH_ROLE=raw    A bare node:http server answering every request with the bytes of BENCH_BODY_BASE64
  *                     and the Content-Type BENCH_CONTENT_TYPE.
  *
@@ -15,14 +18,23 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseSettings } from "../config/settings";
+import { PROGRESS_EVENT } from "../lib/realtime/progress-hub";
 import { createNode } from "../node";
 
 export interface ReadyLine {
+  /** 0 when the node runs no api service. */
   readonly port: number;
   readonly userId?: string;
 }
 
-function announce(key: "benchReady" | "benchStats", value: unknown): void {
+/** A job finished by a worker node (BENCH_REPORT_JOBS=1). */
+export interface JobLine {
+  readonly mediaId: string;
+  readonly stage: "ready" | "failed";
+  readonly node: string;
+}
+
+function announce(key: "benchReady" | "benchStats" | "benchJob", value: unknown): void {
   process.stdout.write(`${JSON.stringify({ [key]: value })}\n`);
 }
 
@@ -51,10 +63,23 @@ async function runShoal(): Promise<void> {
   const settings = parseSettings({ PORT: "0", LOG_LEVEL: "warn", ...process.env });
   const node = createNode(settings);
   stopOnce(async () => {
-    const status = await node.broker.call("users.replicationStatus", {}).catch((error: unknown) => ({ error: String(error) }));
-    announce("benchStats", status);
+    if (settings.services.includes("users")) {
+      const status = await node.broker.call("users.replicationStatus", {}).catch((error: unknown) => ({ error: String(error) }));
+      announce("benchStats", status);
+    }
     await node.stop();
   });
+  if (process.env.BENCH_REPORT_JOBS === "1") {
+    // The worker emits the progress event of every stage change; `ready` and `failed` end a job on this node.
+    const emit = node.broker.emit.bind(node.broker);
+    node.broker.emit = ((name: string, payload?: unknown, opts?: unknown) => {
+      const update = payload as { mediaId?: string; stage?: string } | undefined;
+      if (name === PROGRESS_EVENT && update?.mediaId !== undefined && (update.stage === "ready" || update.stage === "failed")) {
+        announce("benchJob", { mediaId: update.mediaId, stage: update.stage, node: node.broker.nodeID } satisfies JobLine);
+      }
+      return emit(name, payload, opts as never);
+    }) as typeof node.broker.emit;
+  }
   await node.start();
 
   let userId: string | undefined;
@@ -66,8 +91,8 @@ async function runShoal(): Promise<void> {
     });
     userId = user.id;
   }
-  if (node.port === undefined) throw new Error("the node does not run the api service (check SERVICES)");
-  announce("benchReady", { port: node.port, userId } satisfies ReadyLine);
+  if (node.port === undefined && settings.services.includes("api")) throw new Error("the api service did not report its port");
+  announce("benchReady", { port: node.port ?? 0, userId } satisfies ReadyLine);
 }
 
 async function runRaw(): Promise<void> {

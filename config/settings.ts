@@ -98,6 +98,8 @@ export interface JobSettings {
   readonly reconcileIntervalSeconds: number;
   /** The kinds this node's workers process: a node can be an image worker, a transcoder, or both. */
   readonly kinds: readonly MediaKind[];
+  /** Threads of each ffmpeg run (decoders, filters, encoders); a job runs one ffmpeg at a time. */
+  readonly ffmpegThreads: number;
 }
 
 export interface Settings {
@@ -174,6 +176,7 @@ const schemas = {
   port: z.coerce.number().int().min(0).max(65535),
   positiveInt: z.coerce.number().int().positive(),
   positiveNumber: z.coerce.number().positive(),
+  ffmpegThreads: z.coerce.number().int().min(1).max(16),
   logLevel: z.enum(LOG_LEVELS),
   bool: z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) => ["true", "1", "yes"].includes(v)),
   nats: urlSchema(["nats:", "tls:"], "nats://"),
@@ -348,6 +351,7 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
       deadlineSeconds: reader.withDefault("JOB_DEADLINE_SECONDS", schemas.positiveInt, 600),
       reconcileIntervalSeconds: reader.withDefault("JOB_RECONCILE_INTERVAL_SECONDS", schemas.positiveInt, 60),
       kinds: reader.list("PROCESSING_KINDS", schemas.mediaKind) ?? ["image", "video", "audio"],
+      ffmpegThreads: reader.withDefault("FFMPEG_THREADS", schemas.ffmpegThreads, 2),
     },
     rateLimits: {
       loginFailuresPerAccountPerHour: reader.withDefault("RATE_LOGIN_FAILURES_PER_ACCOUNT_PER_HOUR", schemas.positiveInt, 10),

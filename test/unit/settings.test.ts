@@ -87,6 +87,7 @@ describe("parseSettings: embedded mode (no environment)", () => {
         deadlineSeconds: 600,
         reconcileIntervalSeconds: 60,
         kinds: ["image", "video", "audio"],
+        ffmpegThreads: 2,
       },
       rateLimits: {
         loginFailuresPerAccountPerHour: 10,
@@ -155,6 +156,12 @@ describe("parseSettings: embedded mode (no environment)", () => {
     const { replication } = parseSettings({ DB_MAX_REPLICA_LAG_SECONDS: "10" }, CWD);
     expect(replication.maxLagSeconds).toBe(10);
     expect(replication.rejoinLagSeconds).toBe(5);
+  });
+
+  it("takes FFMPEG_THREADS (1-16) and rejects anything else", () => {
+    expect(parseSettings({ FFMPEG_THREADS: "1" }, CWD).jobs.ffmpegThreads).toBe(1);
+    expect(parseSettings({ FFMPEG_THREADS: "16" }, CWD).jobs.ffmpegThreads).toBe(16);
+    for (const bad of ["0", "17", "1.5", "two"]) expectOneLineNaming(settingsError({ FFMPEG_THREADS: bad }), "FFMPEG_THREADS");
   });
 
   it("turns response caching off with CACHE_ENABLED=false (or 0/no) and rejects other words", () => {
