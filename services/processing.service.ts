@@ -24,6 +24,26 @@ export const MEDIA_DEAD_LETTER_CHANNEL = `${MEDIA_JOBS_CHANNEL}.dead`;
 /** At most this often per item (4 per second), plus every change of stage. */
 const PROGRESS_INTERVAL_MS = 250;
 const RECONCILE_BATCH = 500;
+/**
+ * A job message handed back by a busy node is offered to the group again after a quarter of this
+ * node's recent job time, within these bounds: a slot that frees finds a message soon after, and long
+ * jobs do not make messages circle more often than they need to.
+ */
+const BUSY_REDELIVERY_MIN_MS = 50;
+const BUSY_REDELIVERY_MAX_MS = 1000;
+/** While a node holds a JetStream message, it tells JetStream so this often (its ack wait is 30 s). */
+const HOLD_KEEPALIVE_MS = 10_000;
+
+/** The JetStream message behind a job (NATS adapter); the in-process adapter of embedded mode passes none. */
+interface JetStreamDelivery {
+  nak(delayMs?: number): void;
+  working(): void;
+}
+
+function jetStreamDelivery(raw: unknown): JetStreamDelivery | undefined {
+  const candidate = raw as Partial<JetStreamDelivery> | null | undefined;
+  return typeof candidate?.nak === "function" && typeof candidate.working === "function" ? (candidate as JetStreamDelivery) : undefined;
+}
 
 interface SendToChannel {
   sendToChannel(channel: string, payload: unknown, options?: Record<string, unknown>): Promise<void>;
@@ -155,6 +175,16 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
   }
 
   const onThisNode = pLimit(jobs.concurrency);
+  /**
+   * Job messages this node holds at most: one running per slot and one waiting per slot. JetStream
+   * pushes a queue group's messages to its members at random, up to JOB_MAX_IN_FLIGHT across the
+   * group, whatever each member can run: without a bound, one worker queued half the backlog while
+   * another was idle, and a message waiting here past JetStream's ack wait was delivered again.
+   * The waiting one keeps a slot busy the moment it frees, without waiting for a redelivery.
+   */
+  const holdLimit = jobs.concurrency * 2;
+  /** Moving average of this node's job times (ms), for the redelivery delay of messages handed back. */
+  let recentJobMs = 1000;
 
   return {
     name: "processing",
@@ -166,20 +196,45 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
         group: `processing-${Object.keys(processors).sort().join("-") || "none"}`,
         // Group-wide in JetStream; each node runs at most WORKER_CONCURRENCY of them at once (below).
         maxInFlight: jobs.maxInFlight,
-        // JetStream only: a handler that keeps throwing (the database down) is dead-lettered after this many deliveries.
+        // JetStream only: a handler that keeps throwing (the database down) is dead-lettered after this many
+        // deliveries. Hand-backs by busy nodes count too, so a message that circled long may be dead-lettered
+        // at its first throw; its row is still `uploaded`, and the reconciler enqueues it again.
         maxRetries: jobs.maxAttempts * 2,
         deadLettering: { enabled: settings.transporter.kind === "nats", queueName: MEDIA_DEAD_LETTER_CHANNEL },
-        async handler(this: Service, message: JobMessage) {
-          const outcome = await onThisNode(() =>
+        async handler(this: Service, message: JobMessage, raw?: unknown) {
+          const run = () =>
             runJob(message, processors, portsFor(this), {
               maxAttempts: jobs.maxAttempts,
               baseDelayMs: jobs.retryBaseDelayMs,
               maxDelayMs: jobs.retryMaxDelayMs,
               heartbeatMs: Math.max(1000, (jobs.deadlineSeconds * 1000) / 4),
-            }),
-          );
-          if (outcome === "no_processor" && onceLog.first(message.kind)) {
-            this.logger.info(`no processor for ${message.kind} on this node: ${message.id} stays 'uploaded'`);
+            });
+          if (!kinds.has(message.kind)) {
+            // Nothing to run here: answer at once instead of waiting for a slot behind running jobs.
+            await run();
+            if (onceLog.first(message.kind)) this.logger.info(`no processor for ${message.kind} on this node: ${message.id} stays 'uploaded'`);
+            return;
+          }
+          const delivery = jetStreamDelivery(raw);
+          if (delivery !== undefined && onThisNode.activeCount + onThisNode.pendingCount >= holdLimit) {
+            // Busy: give the message back, to be offered to the group again (another worker, or this one
+            // once a slot is free). JetStream counts it as a delivery; the adapter's ack after a nak is a no-op.
+            delivery.nak(Math.round(Math.min(BUSY_REDELIVERY_MAX_MS, Math.max(BUSY_REDELIVERY_MIN_MS, recentJobMs / 4))));
+            return;
+          }
+          delivery?.working();
+          const keepAlive = delivery === undefined ? undefined : setInterval(() => delivery.working(), HOLD_KEEPALIVE_MS);
+          keepAlive?.unref();
+          try {
+            await onThisNode(async () => {
+              delivery?.working();
+              const began = Date.now();
+              const outcome = await run();
+              if (outcome === "ready" || outcome === "failed") recentJobMs = 0.8 * recentJobMs + 0.2 * (Date.now() - began);
+              return outcome;
+            });
+          } finally {
+            clearInterval(keepAlive);
           }
         },
       },

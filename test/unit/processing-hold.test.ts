@@ -1,0 +1,119 @@
+/**
+ * How many job messages one worker node holds. JetStream pushes a queue group's messages to its
+ * members at random, whatever each can run; the handler keeps at most one running and one waiting
+ * per slot and hands the rest back (nak with a delay) for another member. The in-process adapter of
+ * embedded mode has no such message: there the node queues every job, as before.
+ *
+ * The channel handler is called directly, with the broker calls of the job runner answered here.
+ */
+import type { Service } from "moleculer";
+import { parseSettings } from "../../config/settings";
+import type { Processor } from "../../lib/jobs/processor";
+import type { Runtime } from "../../lib/runtime";
+import { MEDIA_JOBS_CHANNEL } from "../../services/media.service";
+import { processingService } from "../../services/processing.service";
+
+type Handler = (this: Service, message: { id: string; ownerId: string; kind: string }, raw?: unknown) => Promise<void>;
+
+interface Fixture {
+  readonly handler: (id: string, raw?: unknown, kind?: string) => Promise<void>;
+  readonly started: string[];
+  /** Lets every job that started (and every later one) finish. */
+  release(): void;
+}
+
+function fixture(env: Record<string, string>): Fixture {
+  const settings = parseSettings({ SHOAL_DATA_DIR: "/tmp/shoal-unit-processing-hold", ...env });
+  const runtime = { settings, redis: undefined } as unknown as Runtime;
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const started: string[] = [];
+  const image: Processor = async (job) => {
+    started.push(job.mediaId);
+    await gate;
+    return {};
+  };
+  const schema = processingService(runtime, { image });
+  const channel = (schema.channels as Record<string, { handler: Handler }>)[MEDIA_JOBS_CHANNEL];
+  if (channel === undefined) throw new Error("no job channel");
+  const broker = {
+    call: (action: string) =>
+      Promise.resolve(
+        action === "media.claimProcessing"
+          ? { decision: { action: "start", attempt: 1 }, row: { ownerId: "owner", kind: "image", mime: "image/png", originalKey: "k" } }
+          : {},
+      ),
+    emit: () => Promise.resolve(),
+  };
+  const service = { broker, logger: { info: () => undefined, warn: () => undefined, error: () => undefined } } as unknown as Service;
+  return {
+    handler: (id, raw, kind = "image") => channel.handler.call(service, { id, ownerId: "owner", kind }, raw),
+    started,
+    release: () => release(),
+  };
+}
+
+function jetStreamMessage() {
+  return { nak: jest.fn<void, [number?]>(), working: jest.fn<void, []>() };
+}
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+test("a JetStream worker with one slot holds two jobs (one running, one waiting) and hands the others back", async () => {
+  const { handler, started, release } = fixture({ WORKER_CONCURRENCY: "1" });
+  const messages = Array.from({ length: 5 }, () => jetStreamMessage());
+  const handled = messages.map((raw, index) => handler(`m${index}`, raw));
+  await tick();
+  expect(started).toEqual(["m0"]);
+  // The three beyond the limit were handed back at once, with a redelivery delay within the bounds.
+  await Promise.all(handled.slice(2));
+  for (const raw of messages.slice(2)) {
+    expect(raw.nak).toHaveBeenCalledTimes(1);
+    const delay = raw.nak.mock.calls[0]?.[0] ?? 0;
+    expect(delay).toBeGreaterThanOrEqual(50);
+    expect(delay).toBeLessThanOrEqual(1000);
+  }
+  // The two held ones were told to JetStream as being worked on, and never handed back.
+  for (const raw of messages.slice(0, 2)) {
+    expect(raw.nak).not.toHaveBeenCalled();
+    expect(raw.working).toHaveBeenCalled();
+  }
+  release();
+  await Promise.all(handled.slice(0, 2));
+  expect(started).toEqual(["m0", "m1"]);
+});
+
+test("the limit follows WORKER_CONCURRENCY: two slots hold four", async () => {
+  const { handler, started, release } = fixture({ WORKER_CONCURRENCY: "2" });
+  const messages = Array.from({ length: 6 }, () => jetStreamMessage());
+  const handled = messages.map((raw, index) => handler(`m${index}`, raw));
+  await tick();
+  expect(started).toEqual(["m0", "m1"]);
+  expect(messages.map((raw) => raw.nak.mock.calls.length)).toEqual([0, 0, 0, 0, 1, 1]);
+  release();
+  await Promise.all(handled);
+  expect(started).toEqual(["m0", "m1", "m2", "m3"]);
+});
+
+test("embedded (no JetStream message): every job is queued on the node, none handed back", async () => {
+  const { handler, started, release } = fixture({ WORKER_CONCURRENCY: "1" });
+  const handled = Array.from({ length: 4 }, (_, index) => handler(`m${index}`, { payload: {}, headers: {} }));
+  await tick();
+  expect(started).toEqual(["m0"]);
+  release();
+  await Promise.all(handled);
+  expect(started).toEqual(["m0", "m1", "m2", "m3"]);
+});
+
+test("a job of a kind this node does not process is answered at once, even when every slot is taken", async () => {
+  const { handler, release } = fixture({ WORKER_CONCURRENCY: "1" });
+  const busy = [handler("m0", jetStreamMessage()), handler("m1", jetStreamMessage())];
+  await tick();
+  const video = jetStreamMessage();
+  await handler("v0", video, "video");
+  expect(video.nak).not.toHaveBeenCalled();
+  release();
+  await Promise.all(busy);
+});
