@@ -3,7 +3,9 @@ import { ApiError, api, formatWait } from "../api";
 import { navigate, signedIn } from "../store";
 import { Field, fieldSentence } from "./Field";
 
-function describe(error: unknown): { form?: string; fields: Record<string, string> } {
+type Problem = { form?: string; fields: Record<string, string> };
+
+function describe(error: unknown): Problem {
   if (!(error instanceof ApiError)) return { form: "Something went wrong. Try again.", fields: {} };
   if (error.status === 429) {
     const wait = error.retryAfterSeconds ? ` You can try again in ${formatWait(error.retryAfterSeconds)}.` : "";
@@ -12,26 +14,33 @@ function describe(error: unknown): { form?: string; fields: Record<string, strin
   return { form: Object.keys(error.fields).length ? undefined : error.message, fields: error.fields };
 }
 
-export function SignIn() {
-  const [login, setLogin] = useState("");
-  const [password, setPassword] = useState("");
+/** Submitting an account form: the request, then signed in and on to `next`, or the problem shown. */
+function useAccountForm(request: () => ReturnType<typeof api.login>, next: string) {
   const [busy, setBusy] = useState(false);
-  const [problem, setProblem] = useState<{ form?: string; fields: Record<string, string> }>({ fields: {} });
+  const [problem, setProblem] = useState<Problem>({ fields: {} });
 
   async function submit(event: Event) {
     event.preventDefault();
     setBusy(true);
     setProblem({ fields: {} });
     try {
-      const result = await api.login(login.trim(), password);
+      const result = await request();
       signedIn(result.user, result.csrfToken);
-      navigate("/library");
+      navigate(next);
     } catch (error) {
       setProblem(describe(error));
     } finally {
       setBusy(false);
     }
   }
+
+  return { busy, problem, submit };
+}
+
+export function SignIn() {
+  const [login, setLogin] = useState("");
+  const [password, setPassword] = useState("");
+  const { busy, problem, submit } = useAccountForm(() => api.login(login.trim(), password), "/library");
 
   return (
     <section class="panel narrow" aria-labelledby="page-title">
@@ -53,23 +62,7 @@ export function SignUp() {
   const [username, setUsername] = useState("");
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [problem, setProblem] = useState<{ form?: string; fields: Record<string, string> }>({ fields: {} });
-
-  async function submit(event: Event) {
-    event.preventDefault();
-    setBusy(true);
-    setProblem({ fields: {} });
-    try {
-      const result = await api.register(username.trim(), email.trim(), password);
-      signedIn(result.user, result.csrfToken);
-      navigate("/upload");
-    } catch (error) {
-      setProblem(describe(error));
-    } finally {
-      setBusy(false);
-    }
-  }
+  const { busy, problem, submit } = useAccountForm(() => api.register(username.trim(), email.trim(), password), "/upload");
 
   return (
     <section class="panel narrow" aria-labelledby="page-title">
