@@ -6,30 +6,14 @@
  *   dispose() stops it and deletes its directory.
  */
 import { randomBytes } from "node:crypto";
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { connect } from "nats";
 import { binaryPath } from "./binaries";
-import { freePort } from "./ports";
-import { ServerProcess, deleteDirectoryWhenProcessEnds, onFreePort, removeDirectory } from "./processes";
+import { ServerProcess, startPrivateServer } from "./processes";
+import type { PrivateServer, PrivateServerOptions } from "./processes";
 
-export interface NatsServer {
-  /** nats://127.0.0.1:<port> */
-  readonly url: string;
-  readonly port: number;
-  readonly dir: string;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  isRunning(): boolean;
-  /** Stops the server and deletes its directory. */
-  dispose(): Promise<void>;
-}
-
-export interface NatsOptions {
-  /** Parent of the server's own temporary directory (default os.tmpdir()). */
-  readonly baseDir?: string;
-}
+export type NatsServer = PrivateServer;
+export type NatsOptions = PrivateServerOptions;
 
 /**
  * Connects, checks by server name that the answering server is ours and not whoever else had the
@@ -48,46 +32,24 @@ async function probe(port: number, serverName: string): Promise<void> {
 }
 
 export async function startNats(options: NatsOptions = {}): Promise<NatsServer> {
-  const dir = await fs.promises.mkdtemp(path.join(options.baseDir ?? os.tmpdir(), "shoal-nats-"));
-  deleteDirectoryWhenProcessEnds(dir);
   const serverName = `shoal-test-${randomBytes(6).toString("hex")}`;
-  let port = 0;
-  const server = new ServerProcess({
-    label: "nats-server",
-    command: binaryPath("nats-server"),
-    args: () => [
-      "-a", "127.0.0.1",
-      "-p", String(port),
-      "-n", serverName,
-      "-js",
-      "-sd", path.join(dir, "jetstream"),
-      "-l", path.join(dir, "nats.log"),
-    ],
-    outputFile: path.join(dir, "nats.out"),
-    logFiles: [path.join(dir, "nats.log")],
-    probe: () => probe(port, serverName),
-    readyTimeoutMs: 15_000,
-    stopTimeoutMs: 10_000,
-  });
-  try {
-    await onFreePort(freePort, async (candidate) => {
-      port = candidate;
-      await server.start();
-    });
-  } catch (error) {
-    await removeDirectory(dir).catch(() => undefined);
-    throw error;
-  }
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    port,
-    dir,
-    start: () => server.start(),
-    stop: () => server.stop(),
-    isRunning: () => server.isRunning(),
-    dispose: async () => {
-      await server.stop();
-      await removeDirectory(dir);
-    },
-  };
+  return startPrivateServer("nats", "nats", options, (dir, port) =>
+    new ServerProcess({
+      label: "nats-server",
+      command: binaryPath("nats-server"),
+      args: () => [
+        "-a", "127.0.0.1",
+        "-p", String(port()),
+        "-n", serverName,
+        "-js",
+        "-sd", path.join(dir, "jetstream"),
+        "-l", path.join(dir, "nats.log"),
+      ],
+      outputFile: path.join(dir, "nats.out"),
+      logFiles: [path.join(dir, "nats.log")],
+      probe: () => probe(port(), serverName),
+      readyTimeoutMs: 15_000,
+      stopTimeoutMs: 10_000,
+    }),
+  );
 }

@@ -11,7 +11,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
+import os from "node:os";
+import path from "node:path";
 import type { Writable } from "node:stream";
+import { freePort } from "./ports";
 
 const WATCHDOG_SOURCE = `
 const fs = require("fs");
@@ -318,4 +321,60 @@ export async function onFreePort<T>(
       if (!(error instanceof ServerStartError && error.addressInUse) || remaining <= 1) throw error;
     }
   }
+}
+
+/** A server binary on a private 127.0.0.1 port, in a temporary directory of its own (Redis, NATS). */
+export interface PrivateServer {
+  /** <scheme>://127.0.0.1:<port> */
+  readonly url: string;
+  readonly port: number;
+  readonly dir: string;
+  /** Starts it again on the same port after stop(). */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  isRunning(): boolean;
+  /** Stops the server and deletes its directory. */
+  dispose(): Promise<void>;
+}
+
+export interface PrivateServerOptions {
+  /** Parent of the server's own temporary directory (default os.tmpdir()). */
+  readonly baseDir?: string;
+}
+
+/**
+ * Makes the server's directory, starts it on a free port (another one if the port was taken before the
+ * server could bind it), and answers its handle. `serverFor` gets the directory and the port to use.
+ */
+export async function startPrivateServer(
+  name: string,
+  scheme: string,
+  options: PrivateServerOptions,
+  serverFor: (dir: string, port: () => number) => ServerProcess,
+): Promise<PrivateServer> {
+  const dir = await fs.promises.mkdtemp(path.join(options.baseDir ?? os.tmpdir(), `shoal-${name}-`));
+  deleteDirectoryWhenProcessEnds(dir);
+  let port = 0;
+  const server = serverFor(dir, () => port);
+  try {
+    await onFreePort(freePort, async (candidate) => {
+      port = candidate;
+      await server.start();
+    });
+  } catch (error) {
+    await removeDirectory(dir).catch(() => undefined);
+    throw error;
+  }
+  return {
+    url: `${scheme}://127.0.0.1:${port}`,
+    port,
+    dir,
+    start: () => server.start(),
+    stop: () => server.stop(),
+    isRunning: () => server.isRunning(),
+    dispose: async () => {
+      await server.stop();
+      await removeDirectory(dir);
+    },
+  };
 }

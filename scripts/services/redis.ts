@@ -5,30 +5,14 @@
  *   stop()/start() restart the same server on the same port (empty again: nothing is persisted);
  *   dispose() stops it and deletes its directory.
  */
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import Redis from "ioredis";
 import { binaryPath } from "./binaries";
-import { freePort } from "./ports";
-import { ServerProcess, deleteDirectoryWhenProcessEnds, onFreePort, removeDirectory } from "./processes";
+import { ServerProcess, startPrivateServer } from "./processes";
+import type { PrivateServer, PrivateServerOptions } from "./processes";
 
-export interface RedisServer {
-  /** redis://127.0.0.1:<port> */
-  readonly url: string;
-  readonly port: number;
-  readonly dir: string;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  isRunning(): boolean;
-  /** Stops the server and deletes its directory. */
-  dispose(): Promise<void>;
-}
-
-export interface RedisOptions {
-  /** Parent of the server's own temporary directory (default os.tmpdir()). */
-  readonly baseDir?: string;
-}
+export type RedisServer = PrivateServer;
+export type RedisOptions = PrivateServerOptions;
 
 /** PING, then checks that the answering server is our child and not whoever else had the port. */
 async function probe(port: number, pid: number): Promise<void> {
@@ -59,46 +43,24 @@ async function probe(port: number, pid: number): Promise<void> {
 }
 
 export async function startRedis(options: RedisOptions = {}): Promise<RedisServer> {
-  const dir = await fs.promises.mkdtemp(path.join(options.baseDir ?? os.tmpdir(), "shoal-redis-"));
-  deleteDirectoryWhenProcessEnds(dir);
-  let port = 0;
-  const server = new ServerProcess({
-    label: "redis-server",
-    command: binaryPath("redis-server"),
-    args: () => [
-      "--port", String(port),
-      "--bind", "127.0.0.1",
-      "--save", "",
-      "--appendonly", "no",
-      "--dir", dir,
-      "--daemonize", "no",
-      "--logfile", path.join(dir, "redis.log"),
-    ],
-    outputFile: path.join(dir, "redis.out"),
-    logFiles: [path.join(dir, "redis.log")],
-    probe: (pid) => probe(port, pid),
-    readyTimeoutMs: 15_000,
-    stopTimeoutMs: 10_000,
-  });
-  try {
-    await onFreePort(freePort, async (candidate) => {
-      port = candidate;
-      await server.start();
-    });
-  } catch (error) {
-    await removeDirectory(dir).catch(() => undefined);
-    throw error;
-  }
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    dir,
-    start: () => server.start(),
-    stop: () => server.stop(),
-    isRunning: () => server.isRunning(),
-    dispose: async () => {
-      await server.stop();
-      await removeDirectory(dir);
-    },
-  };
+  return startPrivateServer("redis", "redis", options, (dir, port) =>
+    new ServerProcess({
+      label: "redis-server",
+      command: binaryPath("redis-server"),
+      args: () => [
+        "--port", String(port()),
+        "--bind", "127.0.0.1",
+        "--save", "",
+        "--appendonly", "no",
+        "--dir", dir,
+        "--daemonize", "no",
+        "--logfile", path.join(dir, "redis.log"),
+      ],
+      outputFile: path.join(dir, "redis.out"),
+      logFiles: [path.join(dir, "redis.log")],
+      probe: (pid) => probe(port(), pid),
+      readyTimeoutMs: 15_000,
+      stopTimeoutMs: 10_000,
+    }),
+  );
 }
