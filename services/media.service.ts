@@ -18,6 +18,7 @@ import {
 import { MediaRepository } from "../lib/media/media-repository";
 import { ProcessingRepository } from "../lib/media/processing-repository";
 import type { Finish } from "../lib/media/processing-repository";
+import { JobPublisher, MEDIA_JOBS_CHANNEL } from "../lib/jobs/job-channel";
 import { FAILURE_REASONS } from "../lib/jobs/job-state";
 import type { FailureReason } from "../lib/jobs/job-state";
 import type { MediaRow } from "../lib/media/media-view";
@@ -33,7 +34,7 @@ import { databaseMixin } from "../mixins/database.mixin";
 /** Emitted (balanced: one node of each subscribing service gets it) when an upload has become a catalogue item. Payload: { id, ownerId, kind }. */
 export const MEDIA_UPLOADED_EVENT = "media.uploaded";
 /** The durable job channel (@moleculer/channels) the same payload is published to, for the processing workers. */
-export const MEDIA_JOBS_CHANNEL = "media.jobs";
+export { MEDIA_JOBS_CHANNEL };
 
 const mediaId = { type: "string", pattern: /^[A-Za-z0-9_-]{21}$/, messages: { stringPattern: "is not a media id" } };
 const userId = { type: "string", pattern: /^[0-9A-HJKMNP-TV-Z]{26}$/, messages: { stringPattern: "is not a user id" } };
@@ -64,6 +65,8 @@ function actorOf(ctx: MediaContext<unknown>): Actor {
 export function mediaService(runtime: Runtime): ServiceSchema {
   let catalogue: MediaCatalogue;
   let processing: ProcessingRepository;
+  let jobs: JobPublisher;
+  let stopping: AbortController | undefined;
   const { settings } = runtime;
   const replicaLagWindowMs = settings.replication.maxLagSeconds * 1000;
   const readTtl = mediaReadTtlSeconds(settings.cache.ttlSeconds, settings.delivery.signedUrlTtlSeconds);
@@ -114,6 +117,27 @@ export function mediaService(runtime: Runtime): ServiceSchema {
       }),
       cacheInvalidationMixin,
     ],
+
+    created(this: Service) {
+      const broker = this.broker as unknown as SendToChannel & { channelAdapter?: unknown };
+      jobs = new JobPublisher({
+        // Put on the broker by the channels middleware (its `adapterPropertyName`).
+        adapter: () => broker.channelAdapter,
+        send: (payload) => broker.sendToChannel(MEDIA_JOBS_CHANNEL, payload),
+        log: (level, message) => this.logger[level](message),
+      });
+    },
+
+    started() {
+      // In cluster mode, the job streams exist before the first upload even if no worker ever subscribed.
+      // Not awaited: the channels middleware connects its adapter only after every service has started.
+      stopping = new AbortController();
+      void jobs.prepare(stopping.signal);
+    },
+
+    stopped() {
+      stopping?.abort();
+    },
 
     actions: {
       /** One item; someone else's private item answers 404. */
@@ -202,7 +226,7 @@ export function mediaService(runtime: Runtime): ServiceSchema {
             await ctx.broker.emit(PROGRESS_EVENT, { mediaId: job.id, ownerId: job.ownerId, stage: "queued", percent: 0 });
             // The durable nudge for the workers. Should it be lost (publish failed, node died), the
             // reconciler finds the row still `uploaded` past its deadline and publishes it again.
-            await (ctx.broker as unknown as SendToChannel).sendToChannel(MEDIA_JOBS_CHANNEL, job).catch((error: Error) => {
+            await jobs.publish(job).catch((error: Error) => {
               this.logger.warn(`could not publish the processing job of ${job.id} (the reconciler will): ${error.message}`);
             });
           }
@@ -344,7 +368,7 @@ export function mediaService(runtime: Runtime): ServiceSchema {
           const isPublic = current.visibility === "public";
           await hooksFor(ctx).changed([{ id: job.id, ownerId: job.ownerId, publicBefore: isPublic, publicAfter: isPublic }]);
           await ctx.broker.emit(PROGRESS_EVENT, { mediaId: job.id, ownerId: job.ownerId, stage: "queued", percent: 0 });
-          await (ctx.broker as unknown as SendToChannel).sendToChannel(MEDIA_JOBS_CHANNEL, job);
+          await jobs.publish(job);
           ctx.meta.$statusCode = 202;
           return { media: await catalogue.get(actor, ctx.params.id, hooksFor(ctx)) };
         },

@@ -15,12 +15,12 @@ import type { StuckCandidate } from "../lib/jobs/reconcile";
 import type { Runtime } from "../lib/runtime";
 import { variantKey } from "../lib/storage/object-keys";
 import { PROGRESS_EVENT } from "../lib/realtime/progress-hub";
-import { MEDIA_JOBS_CHANNEL } from "./media.service";
+import { MEDIA_DEAD_LETTER_CHANNEL, MEDIA_JOBS_CHANNEL, jobChannelNatsOptions } from "../lib/jobs/job-channel";
 import pLimit from "p-limit";
 
 /** Pushed to the gateways (balanced: one api node relays it, through the socket.io Redis adapter in cluster). */
 
-export const MEDIA_DEAD_LETTER_CHANNEL = `${MEDIA_JOBS_CHANNEL}.dead`;
+export { MEDIA_DEAD_LETTER_CHANNEL };
 /** At most this often per item (4 per second), plus every change of stage. */
 const PROGRESS_INTERVAL_MS = 250;
 const RECONCILE_BATCH = 500;
@@ -201,6 +201,10 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
         // at its first throw; its row is still `uploaded`, and the reconciler enqueues it again.
         maxRetries: jobs.maxAttempts * 2,
         deadLettering: { enabled: settings.transporter.kind === "nats", queueName: MEDIA_DEAD_LETTER_CHANNEL },
+        // JetStream only: the stream config the media service also makes the streams with (it publishes before
+        // any worker may have subscribed), and a new durable consumer starting at the first message, not at
+        // the next one (lib/jobs/job-channel.ts).
+        nats: jobChannelNatsOptions(),
         async handler(this: Service, message: JobMessage, raw?: unknown) {
           const run = () =>
             runJob(message, processors, portsFor(this), {
