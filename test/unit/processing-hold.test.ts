@@ -59,13 +59,19 @@ function jetStreamMessage() {
   return { nak: jest.fn<void, [number?]>(), working: jest.fn<void, []>() };
 }
 
-const tick = () => new Promise((resolve) => setTimeout(resolve, 20));
+/** Waits until `count` jobs have started (a job starts after real I/O: its work directory is made first). */
+async function startedCount(started: string[], count: number): Promise<void> {
+  for (let waited = 0; started.length < count; waited += 10) {
+    if (waited > 10_000) throw new Error(`only ${started.length} of ${count} jobs started`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
 
 test("a JetStream worker with one slot holds two jobs (one running, one waiting) and hands the others back", async () => {
   const { handler, started, release } = fixture({ WORKER_CONCURRENCY: "1" });
   const messages = Array.from({ length: 5 }, () => jetStreamMessage());
   const handled = messages.map((raw, index) => handler(`m${index}`, raw));
-  await tick();
+  await startedCount(started, 1);
   expect(started).toEqual(["m0"]);
   // The three beyond the limit were handed back at once, with a redelivery delay within the bounds.
   await Promise.all(handled.slice(2));
@@ -89,7 +95,7 @@ test("the limit follows WORKER_CONCURRENCY: two slots hold four", async () => {
   const { handler, started, release } = fixture({ WORKER_CONCURRENCY: "2" });
   const messages = Array.from({ length: 6 }, () => jetStreamMessage());
   const handled = messages.map((raw, index) => handler(`m${index}`, raw));
-  await tick();
+  await startedCount(started, 2);
   expect(started).toEqual(["m0", "m1"]);
   expect(messages.map((raw) => raw.nak.mock.calls.length)).toEqual([0, 0, 0, 0, 1, 1]);
   release();
@@ -100,7 +106,7 @@ test("the limit follows WORKER_CONCURRENCY: two slots hold four", async () => {
 test("embedded (no JetStream message): every job is queued on the node, none handed back", async () => {
   const { handler, started, release } = fixture({ WORKER_CONCURRENCY: "1" });
   const handled = Array.from({ length: 4 }, (_, index) => handler(`m${index}`, { payload: {}, headers: {} }));
-  await tick();
+  await startedCount(started, 1);
   expect(started).toEqual(["m0"]);
   release();
   await Promise.all(handled);
@@ -108,9 +114,9 @@ test("embedded (no JetStream message): every job is queued on the node, none han
 });
 
 test("a job of a kind this node does not process is answered at once, even when every slot is taken", async () => {
-  const { handler, release } = fixture({ WORKER_CONCURRENCY: "1" });
+  const { handler, started, release } = fixture({ WORKER_CONCURRENCY: "1" });
   const busy = [handler("m0", jetStreamMessage()), handler("m1", jetStreamMessage())];
-  await tick();
+  await startedCount(started, 1);
   const video = jetStreamMessage();
   await handler("v0", video, "video");
   expect(video.nak).not.toHaveBeenCalled();
