@@ -13,8 +13,13 @@
  *       file and replayed for each measured file (bench/process-direct.ts);
  *   (e) cluster mode, images: one gateway node without processing (SERVICES=api,users,media,site) and
  *       either one or two worker processes (SERVICES=processing, WORKER_CONCURRENCY=1, one thread per
- *       job), on a private MariaDB, Redis, NATS JetStream and S3 (bench/process-services.ts);
- *   (f) the same for video (FFMPEG_THREADS=1 on the workers).
+ *       job), on a private MariaDB, Redis, NATS JetStream and S3 (bench/process-services.ts). The jobs
+ *       are uploaded while no worker process runs and wait in JetStream; then the worker process(es)
+ *       start, each does one warm-up job, and all subscribe at once: the round lasts from that moment
+ *       until the last `media:ready` (worker throughput on queued jobs);
+ *   (f) the same for video (FFMPEG_THREADS=1 on the workers);
+ *   (e/f with "u") the previous measurement of (e)/(f): the workers run while the jobs are uploaded, timed
+ *       from the first upload accepted until the last `media:ready` (BENCH_CLUSTER_UPLOADING=0 leaves it out).
  * Prints jobs per minute, a/b, c/d and two worker processes / one; writes bench/results/process.json.
  *
  * Environment: BENCH_JOBS (measured image jobs per round, default 24), BENCH_VIDEO_JOBS (measured video
@@ -22,7 +27,7 @@
  * in (b)/(d), default 2 = cores), BENCH_FFMPEG_THREADS (FFMPEG_THREADS of the embedded node and of (d),
  * default 2), BENCH_REPEATS (default 2: each pair of rounds runs that often, in alternating order),
  * BENCH_PARTS (default `embedded,cluster`), BENCH_CLUSTER_VIDEO (default 1; 0 leaves out (f)),
- * BENCH_CPU_PROF_DIR (run the Shoal nodes with --cpu-prof), BENCH_OUTPUT (default
+ * BENCH_CLUSTER_UPLOADING (default 1; 0 leaves out the upload -> ready rounds of the cluster part), BENCH_CPU_PROF_DIR (run the Shoal nodes with --cpu-prof), BENCH_OUTPUT (default
  * bench/results/process.json).
  */
 import { execFileSync, fork, spawn } from "node:child_process";
@@ -33,12 +38,15 @@ import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import readline from "node:readline";
+import { connect } from "nats";
+import type { JetStreamManager } from "nats";
 import sharp from "sharp";
 import { io } from "socket.io-client";
 import type { Socket } from "socket.io-client";
+import { MEDIA_JOBS_CHANNEL } from "../lib/jobs/job-channel";
 import { ffmpegBinaries } from "../lib/processing/ffmpeg-binaries";
 import type { ClusterServicesReady, DirectResult, RecordedCommand } from "./process-protocol";
-import type { JobLine, ReadyLine } from "./read-server";
+import type { BenchAnswer, BenchCommand, JobLine, ReadyLine } from "./read-server";
 import { PROJECT_ROOT, codeState, delay, machineInfo, round } from "./common";
 
 const SHOAL_SCRIPT = path.join(__dirname, "read-server.ts");
@@ -57,8 +65,11 @@ const GOALS = { aOverB: 0.9, cOverD: 0.95, twoOverOne: 1.7 } as const;
 /** The cluster worker processes: one job at a time, one thread per job (sharp already uses one). */
 const CLUSTER_WORKER = { WORKER_CONCURRENCY: "1", FFMPEG_THREADS: "1" } as const;
 const GATEWAY_SERVICES = "api,users,media,site";
+/** The JetStream stream of the job channel as the NATS adapter names it: prefixed with the broker namespace, dots as underscores. */
+const JOBS_STREAM = `shoal.${MEDIA_JOBS_CHANNEL}`.split(".").join("_");
 
-type RoundKey = "a" | "b" | "c" | "d" | "e1" | "e2" | "f1" | "f2";
+/** e1, e2, f1, f2: cluster, jobs queued before the workers start; e1u, e2u, f1u, f2u: cluster, workers running while the jobs are uploaded. */
+type RoundKey = "a" | "b" | "c" | "d" | "e1" | "e2" | "f1" | "f2" | "e1u" | "e2u" | "f1u" | "f2u";
 
 interface Options {
   readonly repeats: number;
@@ -69,6 +80,7 @@ interface Options {
   readonly embedded: boolean;
   readonly cluster: boolean;
   readonly clusterVideo: boolean;
+  readonly clusterUploading: boolean;
   readonly cpuProfDir: string | undefined;
   readonly output: string;
 }
@@ -81,9 +93,10 @@ interface Summary {
 
 interface RoundFigures {
   readonly jobs: number;
+  /** Worker rounds: first upload accepted -> last ready; cluster rounds with queued jobs: workers told to subscribe -> last ready. */
   readonly wallSeconds: number;
   readonly jobsPerMinute: number;
-  /** Per job: accepted -> ready (worker) or the job's own run time (direct). */
+  /** Per job: accepted -> ready (worker), subscribe -> ready (cluster, queued jobs), or the job's own run time (direct). */
   readonly jobSeconds: Summary;
   readonly loadAverage1mBefore: number;
   /** Worker rounds: how long each POST /api/media took (client side). */
@@ -122,6 +135,8 @@ function readOptions(): Options {
   if (parts.length === 0) throw new Error("BENCH_PARTS names no part");
   const clusterVideo = process.env.BENCH_CLUSTER_VIDEO?.trim() ?? "1";
   if (clusterVideo !== "0" && clusterVideo !== "1") throw new Error(`BENCH_CLUSTER_VIDEO must be 0 or 1 (got ${JSON.stringify(clusterVideo)})`);
+  const clusterUploading = process.env.BENCH_CLUSTER_UPLOADING?.trim() ?? "1";
+  if (clusterUploading !== "0" && clusterUploading !== "1") throw new Error(`BENCH_CLUSTER_UPLOADING must be 0 or 1 (got ${JSON.stringify(clusterUploading)})`);
   const threads = positiveIntFromEnv("BENCH_FFMPEG_THREADS", 2);
   if (threads > 16) throw new Error("BENCH_FFMPEG_THREADS must be at most 16");
   const profDir = process.env.BENCH_CPU_PROF_DIR?.trim();
@@ -134,6 +149,7 @@ function readOptions(): Options {
     embedded: parts.includes("embedded"),
     cluster: parts.includes("cluster"),
     clusterVideo: clusterVideo === "1",
+    clusterUploading: clusterUploading === "1",
     cpuProfDir: profDir === undefined || profDir === "" ? undefined : path.resolve(profDir),
     output: path.resolve(PROJECT_ROOT, process.env.BENCH_OUTPUT ?? "bench/results/process.json"),
   };
@@ -193,6 +209,8 @@ class Child<T> {
   private readonly process: ChildProcess;
   private readonly lastLines: string[] = [];
   private readonly listeners = new Map<string, (value: unknown) => void>();
+  /** Who waits for the answer to a command, by command name, oldest first. */
+  private readonly answers = new Map<string, Array<(answer: BenchAnswer) => void>>();
 
   constructor(
     readonly label: string,
@@ -226,6 +244,10 @@ class Child<T> {
       () => clearTimeout(timer),
       () => clearTimeout(timer),
     );
+    this.listeners.set("benchAnswer", (value) => {
+      const answer = value as BenchAnswer;
+      this.answers.get(answer.name)?.shift()?.(answer);
+    });
     const prefix = `{"${key}"`;
     for (const stream of [child.stdout, child.stderr]) {
       if (stream === null) continue;
@@ -253,6 +275,21 @@ class Child<T> {
   /** Calls `listener` with the value of every `{"<key>":…}` line. */
   on(key: string, listener: (value: unknown) => void): void {
     this.listeners.set(key, listener);
+  }
+
+  /** Sends a command to a node started with BENCH_DEFER_SUBSCRIBE=1 (bench/read-server.ts) and waits for its answer. */
+  command(command: BenchCommand, timeoutMs: number): Promise<BenchAnswer> {
+    return new Promise<BenchAnswer>((resolve, reject) => {
+      const timer = setTimeout(() => reject(this.failure(`did not answer ${command.name} within ${timeoutMs / 1000} s`)), timeoutMs);
+      const waiting = this.answers.get(command.name) ?? [];
+      waiting.push((answer) => {
+        clearTimeout(timer);
+        if (answer.error === undefined) resolve(answer);
+        else reject(this.failure(`${command.name} failed: ${answer.error}`));
+      });
+      this.answers.set(command.name, waiting);
+      this.process.stdin?.write(`${JSON.stringify({ benchCommand: command })}\n`);
+    });
   }
 
   async stop(): Promise<void> {
@@ -399,15 +436,15 @@ async function waitForHealth(label: string, baseUrl: string): Promise<void> {
   }
 }
 
-async function register(baseUrl: string, username: string): Promise<string> {
+async function register(baseUrl: string, username: string): Promise<{ token: string; userId: string }> {
   const response = await fetch(`${baseUrl}/api/auth/register`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ username, email: `${username}@example.test`, password: `bench-${randomBytes(12).toString("hex")}` }),
   });
-  const body = (await response.json()) as { token?: string };
-  if (response.status !== 201 || body.token === undefined) throw new Error(`register: ${response.status} ${JSON.stringify(body)}`);
-  return body.token;
+  const body = (await response.json()) as { token?: string; user?: { id: string } };
+  if (response.status !== 201 || body.token === undefined || body.user === undefined) throw new Error(`register: ${response.status} ${JSON.stringify(body)}`);
+  return { token: body.token, userId: body.user.id };
 }
 
 interface MediaJson {
@@ -566,7 +603,7 @@ async function workerRound(
   mime: string,
 ): Promise<{ figures: RoundFigures; sample: MediaJson }> {
   const baseUrl = setup.gateway.baseUrl as string;
-  const token = await register(baseUrl, username);
+  const { token } = await register(baseUrl, username);
   const watcher = await ReadyWatcher.connect(baseUrl, token);
   try {
     const warmed = new Set<string>();
@@ -625,15 +662,21 @@ async function workerRound(
     };
     if (setup.workers !== undefined && setup.jobLog !== undefined) {
       const jobLog = setup.jobLog;
-      const jobsPerWorker: Record<string, number> = Object.fromEntries(setup.workers.map((worker) => [worker.nodeId, 0]));
+      const workers = setup.workers;
+      // worker1, worker2: the round's worker processes in the order they were started.
+      const labelOf = (nodeId: string | undefined) => {
+        const index = workers.findIndex((worker) => worker.nodeId === nodeId);
+        return index < 0 ? undefined : `worker${index + 1}`;
+      };
+      const jobsPerWorker: Record<string, number> = Object.fromEntries(workers.map((_worker, index) => [`worker${index + 1}`, 0]));
       let unknown = 0;
       for (const entry of uploads) {
-        const node = jobLog.nodeOf(entry.id);
-        if (node === undefined) unknown++;
-        else jobsPerWorker[node] = (jobsPerWorker[node] ?? 0) + 1;
+        const label = labelOf(jobLog.nodeOf(entry.id));
+        if (label === undefined) unknown++;
+        else jobsPerWorker[label] = (jobsPerWorker[label] ?? 0) + 1;
       }
       extra.jobsPerWorker = unknown > 0 ? { ...jobsPerWorker, unknown } : jobsPerWorker;
-      extra.warmedWorkers = [...warmed].sort();
+      extra.warmedWorkers = [...warmed].map(labelOf).sort();
     }
     return {
       figures: {
@@ -649,6 +692,166 @@ async function workerRound(
     };
   } finally {
     watcher.close();
+  }
+}
+
+/** Deletes the job messages of these items from the jobs stream, from sequence `fromSeq` on; answers how many. */
+async function dropJobMessages(jetstream: JetStreamManager, fromSeq: number, ids: ReadonlySet<string>): Promise<number> {
+  const last = (await jetstream.streams.info(JOBS_STREAM)).state.last_seq;
+  let dropped = 0;
+  for (let seq = fromSeq; seq <= last; seq++) {
+    const message = await jetstream.streams.getMessage(JOBS_STREAM, { seq });
+    // The channels adapter's JSON serializer: the payload { id, ownerId, kind }.
+    const payload = JSON.parse(Buffer.from(message.data).toString("utf8")) as { id?: unknown };
+    if (typeof payload.id === "string" && ids.has(payload.id)) {
+      await jetstream.streams.deleteMessage(JOBS_STREAM, seq);
+      dropped++;
+    }
+  }
+  return dropped;
+}
+
+interface QueuedRoundSetup {
+  readonly gateway: ShoalNodeChild;
+  readonly jobLog: JobLog;
+  /** The services process (s3rver; MariaDB, Redis and NATS are its children), for the CPU figures. */
+  readonly servicesPid: number | undefined;
+  /** On the cluster's NATS: the warm-up items' job messages are taken out of the stream. */
+  readonly jetstream: JetStreamManager;
+  /** Starts worker processes whose subscriptions are held back (BENCH_DEFER_SUBSCRIBE=1), all at once. */
+  startWorkers(count: number): Promise<ShoalNodeChild[]>;
+  stopWorkers(workers: readonly ShoalNodeChild[]): Promise<void>;
+}
+
+/**
+ * One cluster round on queued jobs, on a fresh account:
+ *   1. with no worker process running, one warm-up file per worker process and then the measured files are
+ *      uploaded (as fast as the gateway takes them); their job messages wait in JetStream, and every item must
+ *      still be `uploaded` afterwards;
+ *   2. the worker processes start (connected, subscriptions held back);
+ *   3. each runs one warm-up job, its own warm-up item, through its processing service's channel handler
+ *      (the worker's path: claim, fetch, process, store, complete), not from JetStream;
+ *      The warm-up items' job messages are deleted from the stream right after their upload, so that only the
+ *      measured jobs wait there (otherwise the first worker to subscribe would hold them, find the items
+ *      finished and drop them, while it hands the measured ones back for later);
+ *   4. all are told to subscribe at the same moment. The round lasts from that moment until the last
+ *      measured `media:ready`.
+ */
+async function queuedRound(
+  scope: string,
+  setup: QueuedRoundSetup,
+  username: string,
+  workerCount: number,
+  warmups: readonly string[],
+  measured: readonly string[],
+  mime: string,
+): Promise<{ figures: RoundFigures }> {
+  const baseUrl = setup.gateway.baseUrl as string;
+  const { token, userId } = await register(baseUrl, username);
+  const watcher = await ReadyWatcher.connect(baseUrl, token);
+  const kind = mime.startsWith("image/") ? "image" : "video";
+  let workers: ShoalNodeChild[] = [];
+  try {
+    // 1. Everything uploaded before any worker process runs.
+    const uploadsBegan = performance.now();
+    const lastBefore = (await setup.jetstream.streams.info(JOBS_STREAM)).state.last_seq;
+    const warmItems: Array<{ id: string }> = [];
+    for (const file of warmups.slice(0, workerCount)) warmItems.push(await upload(baseUrl, token, file, mime));
+    const dropped = await dropJobMessages(setup.jetstream, lastBefore + 1, new Set(warmItems.map((item) => item.id)));
+    if (dropped !== warmItems.length) throw new Error(`found ${dropped} of the ${warmItems.length} warm-up job messages in ${JOBS_STREAM}`);
+    const uploads: Array<{ id: string; acceptedAt: number; seconds: number }> = [];
+    for (const file of measured) uploads.push(await upload(baseUrl, token, file, mime));
+    const uploadPhaseSeconds = (performance.now() - uploadsBegan) / 1000;
+    const statuses = await Promise.all([...warmItems, ...uploads].map((entry) => getMedia(baseUrl, token, entry.id).then((item) => item.status)));
+    const notWaiting = statuses.filter((status) => status !== "uploaded");
+    if (notWaiting.length > 0) throw new Error(`${notWaiting.length} item(s) not 'uploaded' before any worker process ran: ${notWaiting.join(", ")}`);
+    progress(scope, `${warmItems.length} warm-up + ${uploads.length} measured jobs uploaded in ${uploadPhaseSeconds.toFixed(1)} s with no worker process running; starting ${workerCount} worker process(es)`);
+
+    // 2. and 3. Start the worker processes, and warm each up on its own item.
+    const startBegan = performance.now();
+    workers = await setup.startWorkers(workerCount);
+    const workerStartSeconds = (performance.now() - startBegan) / 1000;
+    const warmBegan = performance.now();
+    await Promise.all(workers.map((worker, index) => worker.child.command({ name: "warmup", job: { id: (warmItems[index] as { id: string }).id, ownerId: userId, kind } }, JOB_TIMEOUT_MS)));
+    await Promise.all(warmItems.map((item) => watcher.wait(item.id)));
+    const warmupSeconds = (performance.now() - warmBegan) / 1000;
+    progress(scope, `worker process(es) started in ${workerStartSeconds.toFixed(1)} s and warmed up in ${warmupSeconds.toFixed(1)} s; subscribing`);
+
+    // 4. Measured: from "subscribe" sent to every worker process until the last item is ready.
+    const loadAverage1mBefore = load1m();
+    const cpu = new CpuWindow(
+      new Map<string, number | undefined>([
+        ["gateway", setup.gateway.child.pid],
+        ...workers.map((worker, index): [string, number | undefined] => [`worker${index + 1}`, worker.child.pid]),
+        ["s3rverProcess", setup.servicesPid],
+      ]),
+    );
+    const go = performance.now();
+    const subscribed = workers.map((worker) => worker.child.command({ name: "subscribe" }, START_TIMEOUT_MS).then(() => (performance.now() - go) / 1000));
+    const ready = await Promise.all(uploads.map((entry) => watcher.wait(entry.id)));
+    const cpuSecondsPerSecond = cpu.finish();
+    const subscribedAfterSeconds = await Promise.all(subscribed);
+    const last = Math.max(...ready);
+    const wallSeconds = (last - go) / 1000;
+    const items = await Promise.all(uploads.map((entry) => getMedia(baseUrl, token, entry.id)));
+    const notReady = items.filter((item) => item.status !== "ready");
+    if (notReady.length > 0) throw new Error(`${notReady.length} items not ready after media:ready: ${notReady.map((item) => item.status).join(", ")}`);
+
+    const waited: number[] = [];
+    const processing: number[] = [];
+    const finishing: number[] = [];
+    const starts: number[] = [];
+    uploads.forEach((entry, index) => {
+      const stages = watcher.stages.get(entry.id);
+      const readyTime = ready[index] as number;
+      if (stages?.processing === undefined || stages.storing === undefined) return;
+      starts.push(stages.processing);
+      waited.push(Math.max(0, stages.processing - go) / 1000);
+      processing.push((stages.storing - stages.processing) / 1000);
+      finishing.push((readyTime - stages.storing) / 1000);
+    });
+    const fromFirstStart = starts.length === uploads.length ? (last - Math.min(...starts)) / 1000 : undefined;
+    const jobsPerWorker: Record<string, number> = Object.fromEntries(workers.map((_worker, index) => [`worker${index + 1}`, 0]));
+    let unknown = 0;
+    for (const entry of uploads) {
+      const index = workers.findIndex((worker) => worker.nodeId === setup.jobLog.nodeOf(entry.id));
+      if (index < 0) unknown++;
+      else jobsPerWorker[`worker${index + 1}`] = (jobsPerWorker[`worker${index + 1}`] ?? 0) + 1;
+    }
+    const uploadSeconds = uploads.map((entry) => entry.seconds);
+    return {
+      figures: {
+        jobs: measured.length,
+        wallSeconds: round(wallSeconds, 2),
+        jobsPerMinute: round((measured.length / wallSeconds) * 60, 1),
+        jobSeconds: summary(ready.map((at) => (at - go) / 1000)),
+        loadAverage1mBefore,
+        uploadSeconds: { p50: summary(uploadSeconds).p50, max: summary(uploadSeconds).max, total: round(uploadSeconds.reduce((a, b) => a + b, 0), 2) },
+        extra: {
+          measured: "from 'subscribe' sent to every (started, warmed-up) worker process until the last measured media:ready; the jobs were queued in JetStream before",
+          fromFirstJobStart:
+            fromFirstStart === undefined
+              ? null
+              : { wallSeconds: round(fromFirstStart, 2), jobsPerMinute: round((measured.length / fromFirstStart) * 60, 1), measured: "first measured 'processing' event -> last measured media:ready" },
+          subscribedAfterSeconds: subscribedAfterSeconds.map((value) => round(value, 3)),
+          stagesSeconds: {
+            jobsWithAllStages: processing.length,
+            startedAfterSubscribe: summary(waited),
+            processorRun: summary(processing),
+            storingToReady: summary(finishing),
+          },
+          uploadPhaseSeconds: round(uploadPhaseSeconds, 2),
+          workerStartSeconds: round(workerStartSeconds, 2),
+          warmupJobs: warmItems.length,
+          warmupSeconds: round(warmupSeconds, 2),
+          cpuSecondsPerSecond,
+          jobsPerWorker: unknown > 0 ? { ...jobsPerWorker, unknown } : jobsPerWorker,
+        },
+      },
+    };
+  } finally {
+    watcher.close();
+    await setup.stopWorkers(workers);
   }
 }
 
@@ -702,11 +905,17 @@ async function directRound(
 
 function describe(figures: RoundFigures): string {
   const extra = figures.extra ?? {};
-  const stages = extra.stagesSeconds as { queuedAfterAccepted: Summary; processorRun: Summary; storingToReady: Summary } | undefined;
+  const stages = extra.stagesSeconds as
+    | { queuedAfterAccepted?: Summary; startedAfterSubscribe?: Summary; processorRun: Summary; storingToReady: Summary }
+    | undefined;
+  const waited =
+    stages?.queuedAfterAccepted !== undefined
+      ? `queued ${stages.queuedAfterAccepted.p50} s`
+      : `started after subscribe ${stages?.startedAfterSubscribe?.p50 ?? "?"} s`;
   const split =
     stages === undefined
       ? ""
-      : `; p50 queued ${stages.queuedAfterAccepted.p50} s, processor ${stages.processorRun.p50} s, storing->ready ${stages.storingToReady.p50} s` +
+      : `; p50 ${waited}, processor ${stages.processorRun.p50} s, storing->ready ${stages.storingToReady.p50} s` +
         (figures.uploadSeconds === undefined ? "" : `, upload ${figures.uploadSeconds.p50} s`);
   const perWorker = extra.jobsPerWorker === undefined ? "" : `; jobs per worker ${JSON.stringify(extra.jobsPerWorker)}`;
   const cpu = extra.cpuSecondsPerSecond === undefined ? "" : `; CPU s/s ${JSON.stringify(extra.cpuSecondsPerSecond)}`;
@@ -761,7 +970,7 @@ async function main(): Promise<void> {
     const directImages = [images.files[0] as string, ...imageMeasured];
     const directVideos = [videos[0] as string, ...videoMeasured];
 
-    const all: Record<RoundKey, RoundFigures[]> = { a: [], b: [], c: [], d: [], e1: [], e2: [], f1: [], f2: [] };
+    const all: Record<RoundKey, RoundFigures[]> = { a: [], b: [], c: [], d: [], e1: [], e2: [], f1: [], f2: [], e1u: [], e2u: [], f1u: [], f2u: [] };
     let sampleImage: MediaJson | undefined;
     let sampleVideo: MediaJson | undefined;
     let videoCommands: readonly RecordedCommand[] | undefined;
@@ -827,11 +1036,18 @@ async function main(): Promise<void> {
     }
 
     // --- Cluster: (e) images and (f) video, one worker process against two -------------------
+    const clusterWorker = "WORKER_CONCURRENCY=1, FFMPEG_THREADS=1";
+    const queued = "jobs uploaded with no worker process running, then timed from the started and warmed-up workers subscribing until the last media:ready";
+    const uploading = "worker(s) running during the uploads, timed from the first upload accepted until the last media:ready (the previous measurement)";
     const clusterLabels: Record<string, string> = {
-      e1: "(e1) image, cluster: gateway node + 1 worker process (WORKER_CONCURRENCY=1, FFMPEG_THREADS=1)",
-      e2: "(e2) image, cluster: gateway node + 2 worker processes (each WORKER_CONCURRENCY=1, FFMPEG_THREADS=1)",
-      f1: "(f1) video, cluster: gateway node + 1 worker process (WORKER_CONCURRENCY=1, FFMPEG_THREADS=1)",
-      f2: "(f2) video, cluster: gateway node + 2 worker processes (each WORKER_CONCURRENCY=1, FFMPEG_THREADS=1)",
+      e1: `(e1) image, cluster: gateway node + 1 worker process (${clusterWorker}); ${queued}`,
+      e2: `(e2) image, cluster: gateway node + 2 worker processes (each ${clusterWorker}); ${queued}`,
+      f1: `(f1) video, cluster: gateway node + 1 worker process (${clusterWorker}); ${queued}`,
+      f2: `(f2) video, cluster: gateway node + 2 worker processes (each ${clusterWorker}); ${queued}`,
+      e1u: `(e1u) image, cluster: gateway node + 1 worker process (${clusterWorker}); ${uploading}`,
+      e2u: `(e2u) image, cluster: gateway node + 2 worker processes (each ${clusterWorker}); ${uploading}`,
+      f1u: `(f1u) video, cluster: gateway node + 1 worker process (${clusterWorker}); ${uploading}`,
+      f2u: `(f2u) video, cluster: gateway node + 2 worker processes (each ${clusterWorker}); ${uploading}`,
     };
     if (options.cluster) {
       progress("cluster", "starting private MariaDB primary, Redis, NATS (JetStream) and S3 (s3rver) in a child process");
@@ -842,52 +1058,69 @@ async function main(): Promise<void> {
       const gateway = await startShoal("gateway", "bench-gateway", { ...clusterEnv, SERVICES: GATEWAY_SERVICES }, options.cpuProfDir);
       cleanup.push(() => gateway.child.stop());
       await waitForHealth("gateway", gateway.baseUrl as string);
+      const nats = await connect({ servers: services.ready.env.NATS_URL });
+      cleanup.push(() => nats.close());
+      const jetstream = await nats.jetstreamManager();
+      // The gateway's media service makes the job streams once connected, before any worker has subscribed.
+      for (let waited = 0; !(await jetstream.streams.info(JOBS_STREAM).then(() => true, () => false)); waited += 100) {
+        if (waited > 30_000) throw new Error(`the gateway did not make the JetStream stream ${JOBS_STREAM} within 30 s`);
+        await delay(100);
+      }
       const jobLog = new JobLog();
-      const startWorker = async (index: number): Promise<ShoalNodeChild> => {
-        const nodeId = `bench-worker-${index}`;
-        progress("cluster", `starting worker process ${index} (SERVICES=processing, WORKER_CONCURRENCY=1, FFMPEG_THREADS=1)`);
-        const worker = await startShoal(nodeId, nodeId, { ...clusterEnv, SERVICES: "processing", BENCH_REPORT_JOBS: "1", ...CLUSTER_WORKER }, options.cpuProfDir);
-        jobLog.listen(worker);
-        cleanup.push(() => worker.child.stop());
-        return worker;
+      let workersStarted = 0;
+      // Worker processes live for one round: started (all at once) for it, stopped after it.
+      const startWorkers = async (count: number, deferSubscribe: boolean): Promise<ShoalNodeChild[]> => {
+        const indices = Array.from({ length: count }, () => ++workersStarted);
+        progress("cluster", `starting worker process(es) ${indices.join(", ")} (SERVICES=processing, ${clusterWorker}${deferSubscribe ? ", subscription held back" : ""})`);
+        const workers = await Promise.all(
+          indices.map((index) => {
+            const nodeId = `bench-worker-${index}`;
+            return startShoal(
+              nodeId,
+              nodeId,
+              { ...clusterEnv, SERVICES: "processing", BENCH_REPORT_JOBS: "1", ...(deferSubscribe ? { BENCH_DEFER_SUBSCRIBE: "1" } : {}), ...CLUSTER_WORKER },
+              options.cpuProfDir,
+            );
+          }),
+        );
+        for (const worker of workers) {
+          jobLog.listen(worker);
+          cleanup.push(() => worker.child.stop());
+        }
+        return workers;
       };
-      const first = await startWorker(1);
-      // The second worker process runs only during the two-worker rounds; stopped, it takes no jobs and no CPU.
-      let second: ShoalNodeChild | undefined;
-      let secondIndex = 1;
-      const workersFor = async (count: 1 | 2): Promise<ShoalNodeChild[]> => {
-        if (count === 2) {
-          second ??= await startWorker(++secondIndex);
-          return [first, second];
-        }
-        if (second !== undefined) {
-          progress("cluster", `stopping worker process ${secondIndex}`);
-          await second.child.stop();
-          second = undefined;
-        }
-        return [first];
+      const stopWorkers = async (workers: readonly ShoalNodeChild[]): Promise<void> => {
+        await Promise.all(workers.map((worker) => worker.child.stop()));
       };
       const pairs: Array<readonly [RoundKey, RoundKey]> = [["e1", "e2"]];
       if (options.clusterVideo) pairs.push(["f1", "f2"]);
+      if (options.clusterUploading) {
+        pairs.push(["e1u", "e2u"]);
+        if (options.clusterVideo) pairs.push(["f1u", "f2u"]);
+      }
       await runPairs(
         pairs,
         async (key, repeat) => {
-          const workers = await workersFor(key.endsWith("2") ? 2 : 1);
-          const cpu = new Map<string, number | undefined>([
-            ["gateway", gateway.child.pid],
-            ...workers.map((worker, index): [string, number | undefined] => [`worker${index + 1}`, worker.child.pid]),
-            ["s3rverProcess", services.pid],
-          ]);
+          const count = key[1] === "2" ? 2 : 1;
           const image = key.startsWith("e");
-          const result = await workerRound(
-            key,
-            { gateway, workers, jobLog, cpu },
-            `bench${key}${repeat}`,
-            image ? imageWarmups : videoWarmups,
-            image ? imageMeasured : videoMeasured,
-            image ? "image/jpeg" : "video/mp4",
-          );
-          return result.figures;
+          const warmups = image ? imageWarmups : videoWarmups;
+          const files = image ? imageMeasured : videoMeasured;
+          const mime = image ? "image/jpeg" : "video/mp4";
+          if (!key.endsWith("u")) {
+            const setup: QueuedRoundSetup = { gateway, jobLog, jetstream, servicesPid: services.pid, startWorkers: (workers) => startWorkers(workers, true), stopWorkers };
+            return (await queuedRound(key, setup, `bench${key}${repeat}`, count, warmups, files, mime)).figures;
+          }
+          const workers = await startWorkers(count, false);
+          try {
+            const cpu = new Map<string, number | undefined>([
+              ["gateway", gateway.child.pid],
+              ...workers.map((worker, index): [string, number | undefined] => [`worker${index + 1}`, worker.child.pid]),
+              ["s3rverProcess", services.pid],
+            ]);
+            return (await workerRound(key, { gateway, workers, jobLog, cpu }, `bench${key}${repeat}`, warmups, files, mime)).figures;
+          } finally {
+            await stopWorkers(workers);
+          }
         },
         clusterLabels,
       );
@@ -901,12 +1134,14 @@ async function main(): Promise<void> {
       aOverB: ratio(jpm("a"), jpm("b")),
       cOverD: ratio(jpm("c"), jpm("d")),
       twoWorkersOverOne: { image: ratio(jpm("e2"), jpm("e1")), video: ratio(jpm("f2"), jpm("f1")) },
+      twoWorkersOverOneWhileUploading: { image: ratio(jpm("e2u"), jpm("e1u")), video: ratio(jpm("f2u"), jpm("f1u")) },
     };
     const perRepeat = (x: RoundKey, y: RoundKey) => all[x].map((entry, index) => ratio(entry.jobsPerMinute, all[y][index]?.jobsPerMinute));
     const ratiosPerRepeat = {
       aOverB: perRepeat("a", "b"),
       cOverD: perRepeat("c", "d"),
       twoWorkersOverOne: { image: perRepeat("e2", "e1"), video: perRepeat("f2", "f1") },
+      twoWorkersOverOneWhileUploading: { image: perRepeat("e2u", "e1u"), video: perRepeat("f2u", "f1u") },
     };
     const goal = (target: number, reached: number | null) => ({ goal: target, reached, met: reached === null ? null : reached >= target });
     const rounds: Record<string, unknown> = {};
@@ -919,6 +1154,10 @@ async function main(): Promise<void> {
       e2: "imageTwoWorkerProcesses",
       f1: "videoOneWorkerProcess",
       f2: "videoTwoWorkerProcesses",
+      e1u: "imageOneWorkerProcessWhileUploading",
+      e2u: "imageTwoWorkerProcessesWhileUploading",
+      f1u: "videoOneWorkerProcessWhileUploading",
+      f2u: "videoTwoWorkerProcessesWhileUploading",
     };
     const labels: Record<string, string> = { ...embeddedLabels, ...clusterLabels };
     for (const key of Object.keys(all) as RoundKey[]) if (has(key)) rounds[roundNames[key]] = { description: labels[key], ...combined[key] };
@@ -946,7 +1185,9 @@ async function main(): Promise<void> {
         imageJobsPerRound: options.imageJobs,
         videoJobsPerRound: options.videoJobs,
         repeats: options.repeats,
-        warmup: "one job before each embedded round and each direct run; in the cluster rounds, warm-up jobs one at a time until every worker process has done one",
+        warmup:
+          "one job before each embedded round and each direct run; in the cluster rounds on queued jobs, one job per worker process run by that process " +
+          "before it subscribes (its own item, through its channel handler, not from JetStream); in the cluster rounds while uploading, warm-up jobs one at a time until every worker process has done one",
         embedded: options.embedded
           ? {
               node: "one process: gateway and worker (SQLite, memory cache, local disk)",
@@ -963,7 +1204,14 @@ async function main(): Promise<void> {
               services: "MariaDB primary (no replica), Redis, NATS with JetStream, s3rver; one child process (bench/process-services.ts)",
               gateway: { SERVICES: GATEWAY_SERVICES },
               workers: { SERVICES: "processing", ...CLUSTER_WORKER, sharpThreadsPerImage: 1 },
-              workerProcesses: "1 in (e1)/(f1); 2 in (e2)/(f2) (the second is started for those rounds and stopped after)",
+              workerProcesses: "1 in (e1)/(f1)/(e1u)/(f1u); 2 in (e2)/(f2)/(e2u)/(f2u); started for each round and stopped after it",
+              queuedRounds:
+                "(e1)/(e2)/(f1)/(f2): every job uploaded while no worker process runs (its message waits in JetStream); then the worker process(es) " +
+                "start, each runs one warm-up job, and all are told to subscribe at once; timed from that moment until the last measured media:ready",
+              uploadingRounds: options.clusterUploading
+                ? "(e1u)/(e2u)/(f1u)/(f2u), the previous measurement: worker process(es) running and warmed up; the measured files uploaded one after another; " +
+                  "timed from the first upload accepted until the last media:ready (the gateway and s3rver take uploads while the workers work)"
+                : null,
               video: options.clusterVideo,
             }
           : null,
@@ -976,8 +1224,11 @@ async function main(): Promise<void> {
         cOverD: goal(GOALS.cOverD, ratios.cOverD),
         twoWorkerProcessesOverOne: {
           ...goal(GOALS.twoOverOne, ratios.twoWorkersOverOne.image),
-          measured: "image jobs per minute, cluster mode, 2 worker processes vs 1 (each WORKER_CONCURRENCY=1, one thread per job)",
+          measured:
+            "image jobs per minute, cluster mode, 2 worker processes vs 1 (each WORKER_CONCURRENCY=1, one thread per job), on jobs queued before " +
+            "the workers start: from the workers subscribing until the last item is ready",
           video: ratios.twoWorkersOverOne.video,
+          whileUploading: ratios.twoWorkersOverOneWhileUploading,
         },
       },
     };
@@ -995,6 +1246,10 @@ async function main(): Promise<void> {
       ["e2", "(e2) image, cluster, 2 worker processes"],
       ["f1", "(f1) video, cluster, 1 worker process"],
       ["f2", "(f2) video, cluster, 2 worker processes"],
+      ["e1u", "(e1u) image, 1 worker, while uploading"],
+      ["e2u", "(e2u) image, 2 workers, while uploading"],
+      ["f1u", "(f1u) video, 1 worker, while uploading"],
+      ["f2u", "(f2u) video, 2 workers, while uploading"],
     ];
     console.log(`  ${"round".padEnd(42)}${"jobs/min".padStart(10)}   per repeat (load average at its start)`);
     for (const [key, label] of rows) {
@@ -1010,6 +1265,8 @@ async function main(): Promise<void> {
       show("c/d", ratios.cOverD, GOALS.cOverD),
       show("2 worker processes / 1, image", ratios.twoWorkersOverOne.image, GOALS.twoOverOne),
       show("2 worker processes / 1, video", ratios.twoWorkersOverOne.video),
+      show("2 worker processes / 1, image, while uploading", ratios.twoWorkersOverOneWhileUploading.image),
+      show("2 worker processes / 1, video, while uploading", ratios.twoWorkersOverOneWhileUploading.video),
     ]) {
       if (line !== undefined) console.log(line);
     }

@@ -8,6 +8,13 @@
  *                     SERVICES=processing, for bench/process.ts) reports port 0. With
  *                     BENCH_REPORT_JOBS=1 it prints `{"benchJob":{"mediaId":…,"stage":…,"node":…}}` for
  *                     each job this node finishes (stage `ready` or `failed`, as the worker emits it).
+ *                     With BENCH_DEFER_SUBSCRIBE=1 (a worker node of bench/process.ts) the node starts
+ *                     (connected, reconciler round done) without subscribing to its channels; it then takes
+ *                     commands, one JSON line each on stdin, and answers each with a `{"benchAnswer":…}` line:
+ *                       {"benchCommand":{"name":"warmup","job":{id,ownerId,kind}}}  runs that job through
+ *                         the processing service's channel handler here (claim, fetch the original, process,
+ *                         store, complete: the worker's own path), without JetStream;
+ *                       {"benchCommand":{"name":"subscribe"}}  subscribes to the channels now.
  *   BENCH_ROLE=raw    A bare node:http server answering every request with the bytes of BENCH_BODY_BASE64
  *                     and the Content-Type BENCH_CONTENT_TYPE.
  *
@@ -17,7 +24,10 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import readline from "node:readline";
 import { parseSettings } from "../config/settings";
+import { MEDIA_JOBS_CHANNEL } from "../lib/jobs/job-channel";
+import type { JobMessage } from "../lib/jobs/processor";
 import { PROGRESS_EVENT } from "../lib/realtime/progress-hub";
 import { createNode } from "../node";
 
@@ -34,7 +44,18 @@ export interface JobLine {
   readonly node: string;
 }
 
-function announce(key: "benchReady" | "benchStats" | "benchJob", value: unknown): void {
+/** A command to a worker node started with BENCH_DEFER_SUBSCRIBE=1 (one JSON line on its stdin). */
+export type BenchCommand = { readonly name: "warmup"; readonly job: JobMessage } | { readonly name: "subscribe" };
+
+/** The answer to a BenchCommand: its name, and `error` when it failed. */
+export interface BenchAnswer {
+  readonly name: BenchCommand["name"];
+  readonly error?: string;
+  /** subscribe: how many channels were subscribed to. */
+  readonly channels?: number;
+}
+
+function announce(key: "benchReady" | "benchStats" | "benchJob" | "benchAnswer", value: unknown): void {
   process.stdout.write(`${JSON.stringify({ [key]: value })}\n`);
 }
 
@@ -80,6 +101,7 @@ async function runShoal(): Promise<void> {
       return emit(name, payload, opts as never);
     }) as typeof node.broker.emit;
   }
+  if (process.env.BENCH_DEFER_SUBSCRIBE === "1") deferSubscriptions(node.broker);
   await node.start();
 
   let userId: string | undefined;
@@ -93,6 +115,44 @@ async function runShoal(): Promise<void> {
   }
   if (node.port === undefined && settings.services.includes("api")) throw new Error("the api service did not report its port");
   announce("benchReady", { port: node.port ?? 0, userId } satisfies ReadyLine);
+}
+
+interface ChannelAdapter {
+  subscribe(chan: unknown, service: unknown): Promise<void>;
+}
+
+/**
+ * Holds back the channels middleware's subscriptions (it subscribes once the broker has started) until the
+ * `subscribe` command, and answers the commands on stdin (see the top of this file).
+ */
+function deferSubscriptions(broker: ReturnType<typeof createNode>["broker"]): void {
+  const adapter = (broker as unknown as { channelAdapter?: ChannelAdapter }).channelAdapter;
+  if (adapter === undefined) throw new Error("BENCH_DEFER_SUBSCRIBE=1 on a node without the channels middleware");
+  const subscribe = adapter.subscribe.bind(adapter);
+  const held: Array<[unknown, unknown]> = [];
+  adapter.subscribe = async (chan, service) => {
+    held.push([chan, service]);
+  };
+  const run = async (command: BenchCommand): Promise<BenchAnswer> => {
+    if (command.name === "subscribe") {
+      adapter.subscribe = subscribe;
+      const channels = held.splice(0);
+      for (const [chan, service] of channels) await subscribe(chan, service);
+      return { name: "subscribe", channels: channels.length };
+    }
+    const processing = broker.getLocalService("processing") as unknown as { emitLocalChannelHandler(channel: string, payload: unknown): Promise<unknown> } | undefined;
+    if (processing === undefined) throw new Error("no processing service on this node");
+    await processing.emitLocalChannelHandler(MEDIA_JOBS_CHANNEL, command.job);
+    return { name: "warmup" };
+  };
+  readline.createInterface({ input: process.stdin }).on("line", (line) => {
+    if (!line.startsWith('{"benchCommand"')) return;
+    const command = (JSON.parse(line) as { benchCommand: BenchCommand }).benchCommand;
+    run(command).then(
+      (answer) => announce("benchAnswer", answer),
+      (error: unknown) => announce("benchAnswer", { name: command.name, error: error instanceof Error ? error.message : String(error) } satisfies BenchAnswer),
+    );
+  });
 }
 
 async function runRaw(): Promise<void> {
