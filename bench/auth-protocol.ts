@@ -1,4 +1,5 @@
 /** What bench/auth.ts and its server child (bench/auth-server.ts) say to each other over IPC. */
+import type { WindowAnswer, WindowRequest } from "./common";
 
 /** How busy the server's main thread was over one window. */
 export interface LoopReport {
@@ -13,11 +14,8 @@ export interface LoopReport {
   readonly windowSeconds: number;
 }
 
-export type ToServer = { readonly type: "reset" } | { readonly type: "report" };
-export type FromServer =
-  | { readonly type: "ready"; readonly port: number }
-  | { readonly type: "reset" }
-  | { readonly type: "report"; readonly report: LoopReport };
+export type ToServer = WindowRequest;
+export type FromServer = WindowAnswer<"report", LoopReport>;
 
 /** Resolution of the event-loop delay monitors (perf_hooks.monitorEventLoopDelay), in ms. */
 export const MONITOR_RESOLUTION_MS = 10;

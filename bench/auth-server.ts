@@ -13,6 +13,7 @@ import type { EventLoopUtilization } from "node:perf_hooks";
 import { parseSettings } from "../config/settings";
 import { createNode } from "../node";
 import { MONITOR_RESOLUTION_MS } from "./auth-protocol";
+import { exitWithError, stopOnce } from "./common";
 import type { FromServer, LoopReport, ToServer } from "./auth-protocol";
 
 function send(message: FromServer): void {
@@ -71,30 +72,15 @@ async function main(): Promise<void> {
     }
   });
 
-  let stopping = false;
-  const stop = () => {
-    if (stopping) return;
-    stopping = true;
+  stopOnce(() => {
     delay.disable();
     gcObserver.disconnect();
-    node.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        console.error("stop failed:", error);
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
-  process.on("disconnect", stop);
+    return node.stop();
+  }, "disconnect");
 
   await node.start();
   if (node.port === undefined) throw new Error("the node does not run the api service (check SERVICES)");
   send({ type: "ready", port: node.port });
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? (error.stack ?? error.message) : error);
-  process.exit(1);
-});
+main().catch(exitWithError);

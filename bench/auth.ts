@@ -17,19 +17,35 @@
  * bench/results/auth.json). UV_THREADPOOL_SIZE is passed on to the server when set.
  */
 import { spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { createHistogram, monitorEventLoopDelay, performance } from "node:perf_hooks";
 import type { IntervalHistogram, RecordableHistogram } from "node:perf_hooks";
-import readline from "node:readline";
 import autocannon from "autocannon";
 import { ARGON2_OPTIONS, hashPassword, verifyPassword } from "../lib/auth/passwords";
 import { MONITOR_RESOLUTION_MS } from "./auth-protocol";
-import type { FromServer, LoopReport, ToServer } from "./auth-protocol";
-import { PROJECT_ROOT, codeState, delay, loadAverage1m, machineInfo, positiveNumberFromEnv, round } from "./common";
+import type { FromServer, LoopReport } from "./auth-protocol";
+import { BenchChild, baseEnv } from "./children";
+import {
+  PROJECT_ROOT,
+  codeState,
+  delay,
+  loadAverage1m,
+  machineBusySeconds,
+  machineInfo,
+  numberFromEnv,
+  outputFromEnv,
+  packageVersion,
+  printWrittenTo,
+  round,
+  runMain,
+  stamped,
+  statusCounts,
+  stopOnInterrupt,
+  writeReport,
+} from "./common";
 
 const SERVER_SCRIPT = path.join(__dirname, "auth-server.ts");
 const USER_CREATE_SCRIPT = path.join(PROJECT_ROOT, "scripts", "user-create.ts");
@@ -103,21 +119,17 @@ interface Round extends WindowFigures {
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
-
 function readOptions(): Options {
-  const seconds = positiveNumberFromEnv("BENCH_SECONDS", 10);
+  const seconds = numberFromEnv("BENCH_SECONDS", 10);
   return {
     seconds,
-    warmupSeconds: Math.min(positiveNumberFromEnv("BENCH_WARMUP_SECONDS", 2), seconds),
-    readRate: positiveNumberFromEnv("BENCH_READ_RATE", 200),
-    output: path.resolve(PROJECT_ROOT, process.env.BENCH_OUTPUT ?? "bench/results/auth.json"),
+    warmupSeconds: Math.min(numberFromEnv("BENCH_WARMUP_SECONDS", 2), seconds),
+    readRate: numberFromEnv("BENCH_READ_RATE", 200),
+    output: outputFromEnv("auth"),
   };
 }
 
-function progress(message: string): void {
-  console.log(`[${new Date().toISOString().slice(11, 19)}] ${message}`);
-}
-
+const progress = stamped;
 
 /** Percentiles of a histogram of nanoseconds, in milliseconds, less `offsetMs` (an event-loop monitor's resolution). */
 function latencyOf(histogram: RecordableHistogram | IntervalHistogram, offsetMs = 0): Latency {
@@ -131,109 +143,13 @@ function latencyOf(histogram: RecordableHistogram | IntervalHistogram, offsetMs 
   };
 }
 
-/** Only what a Node process needs: settings come from the benchmark, never from the caller's shell. */
-function baseEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const name of ["PATH", "HOME", "TMPDIR", "LANG", "TZ", "UV_THREADPOOL_SIZE"]) {
-    const value = process.env[name];
-    if (value !== undefined) env[name] = value;
-  }
-  return env;
-}
-
-/** The code measured: commit, and how many files differ from it (others may be editing the tree). */
-
-function packageVersion(name: string): string {
-  const manifest = path.join(PROJECT_ROOT, "node_modules", name, "package.json");
-  return (JSON.parse(fs.readFileSync(manifest, "utf8")) as { version: string }).version;
-}
-
 // ---------------------------------------------------------------------------------------------
 // The server child
 
-const liveChildren = new Set<ChildProcess>();
-process.on("exit", () => {
-  for (const child of liveChildren) child.kill("SIGKILL");
-});
+/** UV_THREADPOOL_SIZE is passed on to the server (argon2 runs on libuv's thread pool). */
+const PASS_ENV = ["UV_THREADPOOL_SIZE"];
 
-class ServerChild {
-  readonly ready: Promise<number>;
-  private readonly child: ChildProcess;
-  private readonly exited: Promise<string>;
-  private readonly lastLines: string[] = [];
-  private readonly waiting = new Map<FromServer["type"], (message: FromServer) => void>();
-
-  constructor(env: Record<string, string>) {
-    this.child = spawn(process.execPath, ["--import", "tsx", SERVER_SCRIPT], {
-      cwd: PROJECT_ROOT,
-      env: { ...baseEnv(), ...env },
-      stdio: ["ignore", "pipe", "pipe", "ipc"],
-    });
-    const child = this.child;
-    liveChildren.add(child);
-    this.exited = new Promise((resolve) => {
-      child.once("error", (error) => resolve(`could not be run: ${error.message}`));
-      child.once("exit", (code, signal) => resolve(signal !== null ? `killed by ${signal}` : `exit code ${code}`));
-    });
-    void this.exited.then(() => liveChildren.delete(child));
-    for (const stream of [child.stdout, child.stderr]) {
-      if (stream === null) continue;
-      readline.createInterface({ input: stream }).on("line", (line) => {
-        this.lastLines.push(line);
-        if (this.lastLines.length > 40) this.lastLines.shift();
-      });
-    }
-    child.on("message", (message: FromServer) => {
-      const resolve = this.waiting.get(message.type);
-      this.waiting.delete(message.type);
-      resolve?.(message);
-    });
-    this.ready = this.next("ready", START_TIMEOUT_MS).then((message) => (message.type === "ready" ? message.port : 0));
-  }
-
-  async resetLoopMonitor(): Promise<void> {
-    const answer = this.next("reset", 10_000);
-    this.child.send({ type: "reset" } satisfies ToServer);
-    await answer;
-  }
-
-  async loopReport(): Promise<LoopReport> {
-    const answer = this.next("report", 10_000);
-    this.child.send({ type: "report" } satisfies ToServer);
-    const message = await answer;
-    if (message.type !== "report") throw new Error("unexpected answer from the server child");
-    return message.report;
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill("SIGTERM");
-    const stopped = await Promise.race([this.exited.then(() => true), delay(STOP_TIMEOUT_MS).then(() => false)]);
-    if (!stopped) {
-      this.child.kill("SIGKILL");
-      await this.exited;
-    }
-  }
-
-  private next(type: FromServer["type"], timeoutMs: number): Promise<FromServer> {
-    return new Promise<FromServer>((resolve, reject) => {
-      const timer = setTimeout(() => reject(this.failure(`sent no "${type}" within ${timeoutMs / 1000} s`)), timeoutMs);
-      this.waiting.set(type, (message) => {
-        clearTimeout(timer);
-        resolve(message);
-      });
-      void this.exited.then((how) => {
-        clearTimeout(timer);
-        reject(this.failure(`ended (${how}) while waiting for "${type}"`));
-      });
-    });
-  }
-
-  private failure(what: string): Error {
-    const tail = this.lastLines.length > 0 ? `\n--- last output ---\n${this.lastLines.join("\n")}` : "";
-    return new Error(`the server child ${what}${tail}`);
-  }
-}
+type ServerChild = BenchChild<FromServer>;
 
 /** Creates an account with the operator command, on the data directory of the running server; resolves with its id. */
 function createAccountWithCommand(dataDir: string, username: string): Promise<string> {
@@ -241,7 +157,7 @@ function createAccountWithCommand(dataDir: string, username: string): Promise<st
     const child = spawn(
       process.execPath,
       ["--import", "tsx", USER_CREATE_SCRIPT, "--username", username, "--email", `${username}@example.test`, "--password-stdin"],
-      { cwd: PROJECT_ROOT, env: { ...baseEnv(), SHOAL_MODE: "embedded", SHOAL_DATA_DIR: dataDir }, stdio: ["pipe", "pipe", "pipe"] },
+      { cwd: PROJECT_ROOT, env: { ...baseEnv(PASS_ENV), SHOAL_MODE: "embedded", SHOAL_DATA_DIR: dataDir }, stdio: ["pipe", "pipe", "pipe"] },
     );
     let output = "";
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
@@ -297,7 +213,7 @@ function signIns(baseUrl: string, connections: number, seconds: number): { insta
 }
 
 function signInFigures(result: autocannon.Result): SignInFigures {
-  const statusCodes = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([status, stats]) => [status, stats.count ?? 0]));
+  const statusCodes = statusCounts(result);
   return {
     requestsPerSecond: round(result["2xx"] / result.duration, 1),
     latencyMs: { p50: result.latency.p50, p99: result.latency.p99, mean: round(result.latency.mean, 2), max: result.latency.max },
@@ -367,21 +283,16 @@ async function readStream(url: URL, ratePerSecond: number, seconds: number, expe
   return { sent, ok, failed, mismatches, latencyMs: latencyOf(histogram) };
 }
 
-/** CPU time the whole machine has spent busy so far, in seconds. */
-function machineBusySeconds(): number {
-  return os.cpus().reduce((sum, { times }) => sum + times.user + times.nice + times.sys + times.irq, 0) / 1000;
-}
-
 /** One measured window: the server's loop monitor and the client's are reset at its start and read at its end. */
 async function measuredWindow<T>(server: ServerChild, clientLoop: IntervalHistogram, work: () => Promise<T>): Promise<{ value: T; figures: WindowFigures }> {
   const loadAverage1mBefore = loadAverage1m();
-  await server.resetLoopMonitor();
+  await server.ask({ type: "reset" });
   clientLoop.reset();
   const started = { at: performance.now(), busy: machineBusySeconds(), client: process.cpuUsage() };
   const value = await work();
   const seconds = (performance.now() - started.at) / 1000;
   const client = process.cpuUsage(started.client);
-  const serverLoop = await server.loopReport();
+  const serverLoop = (await server.ask({ type: "report" })).report;
   const machineCpu = (machineBusySeconds() - started.busy) / seconds;
   const clientCpu = (client.user + client.system) / 1e6 / seconds;
   return {
@@ -456,15 +367,7 @@ async function main(): Promise<void> {
     await server?.stop();
     if (dataDir !== undefined) fs.rmSync(dataDir, { recursive: true, force: true });
   };
-  let interrupted = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    console.log(`\n${signal}: stopping the server (again to force)`);
-    void cleanUp().finally(() => process.exit(130));
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  stopOnInterrupt("stopping the server", cleanUp);
 
   const machine = machineInfo();
   const date = new Date().toISOString();
@@ -483,15 +386,15 @@ async function main(): Promise<void> {
   try {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "shoal-bench-auth-"));
     progress("starting the embedded Shoal server (child process)");
-    server = new ServerChild({
+    server = new BenchChild<FromServer>("the server child", SERVER_SCRIPT, {
       SHOAL_MODE: "embedded",
       SHOAL_DATA_DIR: dataDir,
       LOG_LEVEL: "warn",
       // All load comes from one address: keep the per-address limits (still checked on every request) out of the way.
       RATE_API_REQUESTS_PER_IP_PER_MINUTE: "1000000000",
       RATE_REGISTRATIONS_PER_IP_PER_HOUR: String(ACCOUNTS),
-    });
-    const baseUrl = `http://127.0.0.1:${await server.ready}`;
+    }, { channel: "ipc", stopTimeoutMs: STOP_TIMEOUT_MS, passEnv: PASS_ENV });
+    const baseUrl = `http://127.0.0.1:${(await server.next("ready", START_TIMEOUT_MS)).port}`;
     progress("creating the account to read with scripts/user-create.ts --password-stdin, beside the running server");
     const userId = await createAccountWithCommand(dataDir, accountName(0));
     progress(`signing up ${ACCOUNTS - 1} more accounts through the API`);
@@ -559,8 +462,7 @@ async function main(): Promise<void> {
       signInThroughput,
       readUnderSignIns: { read: "GET /api/users/:id (cached)", baseline, withSignIns, ratios },
     };
-    fs.mkdirSync(path.dirname(options.output), { recursive: true });
-    fs.writeFileSync(options.output, `${JSON.stringify(report, null, 2)}\n`);
+    writeReport(options.output, report);
 
     const row = (label: string, value: Round) =>
       `  ${label.padEnd(28)}${String(value.read.latencyMs.p50).padStart(9)}${String(value.read.latencyMs.p99).padStart(9)}` +
@@ -579,17 +481,11 @@ async function main(): Promise<void> {
     console.log(`  ratios with/alone: read p50 ${ratios.readP50}, read p99 ${ratios.readP99}, server loop delay p99 ${ratios.serverLoopDelayP99}`);
     console.log(`  concurrent sign-ins: ${describeSignIns(concurrentSignIns)}`);
     console.log(`\ngoal (read p99 < ${GOAL_READ_P99_MS} ms with sign-ins running): reached ${reached} ms -> ${report.goal.met ? "met" : "not met"}`);
-    console.log(`\nwritten to ${path.relative(process.cwd(), options.output) || options.output}`);
+    printWrittenTo(options.output);
   } finally {
     clientLoop.disable();
     await cleanUp();
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error instanceof Error ? (error.stack ?? error.message) : error);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -23,12 +23,3 @@ export interface DirectResult {
   /** Video: the command lines of the warm-up job, replayed for every measured job. */
   readonly commands?: readonly RecordedCommand[];
 }
-
-/** What bench/process-services.ts sends to bench/process.ts over IPC once the private services run. */
-export interface ClusterServicesReady {
-  readonly type: "services";
-  /** SHOAL_MODE=cluster, SHOAL_SECRET and the URLs of MariaDB, Redis, NATS and S3 (scripts/services envFor()). */
-  readonly env: Record<string, string>;
-  /** s3rver's directory. */
-  readonly s3Dir: string;
-}

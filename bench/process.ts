@@ -13,7 +13,7 @@
  *       file and replayed for each measured file (bench/process-direct.ts);
  *   (e) cluster mode, images: one gateway node without processing (SERVICES=api,users,media,site) and
  *       either one or two worker processes (SERVICES=processing, WORKER_CONCURRENCY=1, one thread per
- *       job), on a private MariaDB, Redis, NATS JetStream and S3 (bench/process-services.ts). The jobs
+ *       job), on a private MariaDB, Redis, NATS JetStream and S3 (bench/services.ts). The jobs
  *       are uploaded while no worker process runs and wait in JetStream; then the worker process(es)
  *       start, each does one warm-up job, and all subscribe at once: the round lasts from that moment
  *       until the last `media:ready` (worker throughput on queued jobs);
@@ -30,14 +30,12 @@
  * BENCH_CLUSTER_UPLOADING (default 1; 0 leaves out the upload -> ready rounds of the cluster part), BENCH_CPU_PROF_DIR (run the Shoal nodes with --cpu-prof), BENCH_OUTPUT (default
  * bench/results/process.json).
  */
-import { execFileSync, fork, spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import readline from "node:readline";
 import { connect } from "nats";
 import type { JetStreamManager } from "nats";
 import sharp from "sharp";
@@ -45,13 +43,28 @@ import { io } from "socket.io-client";
 import type { Socket } from "socket.io-client";
 import { MEDIA_JOBS_CHANNEL } from "../lib/jobs/job-channel";
 import { ffmpegBinaries } from "../lib/processing/ffmpeg-binaries";
-import type { ClusterServicesReady, DirectResult, RecordedCommand } from "./process-protocol";
-import type { BenchAnswer, BenchCommand, JobLine, ReadyLine } from "./read-server";
-import { PROJECT_ROOT, codeState, delay, machineInfo, round } from "./common";
+import { BenchChild, ShoalChild, startServicesChild, waitForHealth } from "./children";
+import {
+  PROJECT_ROOT,
+  cpuProfDirFromEnv,
+  delay,
+  loadAverage1m,
+  machineBusySeconds,
+  numberFromEnv,
+  outputFromEnv,
+  printWrittenTo,
+  procCpuSeconds,
+  progress,
+  round,
+  runMain,
+  startRun,
+  stopOnInterrupt,
+  writeReport,
+} from "./common";
+import type { DirectResult, RecordedCommand } from "./process-protocol";
+import type { JobLine } from "./read-server";
 
-const SHOAL_SCRIPT = path.join(__dirname, "read-server.ts");
 const DIRECT_SCRIPT = path.join(__dirname, "process-direct.ts");
-const SERVICES_SCRIPT = path.join(__dirname, "process-services.ts");
 const VIDEO_FIXTURE = path.join(PROJECT_ROOT, "test/fixtures/video/mp4_h264_aac51_1080p60.mp4");
 const IMAGE_WIDTH = 4000;
 const IMAGE_HEIGHT = 3000;
@@ -60,7 +73,8 @@ const JPEG_QUALITY = 90;
 const WARMUP_POOL = 6;
 const START_TIMEOUT_MS = 180_000;
 const JOB_TIMEOUT_MS = 300_000;
-const CLOCK_TICKS_PER_SECOND = 100;
+const STOP_TIMEOUT_MS = 15_000;
+const SERVICES_STOP_TIMEOUT_MS = 30_000;
 const GOALS = { aOverB: 0.9, cOverD: 0.95, twoOverOne: 1.7 } as const;
 /** The cluster worker processes: one job at a time, one thread per job (sharp already uses one). */
 const CLUSTER_WORKER = { WORKER_CONCURRENCY: "1", FFMPEG_THREADS: "1" } as const;
@@ -121,14 +135,6 @@ function combine(rounds: readonly RoundFigures[]): Combined {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-function positiveIntFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name]?.trim();
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer (got ${JSON.stringify(raw)})`);
-  return value;
-}
-
 function readOptions(): Options {
   const parts = (process.env.BENCH_PARTS ?? "embedded,cluster").split(",").map((part) => part.trim()).filter((part) => part !== "");
   for (const part of parts) if (part !== "embedded" && part !== "cluster") throw new Error(`BENCH_PARTS: unknown part ${JSON.stringify(part)} (embedded, cluster)`);
@@ -137,208 +143,28 @@ function readOptions(): Options {
   if (clusterVideo !== "0" && clusterVideo !== "1") throw new Error(`BENCH_CLUSTER_VIDEO must be 0 or 1 (got ${JSON.stringify(clusterVideo)})`);
   const clusterUploading = process.env.BENCH_CLUSTER_UPLOADING?.trim() ?? "1";
   if (clusterUploading !== "0" && clusterUploading !== "1") throw new Error(`BENCH_CLUSTER_UPLOADING must be 0 or 1 (got ${JSON.stringify(clusterUploading)})`);
-  const threads = positiveIntFromEnv("BENCH_FFMPEG_THREADS", 2);
+  const threads = numberFromEnv("BENCH_FFMPEG_THREADS", 2, { integer: true });
   if (threads > 16) throw new Error("BENCH_FFMPEG_THREADS must be at most 16");
-  const profDir = process.env.BENCH_CPU_PROF_DIR?.trim();
   return {
-    repeats: positiveIntFromEnv("BENCH_REPEATS", 2),
-    imageJobs: positiveIntFromEnv("BENCH_JOBS", 24),
-    videoJobs: positiveIntFromEnv("BENCH_VIDEO_JOBS", 8),
-    concurrency: positiveIntFromEnv("BENCH_CONCURRENCY", 2),
+    repeats: numberFromEnv("BENCH_REPEATS", 2, { integer: true }),
+    imageJobs: numberFromEnv("BENCH_JOBS", 24, { integer: true }),
+    videoJobs: numberFromEnv("BENCH_VIDEO_JOBS", 8, { integer: true }),
+    concurrency: numberFromEnv("BENCH_CONCURRENCY", 2, { integer: true }),
     ffmpegThreads: threads,
     embedded: parts.includes("embedded"),
     cluster: parts.includes("cluster"),
     clusterVideo: clusterVideo === "1",
     clusterUploading: clusterUploading === "1",
-    cpuProfDir: profDir === undefined || profDir === "" ? undefined : path.resolve(profDir),
-    output: path.resolve(PROJECT_ROOT, process.env.BENCH_OUTPUT ?? "bench/results/process.json"),
+    cpuProfDir: cpuProfDirFromEnv(),
+    output: outputFromEnv("process"),
   };
 }
-
-function progress(scope: string, message: string): void {
-  console.log(`[${new Date().toISOString().slice(11, 19)}] [${scope}] ${message}`);
-}
-
-const load1m = (): number => round(os.loadavg()[0] ?? 0, 2);
 
 function summary(values: readonly number[]): Summary {
   const sorted = [...values].sort((x, y) => x - y);
   const p50 = sorted.length === 0 ? 0 : (sorted[Math.floor((sorted.length - 1) / 2)] ?? 0);
   const mean = sorted.reduce((sum, value) => sum + value, 0) / Math.max(1, sorted.length);
   return { p50: round(p50, 2), max: round(sorted[sorted.length - 1] ?? 0, 2), mean: round(mean, 2) };
-}
-
-function baseEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const name of ["PATH", "HOME", "TMPDIR", "LANG", "TZ"]) {
-    const value = process.env[name];
-    if (value !== undefined) env[name] = value;
-  }
-  return env;
-}
-
-/** CPU seconds of a process and of its children that have ended (ffmpeg, for a worker), from /proc. */
-function processCpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "").split(" ");
-    // utime, stime, cutime, cstime: fields 14-17 of stat, 12-15 after the name.
-    return [11, 12, 13, 14].reduce((sum, index) => sum + Number(fields[index] ?? 0), 0) / CLOCK_TICKS_PER_SECOND;
-  } catch {
-    return 0;
-  }
-}
-
-/** Busy CPU seconds of the whole machine so far (all cores). */
-function machineBusySeconds(): number {
-  return os.cpus().reduce((sum, cpu) => sum + (cpu.times.user + cpu.times.nice + cpu.times.sys + cpu.times.irq) / 1000, 0);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Child processes
-
-const liveChildren = new Set<ChildProcess>();
-process.on("exit", () => {
-  for (const child of liveChildren) child.kill("SIGKILL");
-});
-
-/** A child printing `{"<key>":…}` lines on stdout; resolves `message` with the first such value. */
-class Child<T> {
-  readonly message: Promise<T>;
-  readonly exited: Promise<string>;
-  private readonly process: ChildProcess;
-  private readonly lastLines: string[] = [];
-  private readonly listeners = new Map<string, (value: unknown) => void>();
-  /** Who waits for the answer to a command, by command name, oldest first. */
-  private readonly answers = new Map<string, Array<(answer: BenchAnswer) => void>>();
-
-  constructor(
-    readonly label: string,
-    script: string,
-    env: Record<string, string>,
-    key: string,
-    timeoutMs: number,
-    nodeFlags: readonly string[] = [],
-  ) {
-    const child = spawn(process.execPath, [...nodeFlags, "--import", "tsx", script], {
-      cwd: PROJECT_ROOT,
-      env: { ...baseEnv(), ...env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    this.process = child;
-    liveChildren.add(child);
-    this.exited = new Promise((resolve) => {
-      child.once("error", (error) => resolve(`could not be run: ${error.message}`));
-      child.once("exit", (code, signal) => resolve(signal !== null ? `killed by ${signal}` : `exit code ${code}`));
-    });
-    void this.exited.then(() => liveChildren.delete(child));
-    child.stdin?.on("error", () => undefined);
-    let deliver: (value: T) => void = () => undefined;
-    let timer: NodeJS.Timeout | undefined;
-    this.message = new Promise<T>((resolve, reject) => {
-      deliver = resolve;
-      timer = setTimeout(() => reject(this.failure(`gave no answer within ${timeoutMs / 1000} s`)), timeoutMs);
-      void this.exited.then((how) => reject(this.failure(`ended (${how}) before answering`)));
-    });
-    this.message.then(
-      () => clearTimeout(timer),
-      () => clearTimeout(timer),
-    );
-    this.listeners.set("benchAnswer", (value) => {
-      const answer = value as BenchAnswer;
-      this.answers.get(answer.name)?.shift()?.(answer);
-    });
-    const prefix = `{"${key}"`;
-    for (const stream of [child.stdout, child.stderr]) {
-      if (stream === null) continue;
-      readline.createInterface({ input: stream }).on("line", (line) => {
-        if (line.startsWith(prefix)) {
-          deliver((JSON.parse(line) as Record<string, T>)[key] as T);
-          return;
-        }
-        const other = /^\{"(\w+)":/.exec(line);
-        const listener = other === null ? undefined : this.listeners.get(other[1] as string);
-        if (other !== null && listener !== undefined) {
-          listener((JSON.parse(line) as Record<string, unknown>)[other[1] as string]);
-          return;
-        }
-        this.lastLines.push(line);
-        if (this.lastLines.length > 40) this.lastLines.shift();
-      });
-    }
-  }
-
-  get pid(): number | undefined {
-    return this.process.pid;
-  }
-
-  /** Calls `listener` with the value of every `{"<key>":…}` line. */
-  on(key: string, listener: (value: unknown) => void): void {
-    this.listeners.set(key, listener);
-  }
-
-  /** Sends a command to a node started with BENCH_DEFER_SUBSCRIBE=1 (bench/read-server.ts) and waits for its answer. */
-  command(command: BenchCommand, timeoutMs: number): Promise<BenchAnswer> {
-    return new Promise<BenchAnswer>((resolve, reject) => {
-      const timer = setTimeout(() => reject(this.failure(`did not answer ${command.name} within ${timeoutMs / 1000} s`)), timeoutMs);
-      const waiting = this.answers.get(command.name) ?? [];
-      waiting.push((answer) => {
-        clearTimeout(timer);
-        if (answer.error === undefined) resolve(answer);
-        else reject(this.failure(`${command.name} failed: ${answer.error}`));
-      });
-      this.answers.set(command.name, waiting);
-      this.process.stdin?.write(`${JSON.stringify({ benchCommand: command })}\n`);
-    });
-  }
-
-  async stop(): Promise<void> {
-    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
-    this.process.kill("SIGTERM");
-    const timer = setTimeout(() => this.process.kill("SIGKILL"), 15_000);
-    await this.exited;
-    clearTimeout(timer);
-  }
-
-  private failure(what: string): Error {
-    const tail = this.lastLines.length > 0 ? `\n--- last output ---\n${this.lastLines.join("\n")}` : "";
-    return new Error(`${this.label} ${what}${tail}`);
-  }
-}
-
-/** The private MariaDB, Redis, NATS and S3 of the cluster rounds, in a process of their own. */
-async function startClusterServices(): Promise<{ ready: ClusterServicesReady; pid: number | undefined; stop(): Promise<void> }> {
-  const child = fork(SERVICES_SCRIPT, [], {
-    cwd: PROJECT_ROOT,
-    execArgv: ["--import", "tsx"],
-    env: { ...baseEnv() },
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  liveChildren.add(child);
-  const exited = new Promise<string>((resolve) => child.once("exit", (code, signal) => resolve(signal !== null ? `killed by ${signal}` : `exit code ${code}`)));
-  void exited.then(() => liveChildren.delete(child));
-  const ready = await new Promise<ClusterServicesReady>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the cluster services did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
-    child.once("message", (message: ClusterServicesReady) => {
-      clearTimeout(timer);
-      resolve(message);
-    });
-    void exited.then((how) => {
-      clearTimeout(timer);
-      reject(new Error(`the cluster services process ended (${how}) before they were up`));
-    });
-  });
-  return {
-    ready,
-    pid: child.pid,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -392,16 +218,15 @@ function makeVideos(dir: string, count: number): string[] {
 // Through the worker
 
 interface ShoalNodeChild {
-  readonly child: Child<ReadyLine>;
+  readonly child: ShoalChild;
   /** http://127.0.0.1:<port>, or undefined for a node without the api service. */
   readonly baseUrl: string | undefined;
   readonly nodeId: string;
 }
 
 async function startShoal(label: string, nodeId: string, env: Record<string, string>, profDir: string | undefined): Promise<ShoalNodeChild> {
-  const child = new Child<ReadyLine>(
+  const child = new ShoalChild(
     label,
-    SHOAL_SCRIPT,
     {
       BENCH_ROLE: "shoal",
       NODE_ID: nodeId,
@@ -411,29 +236,14 @@ async function startShoal(label: string, nodeId: string, env: Record<string, str
       RATE_UPLOADS_PER_USER_PER_HOUR: "100000",
       ...env,
     },
-    "benchReady",
-    START_TIMEOUT_MS,
-    profDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${path.join(profDir, label)}`],
+    {
+      startTimeoutMs: START_TIMEOUT_MS,
+      stopTimeoutMs: STOP_TIMEOUT_MS,
+      nodeFlags: profDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${path.join(profDir, label)}`],
+    },
   );
-  const ready = await child.message;
+  const ready = await child.ready;
   return { child, baseUrl: ready.port === 0 ? undefined : `http://127.0.0.1:${ready.port}`, nodeId };
-}
-
-async function waitForHealth(label: string, baseUrl: string): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  let last = "no answer";
-  for (;;) {
-    try {
-      const response = await fetch(`${baseUrl}/api/health`, { signal: AbortSignal.timeout(3000) });
-      const body = (await response.json()) as { status?: string };
-      last = `${response.status} ${body.status ?? "?"}`;
-      if (response.status === 200 && body.status === "ok") return;
-    } catch (error) {
-      last = error instanceof Error ? error.message : String(error);
-    }
-    if (Date.now() > deadline) throw new Error(`${label}: /api/health not 200 ok within ${START_TIMEOUT_MS / 1000} s (last: ${last})`);
-    await delay(200);
-  }
 }
 
 async function register(baseUrl: string, username: string): Promise<{ token: string; userId: string }> {
@@ -560,7 +370,7 @@ class CpuWindow {
   private readonly before: Map<string, number>;
 
   constructor(private readonly pids: ReadonlyMap<string, number | undefined>) {
-    this.before = new Map([...pids].map(([name, pid]) => [name, processCpuSeconds(pid)]));
+    this.before = new Map([...pids].map(([name, pid]) => [name, procCpuSeconds(pid, { endedChildren: true })]));
   }
 
   finish(): Record<string, number> {
@@ -568,7 +378,7 @@ class CpuWindow {
     const result: Record<string, number> = {};
     let named = 0;
     for (const [name, pid] of this.pids) {
-      const used = processCpuSeconds(pid) - (this.before.get(name) ?? 0);
+      const used = procCpuSeconds(pid, { endedChildren: true }) - (this.before.get(name) ?? 0);
       named += used;
       result[name] = round(used / seconds, 2);
     }
@@ -621,7 +431,7 @@ async function workerRound(
     }
     const allWarmed = setup.workers === undefined || setup.workers.every((worker) => warmed.has(worker.nodeId));
     progress(scope, `${warmupJobs} warm-up job(s) ready${allWarmed ? "" : " (warning: not every worker process got one)"}; uploading ${measured.length} jobs`);
-    const loadAverage1mBefore = load1m();
+    const loadAverage1mBefore = loadAverage1m();
     const cpu = new CpuWindow(setup.cpu);
     const uploads: Array<{ id: string; acceptedAt: number; seconds: number }> = [];
     const readyAt: Array<Promise<number>> = [];
@@ -778,7 +588,7 @@ async function queuedRound(
     progress(scope, `worker process(es) started in ${workerStartSeconds.toFixed(1)} s and warmed up in ${warmupSeconds.toFixed(1)} s; subscribing`);
 
     // 4. Measured: from "subscribe" sent to every worker process until the last item is ready.
-    const loadAverage1mBefore = load1m();
+    const loadAverage1mBefore = loadAverage1m();
     const cpu = new CpuWindow(
       new Map<string, number | undefined>([
         ["gateway", setup.gateway.child.pid],
@@ -865,8 +675,8 @@ async function directRound(
   options: Options,
   workDir: string,
 ): Promise<{ figures: RoundFigures; commands?: readonly RecordedCommand[] }> {
-  const loadAverage1mBefore = load1m();
-  const child = new Child<DirectResult>(
+  const loadAverage1mBefore = loadAverage1m();
+  const child = new BenchChild(
     `direct ${kind}`,
     DIRECT_SCRIPT,
     {
@@ -877,11 +687,11 @@ async function directRound(
       BENCH_DIRECT_FFMPEG_THREADS: String(options.ffmpegThreads),
       BENCH_DIRECT_WORK_DIR: workDir,
     },
-    "benchDirect",
-    JOB_TIMEOUT_MS * 2,
+    { channel: "lines", stopTimeoutMs: STOP_TIMEOUT_MS },
   );
+  const answer = child.firstLine<DirectResult>("benchDirect", JOB_TIMEOUT_MS * 2);
   try {
-    const result = await child.message;
+    const result = await answer;
     progress(scope, `${result.jobs} jobs in ${result.wallSeconds.toFixed(2)} s`);
     return {
       figures: {
@@ -927,33 +737,17 @@ const ratio = (x: number | undefined, y: number | undefined): number | null =>
 
 async function main(): Promise<void> {
   const options = readOptions();
-  const machine = machineInfo();
-  const date = new Date().toISOString();
-  // Taken at the start: the children load the code as it is now, even if the tree changes during the run.
-  const code = codeState();
-  progress("bench", `${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}, load ${machine.loadAverageAtStart.join(" ")}`);
-  progress(
-    "bench",
+  const { machine, date, code } = startRun(
     `${options.imageJobs} image jobs and ${options.videoJobs} video jobs per round, ${options.repeats} repeat(s); ` +
       `${[options.embedded ? "embedded (a)-(d)" : "", options.cluster ? `cluster (e)${options.clusterVideo ? ", (f)" : ""}` : ""].filter(Boolean).join(", ")}`,
+    { showLoad: true },
   );
-  if ((machine.loadAverageAtStart[0] ?? 0) > machine.cores / 2) {
-    progress("bench", `warning: 1-minute load average is ${machine.loadAverageAtStart[0]} on ${machine.cores} cores; other work skews the figures`);
-  }
 
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "shoal-bench-process-"));
   const cleanup: Array<() => Promise<void>> = [() => fs.promises.rm(root, { recursive: true, force: true })];
-  let interrupted = false;
-  const onSignal = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    void (async () => {
-      for (const step of cleanup.reverse()) await step().catch(() => undefined);
-      process.exit(130);
-    })();
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  stopOnInterrupt(undefined, async () => {
+    for (const step of cleanup.reverse()) await step().catch(() => undefined);
+  });
 
   try {
     const inputs = path.join(root, "inputs");
@@ -1051,14 +845,15 @@ async function main(): Promise<void> {
     };
     if (options.cluster) {
       progress("cluster", "starting private MariaDB primary, Redis, NATS (JetStream) and S3 (s3rver) in a child process");
-      const services = await startClusterServices();
-      cleanup.push(() => services.stop());
-      const clusterEnv = { ...services.ready.env, SHOAL_DATA_DIR: fs.mkdtempSync(path.join(root, "cluster-")) };
+      const services = startServicesChild({ replicas: 0, watchWindow: false, startTimeoutMs: START_TIMEOUT_MS, stopTimeoutMs: SERVICES_STOP_TIMEOUT_MS });
+      cleanup.push(() => services.child.stop());
+      const servicesReady = await services.ready;
+      const clusterEnv = { ...servicesReady.env, SHOAL_DATA_DIR: fs.mkdtempSync(path.join(root, "cluster-")) };
       progress("cluster", `starting the gateway node (SERVICES=${GATEWAY_SERVICES})`);
       const gateway = await startShoal("gateway", "bench-gateway", { ...clusterEnv, SERVICES: GATEWAY_SERVICES }, options.cpuProfDir);
       cleanup.push(() => gateway.child.stop());
-      await waitForHealth("gateway", gateway.baseUrl as string);
-      const nats = await connect({ servers: services.ready.env.NATS_URL });
+      await waitForHealth("cluster", "gateway", gateway.baseUrl as string, START_TIMEOUT_MS);
+      const nats = await connect({ servers: servicesReady.env.NATS_URL });
       cleanup.push(() => nats.close());
       const jetstream = await nats.jetstreamManager();
       // The gateway's media service makes the job streams once connected, before any worker has subscribed.
@@ -1107,7 +902,7 @@ async function main(): Promise<void> {
           const files = image ? imageMeasured : videoMeasured;
           const mime = image ? "image/jpeg" : "video/mp4";
           if (!key.endsWith("u")) {
-            const setup: QueuedRoundSetup = { gateway, jobLog, jetstream, servicesPid: services.pid, startWorkers: (workers) => startWorkers(workers, true), stopWorkers };
+            const setup: QueuedRoundSetup = { gateway, jobLog, jetstream, servicesPid: services.child.pid, startWorkers: (workers) => startWorkers(workers, true), stopWorkers };
             return (await queuedRound(key, setup, `bench${key}${repeat}`, count, warmups, files, mime)).figures;
           }
           const workers = await startWorkers(count, false);
@@ -1115,7 +910,7 @@ async function main(): Promise<void> {
             const cpu = new Map<string, number | undefined>([
               ["gateway", gateway.child.pid],
               ...workers.map((worker, index): [string, number | undefined] => [`worker${index + 1}`, worker.child.pid]),
-              ["s3rverProcess", services.pid],
+              ["s3rverProcess", services.child.pid],
             ]);
             return (await workerRound(key, { gateway, workers, jobLog, cpu }, `bench${key}${repeat}`, warmups, files, mime)).figures;
           } finally {
@@ -1201,7 +996,7 @@ async function main(): Promise<void> {
           : null,
         cluster: options.cluster
           ? {
-              services: "MariaDB primary (no replica), Redis, NATS with JetStream, s3rver; one child process (bench/process-services.ts)",
+              services: "MariaDB primary (no replica), Redis, NATS with JetStream, s3rver; one child process (bench/services.ts)",
               gateway: { SERVICES: GATEWAY_SERVICES },
               workers: { SERVICES: "processing", ...CLUSTER_WORKER, sharpThreadsPerImage: 1 },
               workerProcesses: "1 in (e1)/(f1)/(e1u)/(f1u); 2 in (e2)/(f2)/(e2u)/(f2u); started for each round and stopped after it",
@@ -1232,8 +1027,7 @@ async function main(): Promise<void> {
         },
       },
     };
-    fs.mkdirSync(path.dirname(options.output), { recursive: true });
-    fs.writeFileSync(options.output, `${JSON.stringify(report, null, 2)}\n`);
+    writeReport(options.output, report);
 
     console.log("");
     console.log(`Processing benchmark, ${date}: ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}`);
@@ -1270,16 +1064,10 @@ async function main(): Promise<void> {
     ]) {
       if (line !== undefined) console.log(line);
     }
-    console.log(`\nwritten to ${path.relative(process.cwd(), options.output) || options.output}`);
+    printWrittenTo(options.output);
   } finally {
     for (const step of cleanup.reverse()) await step().catch(() => undefined);
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error instanceof Error ? (error.stack ?? error.message) : error);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -23,13 +23,13 @@
  * `{"benchStats":{…}}` with the read routing of its users database.
  */
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import readline from "node:readline";
 import { parseSettings } from "../config/settings";
 import { MEDIA_JOBS_CHANNEL } from "../lib/jobs/job-channel";
 import type { JobMessage } from "../lib/jobs/processor";
 import { PROGRESS_EVENT } from "../lib/realtime/progress-hub";
 import { createNode } from "../node";
+import { exitWithError, serveUntilStopped, stopOnce } from "./common";
 
 export interface ReadyLine {
   /** 0 when the node runs no api service. */
@@ -59,27 +59,6 @@ function announce(key: "benchReady" | "benchStats" | "benchJob" | "benchAnswer",
   process.stdout.write(`${JSON.stringify({ [key]: value })}\n`);
 }
 
-/** Runs `stop` once, on the first of SIGTERM, SIGINT or the end of stdin, then exits. */
-function stopOnce(stop: () => Promise<void>): void {
-  let stopping = false;
-  const run = () => {
-    if (stopping) return;
-    stopping = true;
-    stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        console.error("stop failed:", error);
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", run);
-  process.on("SIGINT", run);
-  process.stdin.on("end", run);
-  process.stdin.on("error", run);
-  process.stdin.resume();
-}
-
 async function runShoal(): Promise<void> {
   const settings = parseSettings({ PORT: "0", LOG_LEVEL: "warn", ...process.env });
   const node = createNode(settings);
@@ -89,7 +68,7 @@ async function runShoal(): Promise<void> {
       announce("benchStats", status);
     }
     await node.stop();
-  });
+  }, "stdin");
   if (process.env.BENCH_REPORT_JOBS === "1") {
     // The worker emits the progress event of every stage change; `ready` and `failed` end a job on this node.
     const emit = node.broker.emit.bind(node.broker);
@@ -162,20 +141,8 @@ async function runRaw(): Promise<void> {
     res.writeHead(200, { "Content-Type": contentType, "Content-Length": body.length });
     res.end(body);
   });
-  // As the Shoal front door, so that both keep connections the same way.
-  server.keepAliveTimeout = 65_000;
-  stopOnce(
-    () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  );
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(Number(process.env.PORT ?? 0), () => resolve());
-  });
-  announce("benchReady", { port: (server.address() as AddressInfo).port } satisfies ReadyLine);
+  const port = await serveUntilStopped(server, "stdin", Number(process.env.PORT ?? 0));
+  announce("benchReady", { port } satisfies ReadyLine);
 }
 
 const role = process.env.BENCH_ROLE;
@@ -184,7 +151,4 @@ if (run === undefined) {
   console.error(`BENCH_ROLE must be "shoal" or "raw" (got ${JSON.stringify(role)})`);
   process.exit(2);
 }
-run().catch((error: unknown) => {
-  console.error(error instanceof Error ? (error.stack ?? error.message) : error);
-  process.exit(1);
-});
+run().catch(exitWithError);

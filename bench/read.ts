@@ -13,19 +13,35 @@
  * bench/results/read.json), BENCH_CPU_PROF_DIR (run the Shoal children with --cpu-prof, one
  * subdirectory per child; CPU.*.<pid>.0.*.cpuprofile is the main thread, the others tsx's loader thread).
  */
-import { spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import readline from "node:readline";
 import autocannon from "autocannon";
 import { envFor, startServices } from "../scripts/services";
+import { ShoalChild, waitForHealth } from "./children";
 import type { ReadyLine } from "./read-server";
-import { PROJECT_ROOT, codeState, delay, machineInfo, positiveNumberFromEnv, round } from "./common";
+import {
+  Resources,
+  cpuProfDirFromEnv,
+  delay,
+  interrupted,
+  loadAverage1m,
+  modesFromEnv,
+  numberFromEnv,
+  outputFromEnv,
+  packageVersion,
+  printWrittenTo,
+  progress,
+  round,
+  runMain,
+  startRun,
+  statusCounts,
+  stopOnInterrupt,
+  writeReport,
+} from "./common";
+import type { Mode } from "./common";
 
-const SERVER_SCRIPT = path.join(__dirname, "read-server.ts");
 const CONNECTIONS = 64;
 const PIPELINING = 1;
 const START_TIMEOUT_MS = 180_000;
@@ -34,7 +50,6 @@ const STOP_TIMEOUT_MS = 15_000;
 const HEALTH_OK_TIMEOUT_MS = 30_000;
 const GOAL_A_OVER_C = 0.4;
 
-type Mode = "embedded" | "cluster";
 type Target = "a" | "b" | "c";
 
 interface Options {
@@ -81,178 +96,25 @@ interface ModeResult {
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
-
 function readOptions(): Options {
-  const seconds = positiveNumberFromEnv("BENCH_SECONDS", 10);
-  const warmupSeconds = positiveNumberFromEnv("BENCH_WARMUP_SECONDS", Math.min(3, seconds));
-  const modes = (process.env.BENCH_MODES ?? "embedded,cluster")
-    .split(",")
-    .map((mode) => mode.trim())
-    .filter((mode) => mode !== "");
-  for (const mode of modes) {
-    if (mode !== "embedded" && mode !== "cluster") throw new Error(`BENCH_MODES: unknown mode ${JSON.stringify(mode)}`);
-  }
-  const output = path.resolve(PROJECT_ROOT, process.env.BENCH_OUTPUT ?? "bench/results/read.json");
-  const profDir = process.env.BENCH_CPU_PROF_DIR;
-  const cpuProfDir = profDir === undefined || profDir === "" ? undefined : path.resolve(profDir);
-  return { seconds, warmupSeconds, modes: modes as Mode[], output, cpuProfDir };
-}
-
-function progress(scope: string, message: string): void {
-  const time = new Date().toISOString().slice(11, 19);
-  console.log(`[${time}] [${scope}] ${message}`);
-}
-
-
-
-/** Things to release at the end of a mode, or on error or interrupt; last added is released first. */
-class Resources {
-  private readonly stack: Array<{ label: string; release: () => Promise<unknown> }> = [];
-
-  add(label: string, release: () => Promise<unknown>): void {
-    this.stack.push({ label, release });
-  }
-
-  async releaseAll(): Promise<void> {
-    for (let entry = this.stack.pop(); entry !== undefined; entry = this.stack.pop()) {
-      try {
-        await entry.release();
-      } catch (error) {
-        console.error(`could not stop ${entry.label}: ${error instanceof Error ? error.message : String(error)}`);
-      }
-    }
-  }
+  const seconds = numberFromEnv("BENCH_SECONDS", 10);
+  const warmupSeconds = numberFromEnv("BENCH_WARMUP_SECONDS", Math.min(3, seconds));
+  return { seconds, warmupSeconds, modes: modesFromEnv(), output: outputFromEnv("read"), cpuProfDir: cpuProfDirFromEnv() };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Servers under test, each a child process running bench/read-server.ts
-
-const liveChildren = new Set<ChildProcess>();
-process.on("exit", () => {
-  for (const child of liveChildren) child.kill("SIGKILL");
-});
-
-/** Only what a Node process needs: settings come from the benchmark, never from the caller's shell. */
-function baseEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const name of ["PATH", "HOME", "TMPDIR", "LANG", "TZ"]) {
-    const value = process.env[name];
-    if (value !== undefined) env[name] = value;
-  }
-  return env;
-}
-
-class ServerChild {
-  readonly ready: Promise<ReadyLine>;
-  private readonly process: ChildProcess;
-  private readonly exited: Promise<string>;
-  private readonly lastLines: string[] = [];
-  private stats: unknown;
-  private stopping: Promise<unknown> | undefined;
-
-  constructor(
-    readonly label: string,
-    env: Record<string, string>,
-    nodeFlags: readonly string[] = [],
-  ) {
-    this.process = spawn(process.execPath, [...nodeFlags, "--import", "tsx", SERVER_SCRIPT], {
-      cwd: PROJECT_ROOT,
-      env: { ...baseEnv(), ...env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    const child = this.process;
-    liveChildren.add(child);
-    this.exited = new Promise((resolve) => {
-      child.once("error", (error) => resolve(`could not be run: ${error.message}`));
-      child.once("exit", (code, signal) => resolve(signal !== null ? `killed by ${signal}` : `exit code ${code}`));
-    });
-    void this.exited.then(() => liveChildren.delete(child));
-    child.stdin?.on("error", () => undefined);
-
-    let announceReady: (line: ReadyLine) => void = () => undefined;
-    let timer: NodeJS.Timeout | undefined;
-    this.ready = new Promise<ReadyLine>((resolve, reject) => {
-      announceReady = resolve;
-      timer = setTimeout(() => reject(this.failure(`was not ready within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
-      void this.exited.then((how) => reject(this.failure(`ended (${how}) before it was ready`)));
-    });
-    this.ready.then(
-      () => clearTimeout(timer),
-      () => clearTimeout(timer),
-    );
-    for (const stream of [child.stdout, child.stderr]) {
-      if (stream === null) continue;
-      readline.createInterface({ input: stream }).on("line", (line) => {
-        if (line.startsWith('{"bench')) {
-          const message = JSON.parse(line) as { benchReady?: ReadyLine; benchStats?: unknown };
-          if (message.benchReady !== undefined) announceReady(message.benchReady);
-          if (message.benchStats !== undefined) this.stats = message.benchStats;
-          return;
-        }
-        this.lastLines.push(line);
-        if (this.lastLines.length > 40) this.lastLines.shift();
-      });
-    }
-  }
-
-  /** Stops the child (SIGTERM, then SIGKILL after a while); resolves with what it reported on the way out. */
-  stop(): Promise<unknown> {
-    this.stopping ??= (async () => {
-      if (this.process.exitCode === null && this.process.signalCode === null) {
-        this.process.kill("SIGTERM");
-        const stopped = await Promise.race([this.exited.then(() => true), delay(STOP_TIMEOUT_MS).then(() => false)]);
-        if (!stopped) {
-          this.process.kill("SIGKILL");
-          await this.exited;
-        }
-      }
-      await delay(50); // let the last stdout lines be read
-      return this.stats;
-    })();
-    return this.stopping;
-  }
-
-  private failure(what: string): Error {
-    const tail = this.lastLines.length > 0 ? `\n--- last output ---\n${this.lastLines.join("\n")}` : "";
-    return new Error(`${this.label} ${what}${tail}`);
-  }
-}
 
 async function startChild(
   resources: Resources,
   label: string,
   env: Record<string, string>,
   nodeFlags: readonly string[] = [],
-): Promise<{ child: ServerChild; ready: ReadyLine; baseUrl: string }> {
-  const child = new ServerChild(label, env, nodeFlags);
+): Promise<{ child: ShoalChild; ready: ReadyLine; baseUrl: string }> {
+  const child = new ShoalChild(label, env, { startTimeoutMs: START_TIMEOUT_MS, stopTimeoutMs: STOP_TIMEOUT_MS, nodeFlags });
   resources.add(label, () => child.stop());
   const ready = await child.ready;
   return { child, ready, baseUrl: `http://127.0.0.1:${ready.port}` };
-}
-
-async function waitForHealth(scope: string, label: string, baseUrl: string): Promise<string> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  let okDeadline: number | undefined;
-  let last = "no answer";
-  for (;;) {
-    try {
-      const response = await fetch(`${baseUrl}/api/health`, { signal: AbortSignal.timeout(3000) });
-      const body = (await response.json()) as { status?: string };
-      last = `${response.status} ${body.status ?? "?"}`;
-      if (response.status === 200) {
-        if (body.status === "ok") return "ok";
-        okDeadline ??= Date.now() + HEALTH_OK_TIMEOUT_MS;
-        if (Date.now() > okDeadline) {
-          progress(scope, `warning: ${label} is still ${body.status} after ${HEALTH_OK_TIMEOUT_MS / 1000} s; measuring anyway`);
-          return body.status ?? "unknown";
-        }
-      }
-    } catch (error) {
-      last = error instanceof Error ? error.message : String(error);
-    }
-    if (Date.now() > deadline) throw new Error(`${label}: /api/health not 200 within ${START_TIMEOUT_MS / 1000} s (last: ${last})`);
-    await delay(200);
-  }
 }
 
 /** GETs until 200 (a replica may not have the new row yet); returns the exact bytes and headers. */
@@ -289,11 +151,10 @@ async function promCounter(baseUrl: string, name: string): Promise<number> {
 // Load
 
 let currentLoad: autocannon.Instance | undefined;
-let interrupted = false;
 
 function load(url: string, seconds: number, expectBody: string): Promise<autocannon.Result> {
   return new Promise<autocannon.Result>((resolve, reject) => {
-    if (interrupted) return reject(new Error("interrupted"));
+    if (interrupted()) return reject(new Error("interrupted"));
     currentLoad = autocannon(
       { url, connections: CONNECTIONS, pipelining: PIPELINING, duration: seconds, expectBody },
       (error: unknown, result) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(result)),
@@ -323,10 +184,6 @@ function figures(result: autocannon.Result, loadAverage1mBefore: number): Figure
   };
 }
 
-function statusCounts(result: autocannon.Result): Record<string, number> {
-  return Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([status, stats]) => [status, stats.count ?? 0]));
-}
-
 function describeFigures(value: Figures): string {
   const problems = [
     value.non2xx > 0 ? `${value.non2xx} non-2xx ${JSON.stringify(value.statusCodes ?? {})}` : "",
@@ -340,9 +197,9 @@ function describeFigures(value: Figures): string {
 async function measure(scope: string, label: string, url: string, expectBody: string, options: Options): Promise<Figures> {
   progress(scope, `${label}: warm-up ${options.warmupSeconds} s`);
   await load(url, options.warmupSeconds, expectBody);
-  if (interrupted) throw new Error("interrupted");
+  if (interrupted()) throw new Error("interrupted");
   progress(scope, `${label}: measuring ${options.seconds} s`);
-  const loadBefore = round(os.loadavg()[0] ?? 0, 2);
+  const loadBefore = loadAverage1m();
   const result = figures(await load(url, options.seconds, expectBody), loadBefore);
   progress(scope, `${label}: ${describeFigures(result)}`);
   return result;
@@ -382,7 +239,7 @@ async function runMode(mode: Mode, options: Options, resources: Resources): Prom
     { ...shoalEnv, NODE_ID: `bench-${mode}-cached`, BENCH_ROLE: "shoal", BENCH_CREATE_USER: "benchreader" },
     profFlags(`${mode}-a-cached`),
   );
-  const cachedHealth = await waitForHealth(mode, "node (a)", cached.baseUrl);
+  const cachedHealth = await waitForHealth(mode, "node (a)", cached.baseUrl, START_TIMEOUT_MS, HEALTH_OK_TIMEOUT_MS);
   const userId = cached.ready.userId;
   if (userId === undefined) throw new Error("node (a) did not report the id of the user it created");
 
@@ -393,7 +250,7 @@ async function runMode(mode: Mode, options: Options, resources: Resources): Prom
     { ...shoalEnv, NODE_ID: `bench-${mode}-uncached`, BENCH_ROLE: "shoal", CACHE_ENABLED: "false" },
     profFlags(`${mode}-b-uncached`),
   );
-  const uncachedHealth = await waitForHealth(mode, "node (b)", uncached.baseUrl);
+  const uncachedHealth = await waitForHealth(mode, "node (b)", uncached.baseUrl, START_TIMEOUT_MS, HEALTH_OK_TIMEOUT_MS);
 
   const readPath = `/api/users/${userId}`;
   const reference = await fetchOk(`${cached.baseUrl}${readPath}`);
@@ -422,9 +279,9 @@ async function runMode(mode: Mode, options: Options, resources: Resources): Prom
     gets: await promCounter(cached.baseUrl, "moleculer_cacher_get_total"),
     hits: await promCounter(cached.baseUrl, "moleculer_cacher_found_total"),
   };
-  await raw.child.stop();
-  const uncachedReadRouting = await uncached.child.stop();
-  await cached.child.stop();
+  await raw.child.stopAndReport();
+  const uncachedReadRouting = await uncached.child.stopAndReport();
+  await cached.child.stopAndReport();
 
   return {
     description: {
@@ -470,45 +327,24 @@ function table(mode: Mode, result: ModeResult): string {
   return lines.join("\n");
 }
 
-/** The code measured: commit, and how many files differ from it (others may be editing the tree). */
-
-function autocannonVersion(): string {
-  const manifest = path.join(path.dirname(require.resolve("autocannon")), "package.json");
-  return (JSON.parse(fs.readFileSync(manifest, "utf8")) as { version: string }).version;
-}
-
 async function main(): Promise<void> {
   const options = readOptions();
   const resources = new Resources();
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    console.log(`\n${signal}: stopping the servers and private services (again to force)`);
+  stopOnInterrupt("stopping the servers and private services", () => {
     currentLoad?.stop();
-    void resources.releaseAll().finally(() => process.exit(130));
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+    return resources.releaseAll();
+  });
 
-  const machine = machineInfo();
-  const date = new Date().toISOString();
-  const code = codeState();
+  const { machine, date, code } = startRun(
+    `modes ${options.modes.join(", ")}; ${CONNECTIONS} connections, pipelining ${PIPELINING}, ${options.warmupSeconds} s warm-up + ${options.seconds} s measured per server`,
+  );
   const loadSettings = {
-    tool: `autocannon ${autocannonVersion()} (programmatic, in the parent process)`,
+    tool: `autocannon ${packageVersion("autocannon")} (programmatic, in the parent process)`,
     connections: CONNECTIONS,
     pipelining: PIPELINING,
     warmupSeconds: options.warmupSeconds,
     measuredSeconds: options.seconds,
   };
-  progress("bench", `${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}`);
-  progress(
-    "bench",
-    `modes ${options.modes.join(", ")}; ${CONNECTIONS} connections, pipelining ${PIPELINING}, ${options.warmupSeconds} s warm-up + ${options.seconds} s measured per server`,
-  );
-  const busy = machine.loadAverageAtStart[0] ?? 0;
-  if (busy > machine.cores / 2) {
-    progress("bench", `warning: 1-minute load average is ${busy} on ${machine.cores} cores; other work on this machine skews the figures`);
-  }
   if (options.cpuProfDir !== undefined) {
     fs.mkdirSync(options.cpuProfDir, { recursive: true });
     progress("bench", `CPU profiles of the Shoal children go to ${options.cpuProfDir}`);
@@ -537,8 +373,7 @@ async function main(): Promise<void> {
     },
     modes,
   };
-  fs.mkdirSync(path.dirname(options.output), { recursive: true });
-  fs.writeFileSync(options.output, `${JSON.stringify(report, null, 2)}\n`);
+  writeReport(options.output, report);
 
   console.log("");
   console.log(
@@ -552,14 +387,7 @@ async function main(): Promise<void> {
   if (clusterRatio !== undefined) {
     console.log(`\ngoal (cluster a/c >= ${GOAL_A_OVER_C}): reached ${clusterRatio.toFixed(3)} -> ${report.goal.met ? "met" : "not met"}`);
   }
-  console.log(`\nwritten to ${path.relative(process.cwd(), options.output) || options.output}`);
+  printWrittenTo(options.output);
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    if (interrupted) return; // the signal handler is stopping everything and exits
-    console.error(error instanceof Error ? (error.stack ?? error.message) : error);
-    process.exit(1);
-  },
-);
+runMain(main);

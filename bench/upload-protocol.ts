@@ -1,4 +1,5 @@
-/** What bench/upload.ts and its children (bench/upload-server.ts, bench/upload-services.ts) say to each other over IPC. */
+/** What bench/upload.ts and its children (bench/upload-server.ts, bench/services.ts with BENCH_WATCH_WINDOW=1) say to each other over IPC. */
+import type { WindowAnswer, WindowRequest } from "./common";
 
 /** A child's own view of one window: its memory, sampled every SAMPLE_INTERVAL_MS with process.memoryUsage(), its GC and its main thread. */
 export interface WindowReport {
@@ -24,21 +25,8 @@ export interface MemoryFigures {
   readonly arrayBuffers: number;
 }
 
-export type ToServer = { readonly type: "reset" } | { readonly type: "report" };
-
-export type FromServer =
-  | { readonly type: "ready"; readonly port: number }
-  | { readonly type: "reset" }
-  | { readonly type: "report"; readonly window: WindowReport };
-
-/** From bench/upload-services.ts once the private services run. */
-export interface ServicesReady {
-  readonly type: "services";
-  /** envFor(services): what points a Shoal node at them. */
-  readonly env: Record<string, string>;
-  /** s3rver's storage directory (it runs inside the services child). */
-  readonly s3Dir: string;
-}
+export type ToServer = WindowRequest;
+export type FromServer = WindowAnswer<"window", WindowReport>;
 
 /** How often the children sample their memory, and the parent their RSS. */
 export const SAMPLE_INTERVAL_MS = 100;

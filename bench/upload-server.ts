@@ -15,33 +15,14 @@
  */
 import fs from "node:fs";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
+import { exitWithError, serveUntilStopped, stopOnce } from "./common";
 import type { FromServer } from "./upload-protocol";
 import { watchWindow } from "./upload-window";
 
 function send(message: FromServer): void {
   process.send?.(message);
-}
-
-/** Runs `stop` once, on the first of SIGTERM, SIGINT or the parent going away, then exits. */
-function stopOnce(stop: () => Promise<void>): void {
-  let stopping = false;
-  const run = () => {
-    if (stopping) return;
-    stopping = true;
-    stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        console.error("stop failed:", error);
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", run);
-  process.on("SIGINT", run);
-  process.on("disconnect", run);
 }
 
 async function runShoal(): Promise<void> {
@@ -51,7 +32,7 @@ async function runShoal(): Promise<void> {
   const { createNode } = await import("../node");
   const settings = parseSettings({ PORT: "0", LOG_LEVEL: "warn", ...process.env });
   const node = createNode(settings);
-  stopOnce(() => node.stop());
+  stopOnce(() => node.stop(), "disconnect");
   await node.start();
   if (node.port === undefined) throw new Error("the node does not run the api service (check SERVICES)");
   send({ type: "ready", port: node.port });
@@ -80,20 +61,8 @@ async function runRaw(): Promise<void> {
       },
     );
   });
-  // As the Shoal front door, so that both keep connections the same way.
-  server.keepAliveTimeout = 65_000;
-  stopOnce(
-    () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  );
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  send({ type: "ready", port: (server.address() as AddressInfo).port });
+  const port = await serveUntilStopped(server, "disconnect", 0, "127.0.0.1");
+  send({ type: "ready", port });
 }
 
 const role = process.env.BENCH_ROLE;
@@ -103,7 +72,4 @@ if (run === undefined || process.send === undefined) {
   process.exit(2);
 }
 watchWindow();
-run().catch((error: unknown) => {
-  console.error(error instanceof Error ? (error.stack ?? error.message) : error);
-  process.exit(1);
-});
+run().catch(exitWithError);

@@ -10,7 +10,7 @@
  *   (d) cluster mode only: one plain PUT /<bucket>/<key> straight to the S3 server (s3rver), its own ingest
  *       ceiling for one stream on this machine.
  * The Shoal node and the raw server each run in a child process (bench/upload-server.ts); in cluster mode
- * the private services run in another (bench/upload-services.ts). Prints MB/s per path, a/c and b/c (and
+ * the private services run in another (bench/services.ts). Prints MB/s per path, a/c and b/c (and
  * a/d, b/d and s3rver's CPU in cluster mode), and
  * the Shoal child's RSS growth during (a) and (b): VmRSS from /proc/<pid>/status every 100 ms, and VmHWM
  * after resetting it, against the RSS just before the upload. Writes bench/results/upload.json.
@@ -22,24 +22,45 @@
  * BENCH_OUTPUT (default bench/results/upload.json), BENCH_CPU_PROF_DIR (run the Shoal node with --cpu-prof,
  * one subdirectory per mode; CPU.*.<pid>.0.*.cpuprofile is its main thread).
  */
-import { execFileSync, spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import readline from "node:readline";
 import { deleteDirectoryWhenProcessEnds, removeDirectory } from "../scripts/services/processes";
+import { BenchChild, startServicesChild, waitForHealth } from "./children";
+import {
+  PROJECT_ROOT,
+  Resources,
+  cpuProfDirFromEnv,
+  delay,
+  interrupted,
+  loadAverage1m,
+  machineBusySeconds,
+  median,
+  modesFromEnv,
+  numberFromEnv,
+  outputFromEnv,
+  packageVersion,
+  printWrittenTo,
+  procCpuSeconds,
+  progress,
+  round,
+  runMain,
+  startRun,
+  stopOnInterrupt,
+  writeReport,
+} from "./common";
+import type { Mode } from "./common";
 import { abortAllRequests, deleteMedia, deleteS3Object, register, uploadMultipart, uploadRaw, uploadS3Put, uploadTus } from "./upload-client";
 import type { UploadOutcome } from "./upload-client";
 import { UploadContent } from "./upload-content";
 import type { ContentStream } from "./upload-content";
 import { SAMPLE_INTERVAL_MS } from "./upload-protocol";
-import type { FromServer, MemoryFigures, ServicesReady, ToServer, WindowReport } from "./upload-protocol";
+import type { ServicesReady } from "./services";
+import type { FromServer, MemoryFigures, WindowReport } from "./upload-protocol";
 
-const PROJECT_ROOT = path.resolve(__dirname, "..");
 const SERVER_SCRIPT = path.join(__dirname, "upload-server.ts");
-const SERVICES_SCRIPT = path.join(__dirname, "upload-services.ts");
 const HEAD_FILE = path.join(PROJECT_ROOT, "test", "fixtures", "video", "mp4_h264_aac51_1080p60.mp4");
 const MiB = 1024 * 1024;
 const MB = 1e6;
@@ -62,7 +83,6 @@ const CLUSTER_CEILING_NOTE =
   "then rewrites into the object on completion, so even a gateway that added nothing would stay below (d). " +
   "The goal is still judged on a/c and the RSS growth, as the issue states it.";
 
-type Mode = "embedded" | "cluster";
 /** The paths every mode measures; "d" (straight to the S3 server) only exists in cluster mode. */
 type BaseTarget = "a" | "b" | "c" | "cFsync";
 type Target = BaseTarget | "d";
@@ -170,86 +190,21 @@ function labelsFor(options: Options): Record<Target, string> {
   };
 }
 
-function numberFromEnv(name: string, fallback: number, { allowZero = false } = {}): number {
-  const raw = process.env[name]?.trim();
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0 || (value === 0 && !allowZero)) {
-    throw new Error(`${name} must be a ${allowZero ? "non-negative" : "positive"} number (got ${JSON.stringify(raw)})`);
-  }
-  return value;
-}
-
 function readOptions(): Options {
   const sizeMiB = numberFromEnv("BENCH_UPLOAD_MIB", 1024);
-  const modes = (process.env.BENCH_MODES ?? "embedded,cluster")
-    .split(",")
-    .map((mode) => mode.trim())
-    .filter((mode) => mode !== "");
-  for (const mode of modes) {
-    if (mode !== "embedded" && mode !== "cluster") throw new Error(`BENCH_MODES: unknown mode ${JSON.stringify(mode)}`);
-  }
   return {
     sizeMiB: { embedded: sizeMiB, cluster: numberFromEnv("BENCH_UPLOAD_CLUSTER_MIB", sizeMiB) },
     tusChunkMiB: numberFromEnv("BENCH_UPLOAD_TUS_CHUNK_MIB", 64, { allowZero: true }),
     rounds: Math.round(numberFromEnv("BENCH_UPLOAD_ROUNDS", 3)),
     warmupMiB: numberFromEnv("BENCH_UPLOAD_WARMUP_MIB", 16),
-    modes: modes as Mode[],
-    output: path.resolve(PROJECT_ROOT, process.env.BENCH_OUTPUT ?? "bench/results/upload.json"),
-    cpuProfDir: process.env.BENCH_CPU_PROF_DIR ? path.resolve(process.env.BENCH_CPU_PROF_DIR) : undefined,
+    modes: modesFromEnv(),
+    output: outputFromEnv("upload"),
+    cpuProfDir: cpuProfDirFromEnv(),
   };
-}
-
-function progress(scope: string, message: string): void {
-  console.log(`[${new Date().toISOString().slice(11, 19)}] [${scope}] ${message}`);
-}
-
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-const round = (value: number, digits: number): number => Number(value.toFixed(digits));
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((x, y) => x - y);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
-};
-
-/**
- * Things to release at the end of a mode, or on error or interrupt; last added is released first. An interrupt
- * and the failure it causes both release: they share one pass, so neither finishes while the other still works.
- */
-class Resources {
-  private readonly stack: Array<{ label: string; release: () => Promise<unknown> }> = [];
-  private releasing: Promise<void> | undefined;
-
-  add(label: string, release: () => Promise<unknown>): void {
-    this.stack.push({ label, release });
-  }
-
-  releaseAll(): Promise<void> {
-    this.releasing ??= (async () => {
-      for (let entry = this.stack.pop(); entry !== undefined; entry = this.stack.pop()) {
-        try {
-          await entry.release();
-        } catch (error) {
-          console.error(`could not stop ${entry.label}: ${error instanceof Error ? error.message : String(error)}`);
-        }
-      }
-    })().finally(() => {
-      this.releasing = undefined;
-    });
-    return this.releasing;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
 // /proc: RSS and CPU time of a process, seen from outside
-
-const CLOCK_TICKS = (() => {
-  try {
-    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
 
 /** VmRSS or VmHWM of a process in bytes; undefined once it is gone. */
 function procMemory(pid: number, field: "VmRSS" | "VmHWM"): number | undefined {
@@ -270,23 +225,6 @@ function resetPeakRss(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-/** User + system CPU seconds of a process (the whole process: all its threads). */
-function procCpuSeconds(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    // The command name (field 2) may contain spaces; the fields after its closing parenthesis are fixed.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return 0;
-  }
-}
-
-/** Busy CPU seconds of the whole machine. */
-function machineCpuSeconds(): number {
-  return os.cpus().reduce((sum, cpu) => sum + (cpu.times.user + cpu.times.nice + cpu.times.sys + cpu.times.irq) / 1000, 0);
 }
 
 /** Samples a process's VmRSS every SAMPLE_INTERVAL_MS until stopped. */
@@ -314,107 +252,11 @@ class RssSampler {
 // ---------------------------------------------------------------------------------------------
 // Child processes: the servers under test and the private services
 
-const liveChildren = new Set<ChildProcess>();
-process.on("exit", () => {
-  for (const child of liveChildren) child.kill("SIGKILL");
-});
+/** A child that reports its own windows (bench/upload-window.ts): a server under test, or the services child. */
+type ServerChild = BenchChild<FromServer | ServicesReady>;
 
-/** Only what a Node process needs: settings come from the benchmark, never from the caller's shell. */
-function baseEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const name of ["PATH", "HOME", "TMPDIR", "LANG", "TZ"]) {
-    const value = process.env[name];
-    if (value !== undefined) env[name] = value;
-  }
-  return env;
-}
-
-type ChildMessage = FromServer | ServicesReady;
-
-class Child {
-  readonly pid: number;
-  private readonly process: ChildProcess;
-  private readonly exited: Promise<string>;
-  private readonly lastLines: string[] = [];
-  private readonly waiting = new Map<ChildMessage["type"], (message: ChildMessage) => void>();
-  private stopping: Promise<void> | undefined;
-
-  constructor(
-    readonly label: string,
-    script: string,
-    env: Record<string, string>,
-    nodeFlags: readonly string[] = [],
-  ) {
-    this.process = spawn(process.execPath, [...nodeFlags, "--import", "tsx", script], {
-      cwd: PROJECT_ROOT,
-      env: { ...baseEnv(), ...env },
-      stdio: ["ignore", "pipe", "pipe", "ipc"],
-    });
-    const child = this.process;
-    if (child.pid === undefined) throw new Error(`${label} could not be started`);
-    this.pid = child.pid;
-    liveChildren.add(child);
-    this.exited = new Promise((resolve) => {
-      child.once("error", (error) => resolve(`could not be run: ${error.message}`));
-      child.once("exit", (code, signal) => resolve(signal !== null ? `killed by ${signal}` : `exit code ${code}`));
-    });
-    void this.exited.then((how) => {
-      liveChildren.delete(child);
-      if (this.stopping === undefined && !interrupted) progress("bench", `${label} ended unexpectedly (${how})${this.tail()}`);
-    });
-    for (const stream of [child.stdout, child.stderr]) {
-      if (stream === null) continue;
-      readline.createInterface({ input: stream }).on("line", (line) => {
-        this.lastLines.push(line);
-        if (this.lastLines.length > 40) this.lastLines.shift();
-      });
-    }
-    child.on("message", (message: ChildMessage) => {
-      const resolve = this.waiting.get(message.type);
-      this.waiting.delete(message.type);
-      resolve?.(message);
-    });
-  }
-
-  /** The next message of `type`, or an error naming the child's last output if it ends first. */
-  next<T extends ChildMessage["type"]>(type: T, timeoutMs: number): Promise<Extract<ChildMessage, { type: T }>> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.label} sent no "${type}" within ${timeoutMs / 1000} s${this.tail()}`)), timeoutMs);
-      this.waiting.set(type, (message) => {
-        clearTimeout(timer);
-        resolve(message as Extract<ChildMessage, { type: T }>);
-      });
-      void this.exited.then((how) => {
-        clearTimeout(timer);
-        reject(new Error(`${this.label} ended (${how}) while waiting for "${type}"${this.tail()}`));
-      });
-    });
-  }
-
-  async ask<T extends FromServer["type"]>(message: ToServer & { type: T }): Promise<Extract<FromServer, { type: T }>> {
-    const answer = this.next(message.type, 10_000);
-    this.process.send(message);
-    return (await answer) as Extract<FromServer, { type: T }>;
-  }
-
-  /** SIGTERM, then SIGKILL after STOP_TIMEOUT_MS. */
-  stop(): Promise<void> {
-    this.stopping ??= (async () => {
-      if (this.process.exitCode !== null || this.process.signalCode !== null) return;
-      this.process.kill("SIGTERM");
-      const stopped = await Promise.race([this.exited.then(() => true), delay(STOP_TIMEOUT_MS).then(() => false)]);
-      if (!stopped) {
-        this.process.kill("SIGKILL");
-        await this.exited;
-      }
-    })();
-    return this.stopping;
-  }
-
-  /** The child's last lines of output, for error messages. */
-  tail(): string {
-    return this.lastLines.length > 0 ? `\n--- last output of ${this.label} ---\n${this.lastLines.join("\n")}` : "";
-  }
+function onUnexpectedExit(label: string, how: string, tail: string): void {
+  if (!interrupted()) progress("bench", `${label} ended unexpectedly (${how})${tail}`);
 }
 
 async function startServer(
@@ -422,36 +264,11 @@ async function startServer(
   label: string,
   env: Record<string, string>,
   nodeFlags: readonly string[] = [],
-): Promise<{ child: Child; baseUrl: string }> {
-  const child = new Child(label, SERVER_SCRIPT, env, nodeFlags);
+): Promise<{ child: ServerChild; baseUrl: string }> {
+  const child: ServerChild = new BenchChild(label, SERVER_SCRIPT, env, { channel: "ipc", nodeFlags, stopTimeoutMs: STOP_TIMEOUT_MS, onUnexpectedExit });
   resources.add(label, () => child.stop());
   const ready = await child.next("ready", START_TIMEOUT_MS);
   return { child, baseUrl: `http://127.0.0.1:${ready.port}` };
-}
-
-async function waitForHealth(scope: string, baseUrl: string): Promise<string> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  let okDeadline: number | undefined;
-  let last = "no answer";
-  for (;;) {
-    try {
-      const response = await fetch(`${baseUrl}/api/health`, { signal: AbortSignal.timeout(3000) });
-      const body = (await response.json()) as { status?: string };
-      last = `${response.status} ${body.status ?? "?"}`;
-      if (response.status === 200) {
-        if (body.status === "ok") return "ok";
-        okDeadline ??= Date.now() + HEALTH_OK_TIMEOUT_MS;
-        if (Date.now() > okDeadline) {
-          progress(scope, `warning: the node is still ${body.status} after ${HEALTH_OK_TIMEOUT_MS / 1000} s; measuring anyway`);
-          return body.status ?? "unknown";
-        }
-      }
-    } catch (error) {
-      last = error instanceof Error ? error.message : String(error);
-    }
-    if (Date.now() > deadline) throw new Error(`/api/health not 200 within ${START_TIMEOUT_MS / 1000} s (last: ${last})`);
-    await delay(200);
-  }
 }
 
 /** Files (and their bytes) under the directories, with a few of their paths; tsx's compile cache (tsx-*) does not count. */
@@ -482,13 +299,11 @@ function filesUnder(dirs: readonly string[]): { files: number; bytes: number; ex
 // ---------------------------------------------------------------------------------------------
 // One measured upload
 
-let interrupted = false;
-
 interface Watched {
   /** The child that receives the upload: its memory is watched, and it reports its own window. */
-  readonly server: Child;
+  readonly server: ServerChild;
   /** The services child that runs s3rver (cluster mode); in (d) it is also the server. */
-  readonly s3rver: Child | undefined;
+  readonly s3rver: ServerChild | undefined;
 }
 
 /**
@@ -501,25 +316,25 @@ async function measuredUpload(watched: Watched, size: number, upload: () => Prom
     return await watchedUpload(watched, size, upload);
   } catch (error) {
     // What the server said about it is usually the useful part.
-    if (error instanceof Error && !interrupted) error.message += watched.server.tail();
+    if (error instanceof Error && !interrupted()) error.message += watched.server.tail();
     throw error;
   }
 }
 
 async function watchedUpload(watched: Watched, size: number, upload: () => Promise<UploadOutcome>): Promise<{ outcome: UploadOutcome; figures: UploadFigures }> {
-  if (interrupted) throw new Error("interrupted");
+  if (interrupted()) throw new Error("interrupted");
   execFileSync("sync");
   const { pid } = watched.server;
   // s3rver's process when it is not the server itself (in (d) it is, and is counted once).
   const s3rverPid = watched.s3rver === undefined || watched.s3rver === watched.server ? undefined : watched.s3rver.pid;
   const ours = () => procCpuSeconds(pid) + procCpuSeconds(process.pid) + (s3rverPid === undefined ? 0 : procCpuSeconds(s3rverPid));
-  const idleStart = { at: performance.now(), ours: ours(), machine: machineCpuSeconds() };
+  const idleStart = { at: performance.now(), ours: ours(), machine: machineBusySeconds() };
   const idle = new RssSampler(pid);
   await delay(BASELINE_MS);
   const baseline = median(idle.stop());
   const idleSeconds = (performance.now() - idleStart.at) / 1000;
-  const othersBefore = round(Math.max(0, machineCpuSeconds() - idleStart.machine - (ours() - idleStart.ours)) / idleSeconds, 2);
-  const loadAverage1mBefore = round(os.loadavg()[0] ?? 0, 2);
+  const othersBefore = round(Math.max(0, machineBusySeconds() - idleStart.machine - (ours() - idleStart.ours)) / idleSeconds, 2);
+  const loadAverage1mBefore = loadAverage1m();
 
   await watched.server.ask({ type: "reset" });
   const hwmReset = resetPeakRss(pid);
@@ -527,7 +342,7 @@ async function watchedUpload(watched: Watched, size: number, upload: () => Promi
     server: procCpuSeconds(pid),
     client: process.cpuUsage(),
     s3rver: s3rverPid === undefined ? 0 : procCpuSeconds(s3rverPid),
-    machine: machineCpuSeconds(),
+    machine: machineBusySeconds(),
   };
   const sampler = new RssSampler(pid);
   const started = performance.now();
@@ -547,7 +362,7 @@ async function watchedUpload(watched: Watched, size: number, upload: () => Promi
     server: procCpuSeconds(pid) - cpuBefore.server,
     client: (client.user + client.system) / 1e6,
     s3rver: s3rverPid === undefined ? 0 : procCpuSeconds(s3rverPid) - cpuBefore.s3rver,
-    machine: machineCpuSeconds() - cpuBefore.machine,
+    machine: machineBusySeconds() - cpuBefore.machine,
   };
   const perSecond = (value: number) => round(value / wallSeconds, 2);
   const peakSampled = Math.max(...samples);
@@ -621,15 +436,21 @@ async function runMode(mode: Mode, options: Options, content: UploadContent, res
   for (const dir of [dataDir, rawDir, childTmp]) fs.mkdirSync(dir);
 
   let modeEnv: Record<string, string> = { SHOAL_MODE: "embedded" };
-  let s3rver: Child | undefined;
+  let s3rver: ServerChild | undefined;
   let s3: { endpoint: string; bucket: string } | undefined;
   let watchedDirs = [path.join(dataDir, "uploads"), path.join(dataDir, "objects"), rawDir, childTmp];
   if (mode === "cluster") {
     progress(mode, "starting private MariaDB primary + 1 replica, Redis, NATS, S3 (s3rver) in a child process");
-    s3rver = new Child("private services", SERVICES_SCRIPT, {});
-    const services = s3rver;
-    resources.add("private services", () => services.stop());
-    const ready = await s3rver.next("services", START_TIMEOUT_MS);
+    const services = startServicesChild<FromServer>({
+      replicas: 1,
+      watchWindow: true,
+      startTimeoutMs: START_TIMEOUT_MS,
+      stopTimeoutMs: STOP_TIMEOUT_MS,
+      onUnexpectedExit,
+    });
+    s3rver = services.child;
+    resources.add("private services", () => services.child.stop());
+    const ready = await services.ready;
     modeEnv = ready.env;
     watchedDirs = [ready.s3Dir, rawDir, childTmp];
     const { S3_ENDPOINT: endpoint, S3_BUCKET: bucket } = ready.env;
@@ -657,7 +478,7 @@ async function runMode(mode: Mode, options: Options, content: UploadContent, res
     RATE_REGISTRATIONS_PER_IP_PER_HOUR: "1000",
   };
   const shoal = await startServer(resources, `${mode} Shoal node`, shoalEnv, profFlags);
-  const health = await waitForHealth(mode, shoal.baseUrl);
+  const health = await waitForHealth(mode, "the node", shoal.baseUrl, START_TIMEOUT_MS, HEALTH_OK_TIMEOUT_MS);
   progress(mode, "starting (c): raw node:http server writing to disk");
   const raw = await startServer(resources, `${mode} raw server`, { BENCH_ROLE: "raw", BENCH_RAW_DIR: rawDir, TMPDIR: childTmp });
 
@@ -683,7 +504,7 @@ async function runMode(mode: Mode, options: Options, content: UploadContent, res
       return uploadS3Put(s3.endpoint, s3.bucket, `bench-upload/ceiling-${++s3Objects}.bin`, stream, newAgent());
     },
   };
-  const serverOf = (target: Target): Child => {
+  const serverOf = (target: Target): ServerChild => {
     if (target === "a" || target === "b") return shoal.child;
     if (target === "c" || target === "cFsync") return raw.child;
     if (s3rver === undefined) throw new Error("(d) needs the services child of cluster mode");
@@ -837,55 +658,18 @@ function table(mode: Mode, result: ModeResult, labels: Record<Target, string>): 
   return lines.join("\n");
 }
 
-/** The code measured: commit, and how many files differ from it (others may be editing the tree). */
-function codeState(): { commit: string; changedFiles: number } | undefined {
-  try {
-    const git = (...args: string[]) => execFileSync("git", args, { cwd: PROJECT_ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-    const changed = git("status", "--porcelain").split("\n").filter((line) => line.trim() !== "");
-    return { commit: git("rev-parse", "HEAD").trim(), changedFiles: changed.length };
-  } catch {
-    return undefined;
-  }
-}
-
-function packageVersion(name: string): string {
-  return (JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, "node_modules", name, "package.json"), "utf8")) as { version: string }).version;
-}
-
 async function main(): Promise<void> {
   const options = readOptions();
   const resources = new Resources();
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    console.log(`\n${signal}: stopping the uploads, servers and private services (again to force)`);
+  stopOnInterrupt("stopping the uploads, servers and private services", () => {
     abortAllRequests();
-    void resources.releaseAll().finally(() => process.exit(130));
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+    return resources.releaseAll();
+  });
 
-  const cpus = os.cpus();
-  const machine = {
-    node: process.version,
-    cpuModel: cpus[0]?.model ?? "unknown",
-    cores: cpus.length,
-    totalMemoryGiB: round(os.totalmem() / 1024 ** 3, 1),
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    loadAverageAtStart: os.loadavg().map((value) => round(value, 2)),
-  };
-  const date = new Date().toISOString();
-  const code = codeState();
-  progress("bench", `${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}`);
-  progress(
-    "bench",
+  const { machine, date, code } = startRun(
     `modes ${options.modes.map((mode) => `${mode} (${options.sizeMiB[mode]} MiB)`).join(", ")}; ${options.rounds} round(s); ` +
       `tus ${options.tusChunkMiB === 0 ? "creation-with-upload" : `${options.tusChunkMiB} MiB per PATCH`}`,
   );
-  const busy = machine.loadAverageAtStart[0] ?? 0;
-  if (busy > machine.cores / 2) {
-    progress("bench", `warning: 1-minute load average is ${busy} on ${machine.cores} cores; other work on this machine skews the figures`);
-  }
   const content = new UploadContent(fs.readFileSync(HEAD_FILE));
 
   const modes: Partial<Record<Mode, ModeResult>> = {};
@@ -931,8 +715,7 @@ async function main(): Promise<void> {
     ...(modes.cluster === undefined ? {} : { notes: [CLUSTER_CEILING_NOTE] }),
     modes,
   };
-  fs.mkdirSync(path.dirname(options.output), { recursive: true });
-  fs.writeFileSync(options.output, `${JSON.stringify(report, null, 2)}\n`);
+  writeReport(options.output, report);
 
   console.log("");
   console.log(`Upload benchmark, ${date}: ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}; MB = 10^6 bytes`);
@@ -941,14 +724,7 @@ async function main(): Promise<void> {
     if (result !== undefined) console.log(`\n${table(mode, result, labels)}`);
   }
   if (smaller.length > 0) console.log(`\nnote: ${report.settings.note}`);
-  console.log(`\nwritten to ${path.relative(process.cwd(), options.output) || options.output}`);
+  printWrittenTo(options.output);
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    if (interrupted) return; // the signal handler is stopping everything and exits
-    console.error(error instanceof Error ? (error.stack ?? error.message) : error);
-    process.exit(1);
-  },
-);
+runMain(main);
