@@ -167,6 +167,7 @@ export async function ingest(source: Readable, mediaId: string, storage: ObjectS
     await storage.put(key, whole.pipe(measuring), type.mime);
     sha256 = await measuring.hash.digest();
   } catch (error) {
+    measuring.hash.forget();
     source.destroy();
     await storage.delete(key).catch(() => undefined);
     throw error;
