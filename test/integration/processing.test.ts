@@ -3,42 +3,23 @@ import { HttpClient } from "../support/http-client";
 import { eventually, startNode, stopAllNodes } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
 import { fixture } from "../support/uploads";
-
-interface Variant {
-  name: string;
-  mime: string;
-  width: number;
-  height: number;
-  url: string;
-}
-
-interface Media {
-  id: string;
-  status: string;
-  reason: string | null;
-  width: number | null;
-  height: number | null;
-  placeholder: string | null;
-  durationSeconds: number | null;
-  title: string | null;
-  variants: Variant[];
-}
+import type { MediaJson } from "../../lib/media/media-view";
 
 let node: RunningNode;
 let client: HttpClient;
 let token: string;
 
-async function upload(file: string, name: string): Promise<Media> {
+async function upload(file: string, name: string): Promise<MediaJson> {
   const form = new FormData();
   form.append("file", new Blob([fixture(file)]), name);
   const response = await fetch(`${node.baseUrl}/api/media`, { method: "POST", headers: { Authorization: `Bearer ${token}` }, body: form });
   expect(response.status).toBe(201);
-  return ((await response.json()) as { media: Media }).media;
+  return ((await response.json()) as { media: MediaJson }).media;
 }
 
-async function settled(id: string): Promise<Media> {
+async function settled(id: string): Promise<MediaJson> {
   const answer = await eventually(
-    () => client.get<{ media: Media }>(`/api/media/${id}`, { bearer: token }),
+    () => client.get<{ media: MediaJson }>(`/api/media/${id}`, { bearer: token }),
     (response) => response.body.media.status === "ready" || response.body.media.status === "failed",
     60_000,
   );
@@ -71,7 +52,7 @@ test("an uploaded phone photo becomes ready with upright, metadata-free variants
     expect(metadata.exif).toBeUndefined();
   }
   const thumb = media.variants.find((variant) => variant.name === "thumb")!;
-  expect(Math.max(thumb.width, thumb.height)).toBeLessThanOrEqual(320);
+  expect(Math.max(thumb.width!, thumb.height!)).toBeLessThanOrEqual(320);
 });
 
 test("a truncated JPEG fails with a reason the owner can read, and is not retried", async () => {
@@ -122,7 +103,7 @@ test("an admin reprocesses an item: it goes back to the queue and comes out read
   await node.broker.call("users.create", { username: "curator", email: "curator@example.test", password: "an admin passphrase", role: "admin" });
   const adminClient = new HttpClient(node.baseUrl, { origin: node.settings.publicUrl });
   const admin = await adminClient.post<{ token: string }>("/api/auth/login", { login: "curator", password: "an admin passphrase" });
-  const queued = await adminClient.post<{ media: Media }>(`/api/admin/media/${media.id}/reprocess`, undefined, { bearer: admin.body.token });
+  const queued = await adminClient.post<{ media: MediaJson }>(`/api/admin/media/${media.id}/reprocess`, undefined, { bearer: admin.body.token });
   expect(queued.status).toBe(202);
   expect(queued.body.media.status).toMatch(/^(uploaded|processing|ready)$/);
   const again = await settled(media.id);

@@ -10,16 +10,7 @@ import { HttpClient, signUpMember } from "../support/http-client";
 import { eventually, startNode, stopAllNodes, stopNode } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
 import { fixture, sha256, tusCreate, tusUpload } from "../support/uploads";
-
-interface MediaJson {
-  id: string;
-  kind: string;
-  status: string;
-  mime: string;
-  bytes: number;
-  sha256: string;
-  originalUrl: string | null;
-}
+import type { MediaJson } from "../../lib/media/media-view";
 
 const KiB = 1024;
 const VIDEO = "video/mp4_h264_aac51_1080p60.mp4";

@@ -5,17 +5,7 @@ import type { HttpClient } from "../support/http-client";
 import { startNode, stopAllNodes } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
 import { fixture, sha256, tusCreate, tusUpload } from "../support/uploads";
-
-interface MediaJson {
-  id: string;
-  kind: string;
-  status: string;
-  mime: string;
-  bytes: number;
-  sha256: string;
-  title: string | null;
-  originalUrl: string | null;
-}
+import type { MediaJson } from "../../lib/media/media-view";
 
 const KiB = 1024;
 let node: RunningNode;
