@@ -199,21 +199,23 @@ async function hashOf(content: Readable): Promise<string> {
 /**
  * The same checks as ingest() for an upload that is already stored: what it is comes from its first bytes,
  * and it becomes the original of `mediaId` without being copied where the storage allows (see
- * ObjectStorage.adopt). It is read whole only when its SHA-256 is not yet known. Refused content is not
- * adopted; removing it is the upload store's business.
+ * ObjectStorage.adopt). It is read once: its first bytes only, or all of it when its SHA-256 is not yet
+ * known. Refused content is not adopted; removing it is the upload store's business.
  */
 export async function ingestStaged(upload: StagedUpload, mediaId: string, storage: ObjectStorage, limits: IngestLimits): Promise<Ingested> {
   const content = await upload.open();
-  let head: Buffer;
+  let type: AcceptedType;
+  let sha256: string;
   try {
-    ({ head } = await peek(content, SNIFF_BYTES));
+    const { head, whole } = await peek(content, SNIFF_BYTES);
+    type = await classify(upload.bytes === 0 ? Buffer.alloc(0) : head, limits);
+    const limit = limits.maxBytes[type.kind];
+    if (upload.bytes > limit) throw tooLarge(type.kind, limit);
+    // Unknown only when another node took some of the PATCHes: then the one read serves both.
+    sha256 = upload.sha256 ?? (await hashOf(whole));
   } finally {
     content.destroy();
   }
-  const type = await classify(upload.bytes === 0 ? Buffer.alloc(0) : head, limits);
-  const limit = limits.maxBytes[type.kind];
-  if (upload.bytes > limit) throw tooLarge(type.kind, limit);
-  const sha256 = upload.sha256 ?? (await hashOf(await upload.open()));
   const key = originalKey(mediaId, type.extension);
   try {
     const stored = await storage.adopt(upload.staged, key, type.mime);
