@@ -137,7 +137,7 @@ export class S3Storage implements ObjectStorage {
       if (!(output.Body instanceof Readable)) throw new Error("the S3 client returned a body that is not a Node stream");
       return this.put(key, output.Body, contentType);
     }
-    await this.client.send(
+    const { CopyObjectResult: copied } = await this.client.send(
       new CopyObjectCommand({
         Bucket: bucket,
         Key: key,
@@ -146,9 +146,13 @@ export class S3Storage implements ObjectStorage {
         MetadataDirective: "REPLACE",
       }),
     );
-    const info = await this.head(key);
-    if (info === undefined) throw new Error(`the object ${key} is missing right after it was copied`);
-    return info;
+    return {
+      key,
+      bytes: source.ContentLength ?? 0,
+      contentType,
+      etag: copied?.ETag ?? "",
+      lastModified: copied?.LastModified ?? new Date(0),
+    };
   }
 
   async get(key: string, range?: ByteRange): Promise<StoredObject> {
