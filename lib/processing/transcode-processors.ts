@@ -1,7 +1,7 @@
 import path from "node:path";
 import type { FailureReason } from "../jobs/job-state";
 import { ProcessingError } from "../jobs/processor";
-import type { Processor, ProcessorContext } from "../jobs/processor";
+import type { ProcessingJob, Processor, ProcessorContext } from "../jobs/processor";
 import { ImageProcessingError, processImage } from "./images";
 import { TranscodeError, transcodeAudio, transcodeVideo } from "./transcode";
 import type { TranscodeFailureReason } from "./transcode";
@@ -36,8 +36,15 @@ async function translated<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-function progressOf(context: ProcessorContext) {
-  return ({ percent }: { percent: number }) => context.reportProgress("processing", percent);
+/** What every ffmpeg run of a job is given: the sniffed type, the limits, cancellation and progress. */
+function transcodeOptions(job: ProcessingJob, context: ProcessorContext, settings: TranscodeSettings) {
+  return {
+    formatHint: job.mime,
+    threads: settings.threads,
+    maxDurationSeconds: settings.maxDurationSeconds,
+    signal: context.signal,
+    onProgress: ({ percent }: { percent: number }) => context.reportProgress("processing", percent),
+  };
 }
 
 /** Video: H.264/AAC MP4 at 720p and 360p (as the source allows) and a WebP poster. */
@@ -45,13 +52,7 @@ export function videoProcessor(settings: TranscodeSettings): Processor {
   return async (job, context) => {
     const original = await context.downloadOriginal();
     const video = await translated(() =>
-      transcodeVideo(original, path.join(context.workDir, "video"), {
-        formatHint: job.mime,
-        threads: settings.threads,
-        maxDurationSeconds: settings.maxDurationSeconds,
-        signal: context.signal,
-        onProgress: progressOf(context),
-      }),
+      transcodeVideo(original, path.join(context.workDir, "video"), transcodeOptions(job, context, settings)),
     );
     for (const variant of video.variants) {
       await context.saveVariant({ ...variant, extension: "mp4", durationSeconds: video.durationSeconds });
@@ -66,13 +67,7 @@ export function audioProcessor(settings: TranscodeSettings): Processor {
   return async (job, context) => {
     const original = await context.downloadOriginal();
     const audio = await translated(() =>
-      transcodeAudio(original, path.join(context.workDir, "audio"), {
-        formatHint: job.mime,
-        threads: settings.threads,
-        maxDurationSeconds: settings.maxDurationSeconds,
-        signal: context.signal,
-        onProgress: progressOf(context),
-      }),
+      transcodeAudio(original, path.join(context.workDir, "audio"), transcodeOptions(job, context, settings)),
     );
     await context.saveVariant({ name: "audio", path: audio.variant.path, mime: audio.variant.mime, extension: "m4a", durationSeconds: audio.durationSeconds });
     await context.saveVariant({ name: "waveform", path: audio.waveform.path, mime: audio.waveform.mime, extension: "json" });
