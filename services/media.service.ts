@@ -21,11 +21,12 @@ import type { Finish } from "../lib/media/processing-repository";
 import { JobPublisher, MEDIA_JOBS_CHANNEL } from "../lib/jobs/job-channel";
 import { FAILURE_REASONS } from "../lib/jobs/job-state";
 import type { FailureReason } from "../lib/jobs/job-state";
+import type { StoredVariant } from "../lib/jobs/processor";
 import type { MediaRow } from "../lib/media/media-view";
 import type { MediaEdit } from "../lib/media/media-repository";
 import type { Runtime } from "../lib/runtime";
 import { PROGRESS_EVENT } from "../lib/realtime/progress-hub";
-import { NotFoundError } from "../lib/errors";
+import { NotFoundError, ValidationError } from "../lib/errors";
 import { authorize } from "../lib/auth/policy";
 import type { ShoalMeta } from "../moleculer.config";
 import { cacheInvalidationMixin, invalidateCache } from "../mixins/cache-invalidation.mixin";
@@ -313,36 +314,52 @@ export function mediaService(runtime: Runtime): ServiceSchema {
         },
       },
 
-      /** Records a stored variant; the same name again replaces it. */
-      saveVariant: {
+      /** Records stored variants, all in one write; a name recorded before is replaced. */
+      saveVariants: {
         visibility: "public",
         params: {
           $$strict: true,
           id: mediaId,
-          name: { type: "string", pattern: /^[a-z0-9][a-z0-9-]{0,31}$/ },
-          objectKey: { type: "string", min: 1, max: 255 },
-          mime: { type: "string", min: 3, max: 100 },
-          width: { type: "number", integer: true, min: 0, optional: true, nullable: true },
-          height: { type: "number", integer: true, min: 0, optional: true, nullable: true },
-          durationSeconds: { type: "number", min: 0, optional: true, nullable: true },
-          bytes: { type: "number", integer: true, min: 0 },
+          variants: {
+            type: "array",
+            min: 1,
+            max: 16,
+            items: {
+              type: "object",
+              strict: true,
+              props: {
+                name: { type: "string", pattern: /^[a-z0-9][a-z0-9-]{0,31}$/ },
+                objectKey: { type: "string", min: 1, max: 255 },
+                mime: { type: "string", min: 3, max: 100 },
+                width: { type: "number", integer: true, min: 0, optional: true, nullable: true },
+                height: { type: "number", integer: true, min: 0, optional: true, nullable: true },
+                durationSeconds: { type: "number", min: 0, optional: true, nullable: true },
+                bytes: { type: "number", integer: true, min: 0 },
+              },
+            },
+          },
         },
-        async handler(
-          ctx: MediaContext<{ id: string; name: string; objectKey: string; mime: string; width?: number | null; height?: number | null; durationSeconds?: number | null; bytes: number }>,
-        ) {
-          const p = ctx.params;
-          await processing.saveVariant({
-            media_id: p.id,
-            name: p.name,
-            object_key: p.objectKey,
-            mime: p.mime,
-            width: p.width ?? null,
-            height: p.height ?? null,
-            duration_seconds: p.durationSeconds ?? null,
-            bytes: p.bytes,
-            created_at: Date.now(),
-          });
-          return { saved: true };
+        async handler(ctx: MediaContext<{ id: string; variants: StoredVariant[] }>) {
+          const { id, variants } = ctx.params;
+          if (new Set(variants.map((variant) => variant.name)).size !== variants.length) {
+            throw new ValidationError("Each variant name may appear once.", { variants: "names repeat" });
+          }
+          const now = Date.now();
+          await processing.saveVariants(
+            id,
+            variants.map((variant) => ({
+              media_id: id,
+              name: variant.name,
+              object_key: variant.objectKey,
+              mime: variant.mime,
+              width: variant.width ?? null,
+              height: variant.height ?? null,
+              duration_seconds: variant.durationSeconds ?? null,
+              bytes: variant.bytes,
+              created_at: now,
+            })),
+          );
+          return { saved: variants.length };
         },
       },
 

@@ -8,8 +8,8 @@ import type { ClaimedRow, JobPorts } from "../lib/jobs/job-runner";
 import type { ClaimDecision } from "../lib/jobs/job-state";
 import { MemoryLeaseLock, RedisLeaseLock } from "../lib/jobs/lease-lock";
 import type { LeaseLock } from "../lib/jobs/lease-lock";
-import type { JobMessage, ProcessorRegistry } from "../lib/jobs/processor";
-import { ProgressThrottle } from "../lib/jobs/progress-throttle";
+import type { JobMessage, ProcessorRegistry, StoredVariant } from "../lib/jobs/processor";
+import { addsToRow, ProgressThrottle } from "../lib/jobs/progress-throttle";
 import { OnceLog, planReconcile } from "../lib/jobs/reconcile";
 import type { StuckCandidate } from "../lib/jobs/reconcile";
 import type { Runtime } from "../lib/runtime";
@@ -97,7 +97,7 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
         if (!throttle.admit({ mediaId, stage, percent })) return;
         const rounded = Math.round(Math.max(0, Math.min(100, percent)));
         void broker.emit(PROGRESS_EVENT, { mediaId, ownerId, stage, percent: rounded });
-        if (stage === "processing" || stage === "storing") {
+        if (addsToRow(stage, rounded)) {
           call("media.reportProgress", { id: mediaId, stage, percent: rounded }).catch(() => undefined);
         }
         if (stage === "ready" || stage === "failed") throttle.forget(mediaId);
@@ -119,19 +119,24 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
               })();
               return original;
             },
-            async saveVariant(variant) {
-              const key = variantKey(job.mediaId, variant.name, variant.extension);
-              const info = await runtime.storage.put(key, fs.createReadStream(variant.path), variant.mime);
-              await call("media.saveVariant", {
-                id: job.mediaId,
-                name: variant.name,
-                objectKey: key,
-                mime: variant.mime,
-                width: variant.width ?? null,
-                height: variant.height ?? null,
-                durationSeconds: variant.durationSeconds ?? null,
-                bytes: info.bytes,
-              });
+            async saveVariants(variants) {
+              report("storing", 0);
+              const stored = await Promise.all(
+                variants.map(async (variant): Promise<StoredVariant> => {
+                  const key = variantKey(job.mediaId, variant.name, variant.extension);
+                  const info = await runtime.storage.put(key, fs.createReadStream(variant.path), variant.mime);
+                  return {
+                    name: variant.name,
+                    objectKey: key,
+                    mime: variant.mime,
+                    width: variant.width ?? null,
+                    height: variant.height ?? null,
+                    durationSeconds: variant.durationSeconds ?? null,
+                    bytes: info.bytes,
+                  };
+                }),
+              );
+              await call("media.saveVariants", { id: job.mediaId, variants: stored });
             },
           },
           cleanup: () => fs.promises.rm(workDir, { recursive: true, force: true }),

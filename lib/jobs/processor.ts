@@ -33,6 +33,17 @@ export interface VariantFile {
   readonly durationSeconds?: number | null;
 }
 
+/** A variant whose file is stored: what a worker reports for the media service to record. */
+export interface StoredVariant {
+  readonly name: string;
+  readonly objectKey: string;
+  readonly mime: string;
+  readonly width: number | null;
+  readonly height: number | null;
+  readonly durationSeconds: number | null;
+  readonly bytes: number;
+}
+
 /** What the job machinery hands a processor. */
 export interface ProcessorContext {
   /** A private temporary directory, removed by the machinery on every path. */
@@ -41,8 +52,11 @@ export interface ProcessorContext {
   downloadOriginal(): Promise<string>;
   /** Throttled by the machinery; call as often as you like. */
   reportProgress(stage: ProgressStage, percent: number): void;
-  /** Stores the file and records the variant (keyed by media id and name: a rerun overwrites). */
-  saveVariant(variant: VariantFile): Promise<void>;
+  /**
+   * Stores the files (all at once) and then records the variants together, in one write: either all
+   * of them are recorded or none. Keyed by media id and name, so a rerun overwrites, never duplicates.
+   */
+  saveVariants(variants: readonly VariantFile[]): Promise<void>;
   /** Aborted when the node stops: stop work and throw. */
   readonly signal: AbortSignal;
 }

@@ -41,6 +41,15 @@ export class ProgressThrottle {
   }
 }
 
+/**
+ * Whether a report tells the row something its other writes do not: the claim records `processing`
+ * at 0, and the completion that follows `storing` at 100 records `ready`. Each recorded report is a
+ * write on the primary and a cache clean, so those two are only pushed to the owner.
+ */
+export function addsToRow(stage: ProgressStage, percent: number): boolean {
+  return (stage === "processing" && percent > 0) || (stage === "storing" && percent < 100);
+}
+
 export function clampPercent(percent: number): number {
   if (!Number.isFinite(percent)) return 0;
   return Math.max(0, Math.min(100, Math.round(percent)));

@@ -104,11 +104,18 @@ export class ProcessingRepository {
     return result.numUpdatedRows > 0n;
   }
 
-  /** Records a variant, replacing the one of the same name (a rerun overwrites, never duplicates). */
-  async saveVariant(variant: VariantRow): Promise<void> {
+  /**
+   * Records an item's variants in one transaction, replacing those of the same names (a rerun
+   * overwrites, never duplicates). One transaction per item, not one per variant: concurrent
+   * delete-then-insert transactions on the same item deadlock on InnoDB's gap locks.
+   */
+  async saveVariants(mediaId: string, variants: readonly VariantRow[]): Promise<void> {
+    if (variants.length === 0) return;
+    if (variants.some((variant) => variant.media_id !== mediaId)) throw new Error(`variants of another item than ${mediaId}`);
     await this.db.write(async (trx) => {
-      await trx.deleteFrom("variants").where("media_id", "=", variant.media_id).where("name", "=", variant.name).execute();
-      await trx.insertInto("variants").values(variant).execute();
+      const names = variants.map((variant) => variant.name);
+      await trx.deleteFrom("variants").where("media_id", "=", mediaId).where("name", "in", names).execute();
+      await trx.insertInto("variants").values([...variants]).execute();
     });
   }
 

@@ -29,16 +29,16 @@ export function imageProcessor(options: { limitInputPixels: number }): Processor
       }
       throw error;
     }
-    for (const variant of result.variants) {
-      await context.saveVariant({
+    await context.saveVariants(
+      result.variants.map((variant) => ({
         name: variant.name,
         path: variant.path,
         mime: variant.mime,
         extension: variant.extension,
         width: variant.width,
         height: variant.height,
-      });
-    }
+      })),
+    );
     return { width: result.width, height: result.height, placeholder: result.placeholder };
   };
 }

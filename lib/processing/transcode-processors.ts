@@ -1,7 +1,7 @@
 import path from "node:path";
 import type { FailureReason } from "../jobs/job-state";
 import { ProcessingError } from "../jobs/processor";
-import type { ProcessingJob, Processor, ProcessorContext } from "../jobs/processor";
+import type { ProcessingJob, Processor, ProcessorContext, VariantFile } from "../jobs/processor";
 import { ImageProcessingError, processImage } from "./images";
 import { TranscodeError, transcodeAudio, transcodeVideo } from "./transcode";
 import type { TranscodeFailureReason } from "./transcode";
@@ -54,10 +54,10 @@ export function videoProcessor(settings: TranscodeSettings): Processor {
     const video = await translated(() =>
       transcodeVideo(original, path.join(context.workDir, "video"), transcodeOptions(job, context, settings)),
     );
-    for (const variant of video.variants) {
-      await context.saveVariant({ ...variant, extension: "mp4", durationSeconds: video.durationSeconds });
-    }
-    await context.saveVariant({ name: "poster", path: video.poster.path, mime: video.poster.mime, extension: "webp", width: video.poster.width, height: video.poster.height });
+    await context.saveVariants([
+      ...video.variants.map((variant) => ({ ...variant, extension: "mp4", durationSeconds: video.durationSeconds })),
+      { name: "poster", path: video.poster.path, mime: video.poster.mime, extension: "webp", width: video.poster.width, height: video.poster.height },
+    ]);
     return { width: video.width, height: video.height, durationSeconds: video.durationSeconds };
   };
 }
@@ -69,19 +69,22 @@ export function audioProcessor(settings: TranscodeSettings): Processor {
     const audio = await translated(() =>
       transcodeAudio(original, path.join(context.workDir, "audio"), transcodeOptions(job, context, settings)),
     );
-    await context.saveVariant({ name: "audio", path: audio.variant.path, mime: audio.variant.mime, extension: "m4a", durationSeconds: audio.durationSeconds });
-    await context.saveVariant({ name: "waveform", path: audio.waveform.path, mime: audio.waveform.mime, extension: "json" });
+    const variants: VariantFile[] = [
+      { name: "audio", path: audio.variant.path, mime: audio.variant.mime, extension: "m4a", durationSeconds: audio.durationSeconds },
+      { name: "waveform", path: audio.waveform.path, mime: audio.waveform.mime, extension: "json" },
+    ];
     if (audio.coverArt) {
       // Cover art goes through the image pipeline too: metadata stripped, a web size.
       try {
         const cover = await processImage({ path: audio.coverArt.path }, path.join(context.workDir, "cover"), { limitInputPixels: settings.limitInputPixels });
         const display = cover.variants.find((variant) => variant.name === "display");
-        if (display) await context.saveVariant({ name: "cover", path: display.path, mime: display.mime, extension: display.extension, width: display.width, height: display.height });
+        if (display) variants.push({ name: "cover", path: display.path, mime: display.mime, extension: display.extension, width: display.width, height: display.height });
       } catch (error) {
         // A damaged cover does not spoil the audio.
         if (!(error instanceof ImageProcessingError)) throw error;
       }
     }
+    await context.saveVariants(variants);
     const tagged = [audio.artist, audio.title].filter(Boolean).join(" – ");
     return { durationSeconds: audio.durationSeconds, title: tagged || null };
   };

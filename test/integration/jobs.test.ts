@@ -33,7 +33,7 @@ const testProcessor: Processor = async (job, context) => {
   if (verdict === "permanent") throw new ProcessingError("corrupt", "not an image", { permanent: true });
   const copy = path.join(context.workDir, "thumb.webp");
   await fs.promises.copyFile(original, copy);
-  await context.saveVariant({ name: "thumb", path: copy, mime: "image/webp", extension: "webp", width: 4, height: 3 });
+  await context.saveVariants([{ name: "thumb", path: copy, mime: "image/webp", extension: "webp", width: 4, height: 3 }]);
   context.reportProgress("storing", 90);
   return { width: 4, height: 3, placeholder: "abc" };
 };
@@ -151,6 +151,30 @@ test("a rerun is idempotent: the variant is overwritten, never duplicated; a fin
   await (node.broker as unknown as { sendToChannel(c: string, p: unknown): Promise<void> }).sendToChannel("media.jobs", { id, ownerId: OWNER, kind: "image" });
   const media = await eventually(() => get(id), (m) => m.status === "ready" && (runs.get(id)?.length ?? 0) === 2);
   expect(media.variants.map((variant) => variant.name)).toEqual(["thumb"]);
+});
+
+test("a worker's variants are recorded all together or not at all; names recorded before are replaced", async () => {
+  const id = await upload();
+  await eventually(() => get(id), settled);
+  const variant = (name: string, bytes: number) => ({ name, objectKey: `m/${id}/v/${name}.webp`, mime: "image/webp", width: 4, height: 3, durationSeconds: null, bytes });
+  const save = (variants: unknown) => node.broker.call("media.saveVariants", { id, variants });
+  // Past the response cache: on the way to `ready` the completion cleans it; these writes come after it.
+  const recorded = async () => {
+    const answer = await node.broker.call<{ media: MediaJson }, { id: string }>("media.get", { id }, { meta: { user: { id: OWNER, role: "user", username: "o" }, $cache: false } });
+    return answer.media.variants.map((v) => ({ name: v.name, bytes: v.bytes }));
+  };
+  const before = await recorded();
+  expect(before).toEqual([{ name: "thumb", bytes: expect.any(Number) }]);
+
+  await expect(save([variant("display", 10), variant("display", 11)])).rejects.toMatchObject({ message: "Each variant name may appear once." });
+  await expect(save([variant("display", 10), { ...variant("display-jpeg", 10), bytes: -1 }])).rejects.toMatchObject({ name: "ValidationError" });
+  await expect(save([{ ...variant("display", 10), name: "../display" }])).rejects.toMatchObject({ name: "ValidationError" });
+  await expect(save([])).rejects.toMatchObject({ name: "ValidationError" });
+  expect(await recorded()).toEqual(before);
+
+  await save([variant("thumb", 123), variant("display", 456)]);
+  expect(await recorded()).toEqual(expect.arrayContaining([{ name: "thumb", bytes: 123 }, { name: "display", bytes: 456 }]));
+  expect(await recorded()).toHaveLength(2);
 });
 
 test("the reconciler re-enqueues an item whose message was lost, and leaves kinds without a processor alone", async () => {

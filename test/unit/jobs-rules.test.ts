@@ -1,7 +1,7 @@
 import { retryDelayMs } from "../../lib/jobs/backoff";
 import { canTransition, decideClaim } from "../../lib/jobs/job-state";
 import { MemoryLeaseLock } from "../../lib/jobs/lease-lock";
-import { ProgressThrottle } from "../../lib/jobs/progress-throttle";
+import { addsToRow, ProgressThrottle } from "../../lib/jobs/progress-throttle";
 import { OnceLog, planReconcile } from "../../lib/jobs/reconcile";
 
 describe("retryDelayMs", () => {
@@ -52,6 +52,19 @@ describe("ProgressThrottle", () => {
     now = 610;
     expect(sent("storing", 90)).toBe(true);
     expect(sent("ready", 100)).toBe(true);
+  });
+});
+
+describe("addsToRow", () => {
+  it("records progress between the claim and the completion, not what those two write themselves", () => {
+    expect(addsToRow("processing", 0)).toBe(false);
+    expect(addsToRow("processing", 1)).toBe(true);
+    expect(addsToRow("processing", 100)).toBe(true);
+    expect(addsToRow("storing", 0)).toBe(true);
+    expect(addsToRow("storing", 100)).toBe(false);
+    expect(addsToRow("queued", 0)).toBe(false);
+    expect(addsToRow("ready", 100)).toBe(false);
+    expect(addsToRow("failed", 100)).toBe(false);
   });
 });
 
