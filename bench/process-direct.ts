@@ -17,11 +17,15 @@
  *                            `ffmpeg -encoders`, which it runs once per process and caches, are not replayed.)
  *
  * BENCH_DIRECT_FILES is a JSON array of paths; the first BENCH_DIRECT_WARMUP (default 1) of them are
- * processed one at a time before timing starts. The rest run with at most BENCH_DIRECT_CONCURRENCY at
+ * processed one at a time before timing starts. With BENCH_DIRECT_START_ON_GO=1 the script then prints
+ * `{"benchDirectWarm":true}` and starts timing only when a line arrives on stdin (so that several
+ * direct processes can start their measured jobs at the same moment). The rest run with at most BENCH_DIRECT_CONCURRENCY at
  * once (as the worker's WORKER_CONCURRENCY). Output goes to BENCH_DIRECT_WORK_DIR. At the end one
  * JSON line `{"benchDirect":DirectResult}` is printed on stdout.
  */
 import { spawn } from "node:child_process";
+import { once } from "node:events";
+import readline from "node:readline";
 import fs from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
@@ -152,6 +156,14 @@ async function main(): Promise<void> {
     else if (recipe === undefined) recipe = await recordVideoCommands(file, dir, threads);
     else await replayVideo(recipe, file, dir);
     await fs.promises.rm(dir, { recursive: true, force: true });
+  }
+
+  if (process.env.BENCH_DIRECT_START_ON_GO === "1") {
+    const lines = readline.createInterface({ input: process.stdin });
+    const go = once(lines, "line");
+    process.stdout.write(`${JSON.stringify({ benchDirectWarm: true })}\n`);
+    await go;
+    lines.close();
   }
 
   const processOne = async (file: string, dir: string): Promise<void> => {

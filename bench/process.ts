@@ -82,8 +82,11 @@ const GATEWAY_SERVICES = "api,users,media,site";
 /** The JetStream stream of the job channel as the NATS adapter names it: prefixed with the broker namespace, dots as underscores. */
 const JOBS_STREAM = `shoal.${MEDIA_JOBS_CHANNEL}`.split(".").join("_");
 
-/** e1, e2, f1, f2: cluster, jobs queued before the workers start; e1u, e2u, f1u, f2u: cluster, workers running while the jobs are uploaded. */
-type RoundKey = "a" | "b" | "c" | "d" | "e1" | "e2" | "f1" | "f2" | "e1u" | "e2u" | "f1u" | "f2u";
+/**
+ * e1, e2, f1, f2: cluster, jobs queued before the workers start; e1u, e2u, f1u, f2u: cluster, workers running while
+ * the jobs are uploaded; g1, g2: the machine's own scaling, processImage() in one direct process against two.
+ */
+type RoundKey = "a" | "b" | "c" | "d" | "e1" | "e2" | "f1" | "f2" | "e1u" | "e2u" | "f1u" | "f2u" | "g1" | "g2";
 
 interface Options {
   readonly repeats: number;
@@ -95,6 +98,7 @@ interface Options {
   readonly cluster: boolean;
   readonly clusterVideo: boolean;
   readonly clusterUploading: boolean;
+  readonly clusterCeiling: boolean;
   readonly cpuProfDir: string | undefined;
   readonly output: string;
 }
@@ -143,6 +147,8 @@ function readOptions(): Options {
   if (clusterVideo !== "0" && clusterVideo !== "1") throw new Error(`BENCH_CLUSTER_VIDEO must be 0 or 1 (got ${JSON.stringify(clusterVideo)})`);
   const clusterUploading = process.env.BENCH_CLUSTER_UPLOADING?.trim() ?? "1";
   if (clusterUploading !== "0" && clusterUploading !== "1") throw new Error(`BENCH_CLUSTER_UPLOADING must be 0 or 1 (got ${JSON.stringify(clusterUploading)})`);
+  const clusterCeiling = process.env.BENCH_CLUSTER_CEILING?.trim() ?? "1";
+  if (clusterCeiling !== "0" && clusterCeiling !== "1") throw new Error(`BENCH_CLUSTER_CEILING must be 0 or 1 (got ${JSON.stringify(clusterCeiling)})`);
   const threads = numberFromEnv("BENCH_FFMPEG_THREADS", 2, { integer: true });
   if (threads > 16) throw new Error("BENCH_FFMPEG_THREADS must be at most 16");
   return {
@@ -155,6 +161,7 @@ function readOptions(): Options {
     cluster: parts.includes("cluster"),
     clusterVideo: clusterVideo === "1",
     clusterUploading: clusterUploading === "1",
+    clusterCeiling: clusterCeiling === "1",
     cpuProfDir: cpuProfDirFromEnv(),
     output: outputFromEnv("process"),
   };
@@ -711,6 +718,60 @@ async function directRound(
   }
 }
 
+/**
+ * The machine's own scaling for the image work, with no Shoal node, storage or broker: `processes` direct
+ * processes (bench/process-direct.ts, one image at a time each, one libvips thread as the worker has) split
+ * the measured files between them. Each warms up first; all start their measured jobs on one "go" line.
+ */
+async function ceilingRound(scope: string, processes: number, files: readonly string[], workDir: string): Promise<RoundFigures> {
+  const [warmup, ...measured] = files as [string, ...string[]];
+  const loadAverage1mBefore = loadAverage1m();
+  const children = Array.from(
+    { length: processes },
+    (_, index) =>
+      new BenchChild(
+        `direct image ${index + 1}/${processes}`,
+        DIRECT_SCRIPT,
+        {
+          BENCH_DIRECT_KIND: "image",
+          BENCH_DIRECT_FILES: JSON.stringify([warmup, ...measured.filter((_file, at) => at % processes === index)]),
+          BENCH_DIRECT_WARMUP: "1",
+          BENCH_DIRECT_CONCURRENCY: "1",
+          BENCH_DIRECT_START_ON_GO: "1",
+          BENCH_DIRECT_WORK_DIR: path.join(workDir, `process-${index + 1}`),
+        },
+        { channel: "lines", stopTimeoutMs: STOP_TIMEOUT_MS },
+      ),
+  );
+  try {
+    await Promise.all(children.map((child) => child.firstLine<true>("benchDirectWarm", JOB_TIMEOUT_MS)));
+    const answers = children.map((child) => child.firstLine<DirectResult>("benchDirect", JOB_TIMEOUT_MS * 2));
+    const cpu = new CpuWindow(new Map(children.map((child, index): [string, number | undefined] => [`direct${index + 1}`, child.pid])));
+    for (const child of children) child.writeLine("go");
+    const results = await Promise.all(answers);
+    const cpuSecondsPerSecond = cpu.finish();
+    const jobs = results.reduce((sum, result) => sum + result.jobs, 0);
+    // Every process started on the same line; the round ends with the last one.
+    const wallSeconds = Math.max(...results.map((result) => result.wallSeconds));
+    progress(scope, `${jobs} jobs in ${wallSeconds.toFixed(2)} s over ${processes} process(es)`);
+    return {
+      jobs,
+      wallSeconds: round(wallSeconds, 2),
+      jobsPerMinute: round((jobs / wallSeconds) * 60, 1),
+      jobSeconds: summary(results.flatMap((result) => result.jobSeconds)),
+      loadAverage1mBefore,
+      extra: {
+        jobsPerProcess: results.map((result) => result.jobs),
+        wallSecondsPerProcess: results.map((result) => round(result.wallSeconds, 2)),
+        cpuSeconds: results.map((result) => round(result.processCpuSeconds, 2)),
+        cpuSecondsPerSecond,
+      },
+    };
+  } finally {
+    await Promise.all(children.map((child) => child.stop()));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 function describe(figures: RoundFigures): string {
@@ -764,7 +825,7 @@ async function main(): Promise<void> {
     const directImages = [images.files[0] as string, ...imageMeasured];
     const directVideos = [videos[0] as string, ...videoMeasured];
 
-    const all: Record<RoundKey, RoundFigures[]> = { a: [], b: [], c: [], d: [], e1: [], e2: [], f1: [], f2: [], e1u: [], e2u: [], f1u: [], f2u: [] };
+    const all: Record<RoundKey, RoundFigures[]> = { a: [], b: [], c: [], d: [], e1: [], e2: [], f1: [], f2: [], e1u: [], e2u: [], f1u: [], f2u: [], g1: [], g2: [] };
     let sampleImage: MediaJson | undefined;
     let sampleVideo: MediaJson | undefined;
     let videoCommands: readonly RecordedCommand[] | undefined;
@@ -842,7 +903,13 @@ async function main(): Promise<void> {
       e2u: `(e2u) image, cluster: gateway node + 2 worker processes (each ${clusterWorker}); ${uploading}`,
       f1u: `(f1u) video, cluster: gateway node + 1 worker process (${clusterWorker}); ${uploading}`,
       f2u: `(f2u) video, cluster: gateway node + 2 worker processes (each ${clusterWorker}); ${uploading}`,
+      g1: "(g1) image via processImage() in 1 direct process, one image at a time, nothing else running",
+      g2: "(g2) image via processImage() in 2 direct processes at once, one image at a time each, nothing else running",
     };
+    if (options.cluster && options.clusterCeiling) {
+      // Before the cluster's services start: what two processes doing only this work get from the machine.
+      await runPairs([["g1", "g2"]], (key, repeat) => ceilingRound(key, key === "g2" ? 2 : 1, directImages, path.join(root, `ceiling-${key}-${repeat}`)), clusterLabels);
+    }
     if (options.cluster) {
       progress("cluster", "starting private MariaDB primary, Redis, NATS (JetStream) and S3 (s3rver) in a child process");
       const services = startServicesChild({ replicas: 0, watchWindow: false, startTimeoutMs: START_TIMEOUT_MS, stopTimeoutMs: SERVICES_STOP_TIMEOUT_MS });
@@ -930,6 +997,7 @@ async function main(): Promise<void> {
       cOverD: ratio(jpm("c"), jpm("d")),
       twoWorkersOverOne: { image: ratio(jpm("e2"), jpm("e1")), video: ratio(jpm("f2"), jpm("f1")) },
       twoWorkersOverOneWhileUploading: { image: ratio(jpm("e2u"), jpm("e1u")), video: ratio(jpm("f2u"), jpm("f1u")) },
+      twoDirectProcessesOverOne: { image: ratio(jpm("g2"), jpm("g1")) },
     };
     const perRepeat = (x: RoundKey, y: RoundKey) => all[x].map((entry, index) => ratio(entry.jobsPerMinute, all[y][index]?.jobsPerMinute));
     const ratiosPerRepeat = {
@@ -937,6 +1005,7 @@ async function main(): Promise<void> {
       cOverD: perRepeat("c", "d"),
       twoWorkersOverOne: { image: perRepeat("e2", "e1"), video: perRepeat("f2", "f1") },
       twoWorkersOverOneWhileUploading: { image: perRepeat("e2u", "e1u"), video: perRepeat("f2u", "f1u") },
+      twoDirectProcessesOverOne: { image: perRepeat("g2", "g1") },
     };
     const goal = (target: number, reached: number | null) => ({ goal: target, reached, met: reached === null ? null : reached >= target });
     const rounds: Record<string, unknown> = {};
@@ -953,6 +1022,8 @@ async function main(): Promise<void> {
       e2u: "imageTwoWorkerProcessesWhileUploading",
       f1u: "videoOneWorkerProcessWhileUploading",
       f2u: "videoTwoWorkerProcessesWhileUploading",
+      g1: "imageOneDirectProcess",
+      g2: "imageTwoDirectProcesses",
     };
     const labels: Record<string, string> = { ...embeddedLabels, ...clusterLabels };
     for (const key of Object.keys(all) as RoundKey[]) if (has(key)) rounds[roundNames[key]] = { description: labels[key], ...combined[key] };
@@ -1008,6 +1079,10 @@ async function main(): Promise<void> {
                   "timed from the first upload accepted until the last media:ready (the gateway and s3rver take uploads while the workers work)"
                 : null,
               video: options.clusterVideo,
+              ceilingRounds: options.clusterCeiling
+                ? "(g1)/(g2), before the cluster's services start: processImage() in 1 direct process against 2 (bench/process-direct.ts, one image " +
+                  "at a time each, one libvips thread), the measured files split between the processes, all started on one line after their warm-up"
+                : null,
             }
           : null,
       },
@@ -1024,6 +1099,7 @@ async function main(): Promise<void> {
             "the workers start: from the workers subscribing until the last item is ready",
           video: ratios.twoWorkersOverOne.video,
           whileUploading: ratios.twoWorkersOverOneWhileUploading,
+          machineCeiling: ratios.twoDirectProcessesOverOne.image,
         },
       },
     };
@@ -1044,6 +1120,8 @@ async function main(): Promise<void> {
       ["e2u", "(e2u) image, 2 workers, while uploading"],
       ["f1u", "(f1u) video, 1 worker, while uploading"],
       ["f2u", "(f2u) video, 2 workers, while uploading"],
+      ["g1", "(g1) image direct, 1 process"],
+      ["g2", "(g2) image direct, 2 processes"],
     ];
     console.log(`  ${"round".padEnd(42)}${"jobs/min".padStart(10)}   per repeat (load average at its start)`);
     for (const [key, label] of rows) {
@@ -1061,6 +1139,7 @@ async function main(): Promise<void> {
       show("2 worker processes / 1, video", ratios.twoWorkersOverOne.video),
       show("2 worker processes / 1, image, while uploading", ratios.twoWorkersOverOneWhileUploading.image),
       show("2 worker processes / 1, video, while uploading", ratios.twoWorkersOverOneWhileUploading.video),
+      show("2 direct processes / 1, image (the machine's own scaling)", ratios.twoDirectProcessesOverOne.image),
     ]) {
       if (line !== undefined) console.log(line);
     }
