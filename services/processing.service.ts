@@ -17,6 +17,8 @@ import { variantKey } from "../lib/storage/object-keys";
 import { PROGRESS_EVENT } from "../lib/realtime/progress-hub";
 import { MEDIA_DEAD_LETTER_CHANNEL, MEDIA_JOBS_CHANNEL, jobChannelNatsOptions } from "../lib/jobs/job-channel";
 import pLimit from "p-limit";
+import { SlotQueue } from "../lib/jobs/slot-queue";
+import type { SlotTicket } from "../lib/jobs/slot-queue";
 
 /** Pushed to the gateways (balanced: one api node relays it, through the socket.io Redis adapter in cluster). */
 
@@ -179,15 +181,18 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
     }
   }
 
-  const onThisNode = pLimit(jobs.concurrency);
+  /** Processing slots: WORKER_CONCURRENCY processors at once, in the order the jobs arrived. */
+  const slots = new SlotQueue(jobs.concurrency);
   /**
-   * Job messages this node holds at most: one running per slot and one waiting per slot. JetStream
-   * pushes a queue group's messages to its members at random, up to JOB_MAX_IN_FLIGHT across the
-   * group, whatever each member can run: without a bound, one worker queued half the backlog while
-   * another was idle, and a message waiting here past JetStream's ack wait was delivered again.
-   * The waiting one keeps a slot busy the moment it frees, without waiting for a redelivery.
+   * Jobs this node holds at most: one processing per slot and one waiting per slot, whose original is
+   * fetched meanwhile. JetStream pushes a queue group's messages to its members at random, up to
+   * JOB_MAX_IN_FLIGHT across the group, whatever each member can run: without a bound, one worker
+   * queued half the backlog while another was idle, and a message waiting here past JetStream's ack
+   * wait was delivered again. The waiting one keeps a slot busy the moment it frees, without waiting
+   * for a redelivery or a download.
    */
   const holdLimit = jobs.concurrency * 2;
+  const onThisNode = pLimit(holdLimit);
   /** Moving average of this node's job times (ms), for the redelivery delay of messages handed back. */
   let recentJobMs = 1000;
 
@@ -211,12 +216,13 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
         // the next one (lib/jobs/job-channel.ts).
         nats: jobChannelNatsOptions(),
         async handler(this: Service, message: JobMessage, raw?: unknown) {
-          const run = () =>
+          const run = (slot?: SlotTicket) =>
             runJob(message, processors, portsFor(this), {
               maxAttempts: jobs.maxAttempts,
               baseDelayMs: jobs.retryBaseDelayMs,
               maxDelayMs: jobs.retryMaxDelayMs,
               heartbeatMs: Math.max(1000, (jobs.deadlineSeconds * 1000) / 4),
+              slot,
             });
           if (!kinds.has(message.kind)) {
             // Nothing to run here: answer at once instead of waiting for a slot behind running jobs.
@@ -237,10 +243,19 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
           try {
             await onThisNode(async () => {
               delivery?.working();
-              const began = Date.now();
-              const outcome = await run();
-              if (outcome === "ready" || outcome === "failed") recentJobMs = 0.8 * recentJobMs + 0.2 * (Date.now() - began);
-              return outcome;
+              const ticket = slots.take();
+              return run({
+                run: (work) =>
+                  ticket.run(async () => {
+                    const began = Date.now();
+                    try {
+                      return await work();
+                    } finally {
+                      recentJobMs = 0.8 * recentJobMs + 0.2 * (Date.now() - began);
+                    }
+                  }),
+                cancel: () => ticket.cancel(),
+              });
             });
           } finally {
             clearInterval(keepAlive);

@@ -4,6 +4,7 @@ import type { ClaimDecision, FailureReason } from "./job-state";
 import { isFailureReason } from "./job-state";
 import type { JobMessage, ProcessingJob, ProcessingResult, ProcessorContext, ProcessorRegistry } from "./processor";
 import type { ProgressStage } from "./progress-throttle";
+import type { SlotTicket } from "./slot-queue";
 
 /** The row as the claim returns it. */
 export interface ClaimedRow {
@@ -36,6 +37,12 @@ export interface JobPorts {
 export interface RunnerOptions extends BackoffOptions {
   readonly maxAttempts: number;
   readonly heartbeatMs: number;
+  /**
+   * This job's place among the node's processing slots, taken when it arrived (default: run at once).
+   * The original is fetched before the processor runs in it, so that a job waiting for its turn has
+   * its original when the turn comes. The place is given up on every path that does not use it.
+   */
+  readonly slot?: SlotTicket;
 }
 
 export type JobOutcome = "ready" | "failed" | "retry" | "skipped" | "no_processor" | "gone";
@@ -54,6 +61,14 @@ function describe(error: unknown): string {
  * adapter then redelivers, after the delay waited here.
  */
 export async function runJob(message: JobMessage, processors: ProcessorRegistry, ports: JobPorts, options: RunnerOptions): Promise<JobOutcome> {
+  try {
+    return await runClaimed(message, processors, ports, options);
+  } finally {
+    options.slot?.cancel();
+  }
+}
+
+async function runClaimed(message: JobMessage, processors: ProcessorRegistry, ports: JobPorts, options: RunnerOptions): Promise<JobOutcome> {
   const processor = processors[message.kind as ProcessingJob["kind"]];
   // No processor here: leave the row `uploaded`, untouched, for when one is deployed.
   if (!processor) return "no_processor";
@@ -62,6 +77,7 @@ export async function runJob(message: JobMessage, processors: ProcessorRegistry,
   try {
     claimed = await ports.claim(message.id);
   } catch (error) {
+    options.slot?.cancel();
     await ports.sleep(retryDelayMs(1, options));
     throw error;
   }
@@ -84,14 +100,21 @@ export async function runJob(message: JobMessage, processors: ProcessorRegistry,
     originalKey: row.originalKey,
     attempt: decision.attempt,
   };
-  ports.progress(job.mediaId, job.ownerId, "processing", 0);
   const heartbeat = setInterval(() => void ports.heartbeat(job.mediaId).catch(() => undefined), options.heartbeatMs);
   heartbeat.unref();
   let result: ProcessingResult;
   try {
     const { context, cleanup } = await ports.openContext(job, (stage, percent) => ports.progress(job.mediaId, job.ownerId, stage, percent));
     try {
-      result = await processor(job, context);
+      const original = context.downloadOriginal();
+      // Awaited in the slot; a failure there is the processor's failure, not an unhandled one here.
+      original.catch(() => undefined);
+      const work = async () => {
+        await original;
+        ports.progress(job.mediaId, job.ownerId, "processing", 0);
+        return processor(job, context);
+      };
+      result = await (options.slot ? options.slot.run(work) : work());
     } finally {
       await cleanup().catch((error: unknown) => ports.log("warn", `could not clean up after ${job.mediaId}: ${describe(error)}`));
     }
@@ -107,6 +130,8 @@ export async function runJob(message: JobMessage, processors: ProcessorRegistry,
 }
 
 async function afterFailure(message: JobMessage, job: ProcessingJob, error: unknown, ports: JobPorts, options: RunnerOptions): Promise<JobOutcome> {
+  // Not while waiting for a retry (openContext may have failed before the place was used).
+  options.slot?.cancel();
   const failure = error as { permanent?: unknown; reason?: unknown };
   const reason: FailureReason = isFailureReason(failure.reason) ? failure.reason : "processing_error";
   const detail = describe(error);

@@ -2,10 +2,12 @@
  * How many job messages one worker node holds. JetStream pushes a queue group's messages to its
  * members at random, whatever each can run; the handler keeps at most one running and one waiting
  * per slot and hands the rest back (nak with a delay) for another member. The in-process adapter of
- * embedded mode has no such message: there the node queues every job, as before.
+ * embedded mode has no such message: there the node queues every job, as before. A waiting job's
+ * original is fetched while it waits, so that a slot that frees starts computing at once.
  *
  * The channel handler is called directly, with the broker calls of the job runner answered here.
  */
+import { Readable } from "node:stream";
 import type { Service } from "moleculer";
 import { parseSettings } from "../../config/settings";
 import type { Processor } from "../../lib/jobs/processor";
@@ -18,13 +20,22 @@ type Handler = (this: Service, message: { id: string; ownerId: string; kind: str
 interface Fixture {
   readonly handler: (id: string, raw?: unknown, kind?: string) => Promise<void>;
   readonly started: string[];
+  /** Object keys read from storage, in order: the originals fetched. */
+  readonly fetched: string[];
   /** Lets every job that started (and every later one) finish. */
   release(): void;
 }
 
 function fixture(env: Record<string, string>): Fixture {
   const settings = parseSettings({ SHOAL_DATA_DIR: "/tmp/shoal-unit-processing-hold", ...env });
-  const runtime = { settings, redis: undefined } as unknown as Runtime;
+  const fetched: string[] = [];
+  const storage = {
+    get: (key: string) => {
+      fetched.push(key);
+      return Promise.resolve({ body: Readable.from([Buffer.from(`original ${key}`)]) });
+    },
+  };
+  const runtime = { settings, redis: undefined, storage } as unknown as Runtime;
   let release: () => void = () => undefined;
   const gate = new Promise<void>((resolve) => {
     release = resolve;
@@ -39,10 +50,10 @@ function fixture(env: Record<string, string>): Fixture {
   const channel = (schema.channels as Record<string, { handler: Handler }>)[MEDIA_JOBS_CHANNEL];
   if (channel === undefined) throw new Error("no job channel");
   const broker = {
-    call: (action: string) =>
+    call: (action: string, params: { id: string }) =>
       Promise.resolve(
         action === "media.claimProcessing"
-          ? { decision: { action: "start", attempt: 1 }, row: { ownerId: "owner", kind: "image", mime: "image/png", originalKey: "k" } }
+          ? { decision: { action: "start", attempt: 1 }, row: { ownerId: "owner", kind: "image", mime: "image/png", originalKey: `original/${params.id}` } }
           : {},
       ),
     emit: () => Promise.resolve(),
@@ -51,6 +62,7 @@ function fixture(env: Record<string, string>): Fixture {
   return {
     handler: (id, raw, kind = "image") => channel.handler.call(service, { id, ownerId: "owner", kind }, raw),
     started,
+    fetched,
     release: () => release(),
   };
 }
@@ -88,6 +100,18 @@ test("a JetStream worker with one slot holds two jobs (one running, one waiting)
   }
   release();
   await Promise.all(handled.slice(0, 2));
+  expect(started).toEqual(["m0", "m1"]);
+});
+
+test("the waiting job's original is fetched while the slot is busy, and it starts when the slot frees", async () => {
+  const { handler, started, fetched, release } = fixture({ WORKER_CONCURRENCY: "1" });
+  const handled = [handler("m0", jetStreamMessage()), handler("m1", jetStreamMessage())];
+  await startedCount(started, 1);
+  for (let waited = 0; fetched.length < 2 && waited < 10_000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+  expect([...fetched].sort()).toEqual(["original/m0", "original/m1"]);
+  expect(started).toEqual(["m0"]);
+  release();
+  await Promise.all(handled);
   expect(started).toEqual(["m0", "m1"]);
 });
 
