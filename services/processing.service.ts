@@ -246,12 +246,18 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
               const ticket = slots.take();
               return run({
                 run: (work) =>
-                  ticket.run(async () => {
+                  ticket.run(async (leave) => {
                     const began = Date.now();
+                    let left = false;
+                    const leaveSlot = () => {
+                      if (!left) recentJobMs = 0.8 * recentJobMs + 0.2 * (Date.now() - began);
+                      left = true;
+                      leave();
+                    };
                     try {
-                      return await work();
+                      return await work(leaveSlot);
                     } finally {
-                      recentJobMs = 0.8 * recentJobMs + 0.2 * (Date.now() - began);
+                      leaveSlot();
                     }
                   }),
                 cancel: () => ticket.cancel(),

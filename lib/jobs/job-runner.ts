@@ -40,7 +40,9 @@ export interface RunnerOptions extends BackoffOptions {
   /**
    * This job's place among the node's processing slots, taken when it arrived (default: run at once).
    * The original is fetched before the processor runs in it, so that a job waiting for its turn has
-   * its original when the turn comes. The place is given up on every path that does not use it.
+   * its original when the turn comes, and the slot is left when the processor starts storing its
+   * variants, so that the next job computes meanwhile. The place is given up on every path that does
+   * not use it.
    */
   readonly slot?: SlotTicket;
 }
@@ -109,12 +111,18 @@ async function runClaimed(message: JobMessage, processors: ProcessorRegistry, po
       const original = context.downloadOriginal();
       // Awaited in the slot; a failure there is the processor's failure, not an unhandled one here.
       original.catch(() => undefined);
-      const work = async () => {
+      const work = async (leave: () => void) => {
         await original;
         ports.progress(job.mediaId, job.ownerId, "processing", 0);
-        return processor(job, context);
+        return processor(job, {
+          ...context,
+          saveVariants: (variants) => {
+            leave();
+            return context.saveVariants(variants);
+          },
+        });
       };
-      result = await (options.slot ? options.slot.run(work) : work());
+      result = await (options.slot ? options.slot.run(work) : work(() => undefined));
     } finally {
       await cleanup().catch((error: unknown) => ports.log("warn", `could not clean up after ${job.mediaId}: ${describe(error)}`));
     }

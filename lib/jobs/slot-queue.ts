@@ -2,11 +2,17 @@ import pLimit from "p-limit";
 
 /** A place in a SlotQueue, taken when a job arrives; its work is handed over once it is ready to run. */
 export interface SlotTicket {
-  /** Runs `work` in this ticket's slot, once the slot is free and every earlier ticket has had its turn. */
-  run<T>(work: () => Promise<T>): Promise<T>;
+  /**
+   * Runs `work` in this ticket's slot, once the slot is free and every earlier ticket has had its turn.
+   * The slot is freed when the work settles, or earlier when it calls `leave` (what remains of it needs
+   * no slot); the answer is the work's either way.
+   */
+  run<T>(work: (leave: () => void) => Promise<T>): Promise<T>;
   /** Gives the place up without running anything (a no-op after run). */
   cancel(): void;
 }
+
+type Work = (leave: () => void) => Promise<unknown>;
 
 /**
  * At most `slots` works at once, in the order their tickets were taken, not the order they became
@@ -21,13 +27,20 @@ export class SlotQueue {
   }
 
   take(): SlotTicket {
-    let hand: (work: () => Promise<unknown>) => void = () => undefined;
-    const handed = new Promise<() => Promise<unknown>>((resolve) => {
+    let hand: (work: Work) => void = () => undefined;
+    const handed = new Promise<Work>((resolve) => {
       hand = resolve;
     });
-    const outcome = this.limit(async () => (await handed)());
+    const outcome = new Promise<unknown>((resolve, reject) => {
+      void this.limit(async () => {
+        const work = await handed;
+        await new Promise<void>((leave) => {
+          work(leave).then(resolve, reject).finally(leave);
+        });
+      });
+    });
     return {
-      run: <T>(work: () => Promise<T>) => {
+      run: <T>(work: (leave: () => void) => Promise<T>) => {
         hand(work);
         return outcome as Promise<T>;
       },

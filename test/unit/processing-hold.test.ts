@@ -26,7 +26,8 @@ interface Fixture {
   release(): void;
 }
 
-function fixture(env: Record<string, string>): Fixture {
+/** `storing: true`: the processor stores its (no) variants first, then waits for release() as if storing took long. */
+function fixture(env: Record<string, string>, options: { storing?: boolean } = {}): Fixture {
   const settings = parseSettings({ SHOAL_DATA_DIR: "/tmp/shoal-unit-processing-hold", ...env });
   const fetched: string[] = [];
   const storage = {
@@ -41,8 +42,9 @@ function fixture(env: Record<string, string>): Fixture {
     release = resolve;
   });
   const started: string[] = [];
-  const image: Processor = async (job) => {
+  const image: Processor = async (job, context) => {
     started.push(job.mediaId);
+    if (options.storing) await context.saveVariants([]);
     await gate;
     return {};
   };
@@ -113,6 +115,15 @@ test("the waiting job's original is fetched while the slot is busy, and it start
   release();
   await Promise.all(handled);
   expect(started).toEqual(["m0", "m1"]);
+});
+
+test("a job storing its variants has left its slot: the next job runs meanwhile", async () => {
+  const { handler, started, release } = fixture({ WORKER_CONCURRENCY: "1" }, { storing: true });
+  const handled = [handler("m0", jetStreamMessage()), handler("m1", jetStreamMessage())];
+  await startedCount(started, 2);
+  expect(started).toEqual(["m0", "m1"]);
+  release();
+  await Promise.all(handled);
 });
 
 test("the limit follows WORKER_CONCURRENCY: two slots hold four", async () => {

@@ -44,3 +44,27 @@ test("at most `slots` works at once", async () => {
   await Promise.all(Array.from({ length: 6 }, () => queue.take().run(work)));
   expect(most).toBe(2);
 });
+
+test("a work that leaves its slot lets the next one run while it goes on", async () => {
+  const queue = new SlotQueue(1);
+  let finishFirst: () => void = () => undefined;
+  const order: string[] = [];
+  const first = queue.take().run(async (leave) => {
+    order.push("first computes");
+    leave();
+    await new Promise<void>((resolve) => {
+      finishFirst = resolve;
+    });
+    order.push("first stored");
+    return "first";
+  });
+  const second = queue.take().run(async () => {
+    order.push("second computes");
+    return "second";
+  });
+  await expect(second).resolves.toBe("second");
+  expect(order).toEqual(["first computes", "second computes"]);
+  finishFirst();
+  await expect(first).resolves.toBe("first");
+  expect(order).toEqual(["first computes", "second computes", "first stored"]);
+});
