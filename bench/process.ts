@@ -75,6 +75,8 @@ const START_TIMEOUT_MS = 180_000;
 const JOB_TIMEOUT_MS = 300_000;
 const STOP_TIMEOUT_MS = 15_000;
 const SERVICES_STOP_TIMEOUT_MS = 30_000;
+/** JOB_DEADLINE_SECONDS of the embedded nodes of (a)/(c): how old a queued item must be for the reconciler to publish it again. */
+const EMBEDDED_QUEUED_DEADLINE_SECONDS = 5;
 const GOALS = { aOverB: 0.9, cOverD: 0.95, twoOverOne: 1.7 } as const;
 /** The cluster worker processes: one job at a time, one thread per job (sharp already uses one). */
 const CLUSTER_WORKER = { WORKER_CONCURRENCY: "1", FFMPEG_THREADS: "1" } as const;
@@ -83,10 +85,11 @@ const GATEWAY_SERVICES = "api,users,media,site";
 const JOBS_STREAM = `shoal.${MEDIA_JOBS_CHANNEL}`.split(".").join("_");
 
 /**
+ * a, c: embedded, jobs queued before the worker subscribes; au, cu: embedded, worker running while the jobs are uploaded;
  * e1, e2, f1, f2: cluster, jobs queued before the workers start; e1u, e2u, f1u, f2u: cluster, workers running while
  * the jobs are uploaded; g1, g2: the machine's own scaling, processImage() in one direct process against two.
  */
-type RoundKey = "a" | "b" | "c" | "d" | "e1" | "e2" | "f1" | "f2" | "e1u" | "e2u" | "f1u" | "f2u" | "g1" | "g2";
+type RoundKey = "a" | "b" | "c" | "d" | "au" | "cu" | "e1" | "e2" | "f1" | "f2" | "e1u" | "e2u" | "f1u" | "f2u" | "g1" | "g2";
 
 interface Options {
   readonly repeats: number;
@@ -672,6 +675,102 @@ async function queuedRound(
   }
 }
 
+/**
+ * One embedded round on queued jobs, on a node of its own (fresh data directory, the given settings) started
+ * with its channel subscription held back (BENCH_DEFER_SUBSCRIBE=1):
+ *   1. one warm-up file and the measured files are uploaded; the in-process channel has no subscriber, so their
+ *      job messages go nowhere and every item stays `uploaded` (checked);
+ *   2. the node subscribes and runs the warm-up job through its channel handler;
+ *   3. once the measured items are older than the node's JOB_DEADLINE_SECONDS, a reconciler round runs on the
+ *      node (the node's own recovery path): it publishes every measured item again, now to the subscribed
+ *      worker. The round lasts from that command until the last measured media:ready.
+ */
+async function embeddedQueuedRound(
+  scope: string,
+  nodeEnv: Record<string, string>,
+  profDir: string | undefined,
+  username: string,
+  warmup: string,
+  measured: readonly string[],
+  mime: string,
+): Promise<{ figures: RoundFigures; sample: MediaJson }> {
+  const node = await startShoal(`embedded-${username}`, `bench-embedded-${username}`, {
+    ...nodeEnv,
+    BENCH_DEFER_SUBSCRIBE: "1",
+    JOB_DEADLINE_SECONDS: String(EMBEDDED_QUEUED_DEADLINE_SECONDS),
+    JOB_RECONCILE_INTERVAL_SECONDS: "3600",
+  }, profDir);
+  const baseUrl = node.baseUrl as string;
+  const kind = mime.startsWith("image/") ? "image" : "video";
+  let watcher: ReadyWatcher | undefined;
+  try {
+    const { token, userId } = await register(baseUrl, username);
+    watcher = await ReadyWatcher.connect(baseUrl, token);
+    const warm = await upload(baseUrl, token, warmup, mime);
+    const uploads: Array<{ id: string; acceptedAt: number; seconds: number }> = [];
+    for (const file of measured) uploads.push(await upload(baseUrl, token, file, mime));
+    const statuses = await Promise.all([warm, ...uploads].map((entry) => getMedia(baseUrl, token, entry.id).then((item) => item.status)));
+    const notWaiting = statuses.filter((status) => status !== "uploaded");
+    if (notWaiting.length > 0) throw new Error(`${notWaiting.length} item(s) not 'uploaded' before the node subscribed: ${notWaiting.join(", ")}`);
+
+    await node.child.command({ name: "subscribe" }, START_TIMEOUT_MS);
+    await node.child.command({ name: "warmup", job: { id: warm.id, ownerId: userId, kind } }, JOB_TIMEOUT_MS);
+    await watcher.wait(warm.id);
+    const lastAccepted = Math.max(...uploads.map((entry) => entry.acceptedAt));
+    await delay(Math.max(0, lastAccepted + EMBEDDED_QUEUED_DEADLINE_SECONDS * 1000 + 250 - performance.now()));
+    progress(scope, `1 warm-up + ${uploads.length} measured jobs uploaded while the node was not subscribed; warm-up done; reconciling`);
+
+    const loadAverage1mBefore = loadAverage1m();
+    const cpu = new CpuWindow(new Map([["node", node.child.pid]]));
+    const go = performance.now();
+    const answer = await node.child.command({ name: "reconcile" }, JOB_TIMEOUT_MS);
+    const reconcileSeconds = (performance.now() - go) / 1000;
+    if (answer.requeued !== uploads.length) throw new Error(`the reconciler published ${answer.requeued} item(s), not the ${uploads.length} measured ones`);
+    const ready = await Promise.all(uploads.map((entry) => (watcher as ReadyWatcher).wait(entry.id)));
+    const cpuSecondsPerSecond = cpu.finish();
+    const last = Math.max(...ready);
+    const wallSeconds = (last - go) / 1000;
+    const items = await Promise.all(uploads.map((entry) => getMedia(baseUrl, token, entry.id)));
+    const notReady = items.filter((item) => item.status !== "ready");
+    if (notReady.length > 0) throw new Error(`${notReady.length} items not ready after media:ready: ${notReady.map((item) => item.status).join(", ")}`);
+
+    const waited: number[] = [];
+    const processing: number[] = [];
+    const finishing: number[] = [];
+    uploads.forEach((entry, index) => {
+      const stages = (watcher as ReadyWatcher).stages.get(entry.id);
+      if (stages?.processing === undefined || stages.storing === undefined) return;
+      waited.push(Math.max(0, stages.processing - go) / 1000);
+      processing.push((stages.storing - stages.processing) / 1000);
+      finishing.push(((ready[index] as number) - stages.storing) / 1000);
+    });
+    return {
+      figures: {
+        jobs: measured.length,
+        wallSeconds: round(wallSeconds, 2),
+        jobsPerMinute: round((measured.length / wallSeconds) * 60, 1),
+        jobSeconds: summary(ready.map((at) => (at - go) / 1000)),
+        loadAverage1mBefore,
+        extra: {
+          measured: "from the reconciler round started on the node (which publishes the queued jobs to its now subscribed worker) until the last measured media:ready",
+          reconcileSeconds: round(reconcileSeconds, 3),
+          stagesSeconds: {
+            jobsWithAllStages: processing.length,
+            startedAfterReconcile: summary(waited),
+            processorRun: summary(processing),
+            storingToReady: summary(finishing),
+          },
+          cpuSecondsPerSecond,
+        },
+      },
+      sample: items[0] as MediaJson,
+    };
+  } finally {
+    watcher?.close();
+    await node.child.stop();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Direct
 
@@ -825,7 +924,7 @@ async function main(): Promise<void> {
     const directImages = [images.files[0] as string, ...imageMeasured];
     const directVideos = [videos[0] as string, ...videoMeasured];
 
-    const all: Record<RoundKey, RoundFigures[]> = { a: [], b: [], c: [], d: [], e1: [], e2: [], f1: [], f2: [], e1u: [], e2u: [], f1u: [], f2u: [], g1: [], g2: [] };
+    const all: Record<RoundKey, RoundFigures[]> = { a: [], b: [], c: [], d: [], au: [], cu: [], e1: [], e2: [], f1: [], f2: [], e1u: [], e2u: [], f1u: [], f2u: [], g1: [], g2: [] };
     let sampleImage: MediaJson | undefined;
     let sampleVideo: MediaJson | undefined;
     let videoCommands: readonly RecordedCommand[] | undefined;
@@ -845,37 +944,52 @@ async function main(): Promise<void> {
     };
 
     // --- Embedded: (a)-(d) ------------------------------------------------------------------
+    const embeddedQueued = "jobs uploaded while the node's worker was not subscribed, then timed from a reconciler round on the node until the last media:ready";
     const embeddedLabels: Record<string, string> = {
-      a: `(a) image via POST /api/media to the embedded worker (WORKER_CONCURRENCY=${options.concurrency}), accepted -> media:ready`,
+      a: `(a) image via the embedded worker (WORKER_CONCURRENCY=${options.concurrency}); ${embeddedQueued}`,
       b: `(b) image via processImage() in a child process, same options, ${options.concurrency} at once`,
-      c: `(c) video via POST /api/media to the embedded worker (WORKER_CONCURRENCY=${options.concurrency}, FFMPEG_THREADS=${options.ffmpegThreads}), accepted -> media:ready`,
+      c: `(c) video via the embedded worker (WORKER_CONCURRENCY=${options.concurrency}, FFMPEG_THREADS=${options.ffmpegThreads}); ${embeddedQueued}`,
       d: `(d) video: the worker's ffprobe/ffmpeg command lines (recorded) run directly, ${options.concurrency} jobs at once`,
+      au: `(au) image via POST /api/media to the embedded worker (WORKER_CONCURRENCY=${options.concurrency}) while uploading, accepted -> media:ready (the previous measurement)`,
+      cu: `(cu) video via POST /api/media to the embedded worker (WORKER_CONCURRENCY=${options.concurrency}, FFMPEG_THREADS=${options.ffmpegThreads}) while uploading, accepted -> media:ready (the previous measurement)`,
     };
     if (options.embedded) {
-      const dataDir = fs.mkdtempSync(path.join(root, "embedded-"));
-      progress("embedded", `starting embedded Shoal node, WORKER_CONCURRENCY=${options.concurrency}, FFMPEG_THREADS=${options.ffmpegThreads}`);
-      const node = await startShoal(
-        "embedded",
-        "bench-embedded",
-        {
-          SHOAL_MODE: "embedded",
-          SHOAL_DATA_DIR: dataDir,
-          SHOAL_SECRET: randomBytes(32).toString("hex"),
-          WORKER_CONCURRENCY: String(options.concurrency),
-          FFMPEG_THREADS: String(options.ffmpegThreads),
-        },
-        options.cpuProfDir,
-      );
+      const embeddedEnv = (dataDir: string) => ({
+        SHOAL_MODE: "embedded",
+        SHOAL_DATA_DIR: dataDir,
+        SHOAL_SECRET: randomBytes(32).toString("hex"),
+        WORKER_CONCURRENCY: String(options.concurrency),
+        FFMPEG_THREADS: String(options.ffmpegThreads),
+      });
+      progress("embedded", `starting embedded Shoal node for (au)/(cu), WORKER_CONCURRENCY=${options.concurrency}, FFMPEG_THREADS=${options.ffmpegThreads}`);
+      const node = await startShoal("embedded", "bench-embedded", embeddedEnv(fs.mkdtempSync(path.join(root, "embedded-"))), options.cpuProfDir);
       cleanup.push(() => node.child.stop());
       const setup: WorkerRoundSetup = { gateway: node, cpu: new Map([["node", node.child.pid]]) };
       await runPairs(
         [
           ["a", "b"],
           ["c", "d"],
+          ["au", "cu"],
         ],
         async (key, repeat) => {
           if (key === "a" || key === "c") {
             const image = key === "a";
+            progress(key, `starting an embedded Shoal node of its own, subscription held back`);
+            const result = await embeddedQueuedRound(
+              key,
+              embeddedEnv(fs.mkdtempSync(path.join(root, `embedded-${key}-${repeat}-`))),
+              options.cpuProfDir,
+              `bench${key}${repeat}`,
+              image ? (imageWarmups[0] as string) : (videoWarmups[0] as string),
+              image ? imageMeasured : videoMeasured,
+              image ? "image/jpeg" : "video/mp4",
+            );
+            if (image) sampleImage ??= result.sample;
+            else sampleVideo ??= result.sample;
+            return result.figures;
+          }
+          if (key === "au" || key === "cu") {
+            const image = key === "au";
             const result = await workerRound(key, setup, `bench${key}${repeat}`, image ? imageWarmups : videoWarmups, image ? imageMeasured : videoMeasured, image ? "image/jpeg" : "video/mp4");
             if (image) sampleImage ??= result.sample;
             else sampleVideo ??= result.sample;
@@ -995,6 +1109,7 @@ async function main(): Promise<void> {
     const ratios = {
       aOverB: ratio(jpm("a"), jpm("b")),
       cOverD: ratio(jpm("c"), jpm("d")),
+      whileUploading: { aOverB: ratio(jpm("au"), jpm("b")), cOverD: ratio(jpm("cu"), jpm("d")) },
       twoWorkersOverOne: { image: ratio(jpm("e2"), jpm("e1")), video: ratio(jpm("f2"), jpm("f1")) },
       twoWorkersOverOneWhileUploading: { image: ratio(jpm("e2u"), jpm("e1u")), video: ratio(jpm("f2u"), jpm("f1u")) },
       twoDirectProcessesOverOne: { image: ratio(jpm("g2"), jpm("g1")) },
@@ -1003,6 +1118,7 @@ async function main(): Promise<void> {
     const ratiosPerRepeat = {
       aOverB: perRepeat("a", "b"),
       cOverD: perRepeat("c", "d"),
+      whileUploading: { aOverB: perRepeat("au", "b"), cOverD: perRepeat("cu", "d") },
       twoWorkersOverOne: { image: perRepeat("e2", "e1"), video: perRepeat("f2", "f1") },
       twoWorkersOverOneWhileUploading: { image: perRepeat("e2u", "e1u"), video: perRepeat("f2u", "f1u") },
       twoDirectProcessesOverOne: { image: perRepeat("g2", "g1") },
@@ -1014,6 +1130,8 @@ async function main(): Promise<void> {
       b: "b",
       c: "c",
       d: "d",
+      au: "aWhileUploading",
+      cu: "cWhileUploading",
       e1: "imageOneWorkerProcess",
       e2: "imageTwoWorkerProcesses",
       f1: "videoOneWorkerProcess",
@@ -1057,6 +1175,11 @@ async function main(): Promise<void> {
         embedded: options.embedded
           ? {
               node: "one process: gateway and worker (SQLite, memory cache, local disk)",
+              queuedRounds:
+                `(a)/(c): a node of its own per round, started with its channel subscription held back; the files uploaded (the in-process channel drops ` +
+                `their job messages, the items stay 'uploaded'); the node subscribes and runs one warm-up job; once the items are older than its ` +
+                `JOB_DEADLINE_SECONDS (${EMBEDDED_QUEUED_DEADLINE_SECONDS}), a reconciler round on the node publishes them again; timed from that round's start until the last media:ready`,
+              uploadingRounds: "(au)/(cu), the previous measurement: one node for all of them, the worker running while the measured files are uploaded; timed from the first upload accepted",
               workerConcurrency: options.concurrency,
               ffmpegThreads: options.ffmpegThreads,
               sharpThreadsPerImage: 1,
@@ -1108,10 +1231,12 @@ async function main(): Promise<void> {
     console.log("");
     console.log(`Processing benchmark, ${date}: ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}`);
     const rows: Array<[RoundKey, string]> = [
-      ["a", `(a) image via embedded worker (${options.concurrency} slots)`],
+      ["a", `(a) image, embedded worker, ${options.concurrency} slots, queued`],
       ["b", "(b) image direct (processImage)"],
-      ["c", `(c) video via embedded worker (${options.concurrency} slots)`],
+      ["c", `(c) video, embedded worker, ${options.concurrency} slots, queued`],
       ["d", "(d) video direct (same ffmpeg args)"],
+      ["au", "(au) image, embedded, while uploading"],
+      ["cu", "(cu) video, embedded, while uploading"],
       ["e1", "(e1) image, cluster, 1 worker process"],
       ["e2", "(e2) image, cluster, 2 worker processes"],
       ["f1", "(f1) video, cluster, 1 worker process"],
@@ -1135,6 +1260,8 @@ async function main(): Promise<void> {
     for (const line of [
       show("a/b", ratios.aOverB, GOALS.aOverB),
       show("c/d", ratios.cOverD, GOALS.cOverD),
+      show("au/b (while uploading)", ratios.whileUploading.aOverB),
+      show("cu/d (while uploading)", ratios.whileUploading.cOverD),
       show("2 worker processes / 1, image", ratios.twoWorkersOverOne.image, GOALS.twoOverOne),
       show("2 worker processes / 1, video", ratios.twoWorkersOverOne.video),
       show("2 worker processes / 1, image, while uploading", ratios.twoWorkersOverOneWhileUploading.image),

@@ -14,7 +14,10 @@
  *                       {"benchCommand":{"name":"warmup","job":{id,ownerId,kind}}}  runs that job through
  *                         the processing service's channel handler here (claim, fetch the original, process,
  *                         store, complete: the worker's own path), without JetStream;
- *                       {"benchCommand":{"name":"subscribe"}}  subscribes to the channels now.
+ *                       {"benchCommand":{"name":"subscribe"}}  subscribes to the channels now;
+ *                       {"benchCommand":{"name":"reconcile"}}  runs a reconciler round now (processing.reconcile):
+ *                         an embedded node, whose in-process channel drops what is published while nobody is
+ *                         subscribed, takes its jobs queued as 'uploaded' rows this way.
  *   BENCH_ROLE=raw    A bare node:http server answering every request with the bytes of BENCH_BODY_BASE64
  *                     and the Content-Type BENCH_CONTENT_TYPE.
  *
@@ -45,7 +48,7 @@ export interface JobLine {
 }
 
 /** A command to a worker node started with BENCH_DEFER_SUBSCRIBE=1 (one JSON line on its stdin). */
-export type BenchCommand = { readonly name: "warmup"; readonly job: JobMessage } | { readonly name: "subscribe" };
+export type BenchCommand = { readonly name: "warmup"; readonly job: JobMessage } | { readonly name: "subscribe" } | { readonly name: "reconcile" };
 
 /** The answer to a BenchCommand: its name, and `error` when it failed. */
 export interface BenchAnswer {
@@ -53,6 +56,8 @@ export interface BenchAnswer {
   readonly error?: string;
   /** subscribe: how many channels were subscribed to. */
   readonly channels?: number;
+  /** reconcile: how many items were published again. */
+  readonly requeued?: number;
 }
 
 function announce(key: "benchReady" | "benchStats" | "benchJob" | "benchAnswer", value: unknown): void {
@@ -118,6 +123,10 @@ function deferSubscriptions(broker: ReturnType<typeof createNode>["broker"]): vo
       const channels = held.splice(0);
       for (const [chan, service] of channels) await subscribe(chan, service);
       return { name: "subscribe", channels: channels.length };
+    }
+    if (command.name === "reconcile") {
+      const { requeued } = await broker.call<{ requeued: number }>("processing.reconcile");
+      return { name: "reconcile", requeued };
     }
     const processing = broker.getLocalService("processing") as unknown as { emitLocalChannelHandler(channel: string, payload: unknown): Promise<unknown> } | undefined;
     if (processing === undefined) throw new Error("no processing service on this node");
