@@ -9,6 +9,9 @@ export interface ObjectInfo {
   readonly lastModified: Date;
 }
 
+/** What storing an object tells for certain without asking the store again (S3 answers a PUT without the object's date). */
+export type PutInfo = Omit<ObjectInfo, "lastModified">;
+
 /** Inclusive byte positions, as in an HTTP Range header. */
 export interface ByteRange {
   readonly start: number;
@@ -40,7 +43,7 @@ export interface SignedUrlOptions {
 export interface ObjectStorage {
   readonly kind: "local" | "s3";
   /** Stores a stream of unknown length; readers never see a half-written object. */
-  put(key: string, body: Readable, contentType: string): Promise<ObjectInfo>;
+  put(key: string, body: Readable, contentType: string): Promise<PutInfo>;
   /**
    * Takes staged content over as `key` without passing its bytes through this process where the store can
    * (a rename on disk, a server-side copy in S3). A staged file is gone afterwards; a staged S3 object is

@@ -23,7 +23,7 @@ import {
   InvalidObjectKeyError,
   RangeNotSatisfiableError,
 } from "./local-storage";
-import type { ByteRange, ObjectInfo, ObjectStorage, SignedUrlOptions, StagedContent, StoredObject } from "./object-storage";
+import type { ByteRange, ObjectInfo, ObjectStorage, PutInfo, SignedUrlOptions, StagedContent, StoredObject } from "./object-storage";
 import { assertExpiresInSeconds, attachmentDisposition } from "./signed-url";
 
 export interface S3StorageOptions {
@@ -91,7 +91,7 @@ export class S3Storage implements ObjectStorage {
    * multipart upload (leavePartsOnError: false), so no parts are left billed; a lifecycle rule
    * "AbortIncompleteMultipartUpload" on the bucket is still the safety net for a node that dies mid-upload.
    */
-  async put(key: string, body: Readable, contentType: string): Promise<ObjectInfo> {
+  async put(key: string, body: Readable, contentType: string): Promise<PutInfo> {
     try {
       assertObjectKey(key);
       assertContentType(contentType);
@@ -112,17 +112,23 @@ export class S3Storage implements ObjectStorage {
       queueSize: UPLOAD_QUEUE_SIZE,
       leavePartsOnError: false,
     });
+    // The size from the library's own count of what it sent (the last report is the whole body), and the
+    // ETag from the store's answer: no HEAD after every PUT.
+    let bytes = 0;
+    upload.on("httpUploadProgress", (progress) => {
+      bytes = Math.max(bytes, progress.loaded ?? 0);
+    });
+    let etag: string | undefined;
     try {
-      await upload.done();
+      ({ ETag: etag } = await upload.done());
     } catch (error) {
       body.destroy();
       throw sourceError ?? error;
     } finally {
       body.off("error", onSourceError);
     }
-    const info = await this.head(key);
-    if (info === undefined) throw new Error(`the object ${key} is missing right after it was stored`);
-    return info;
+    if (etag === undefined) throw new Error(`the store gave no ETag for ${key}`);
+    return { key, bytes, contentType, etag };
   }
 
   /** A server-side copy within the bucket, so the bytes do not pass through this process (up to 5 GiB; larger ones are streamed). */
@@ -135,7 +141,10 @@ export class S3Storage implements ObjectStorage {
     if ((source.ContentLength ?? 0) > MAX_COPY_BYTES) {
       const output = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: staged.key }));
       if (!(output.Body instanceof Readable)) throw new Error("the S3 client returned a body that is not a Node stream");
-      return this.put(key, output.Body, contentType);
+      await this.put(key, output.Body, contentType);
+      const info = await this.head(key);
+      if (info === undefined) throw new Error(`the object ${key} is missing right after it was stored`);
+      return info;
     }
     const { CopyObjectResult: copied } = await this.client.send(
       new CopyObjectCommand({

@@ -176,11 +176,12 @@ describe.each(DRIVERS)("$name", (driver) => {
     const info = await storage.put(key, streamOf(data), "image/jpeg");
     expect(info).toMatchObject({ key, bytes: data.length, contentType: "image/jpeg" });
     expect(info.etag).toMatch(/^".+"$/);
-    // Not toBeInstanceOf(Date): fs.Stats makes its Dates in Node's realm, not in the test's.
-    expect(Math.abs(info.lastModified.getTime() - Date.now())).toBeLessThan(60_000);
 
     const stored = await storage.get(key);
-    expect(stored.info).toEqual(info);
+    // What put answered is what a reader finds; only the date is not known to put on S3.
+    expect(stored.info).toMatchObject({ key: info.key, bytes: info.bytes, contentType: info.contentType, etag: info.etag });
+    // Not toBeInstanceOf(Date): fs.Stats makes its Dates in Node's realm, not in the test's.
+    expect(Math.abs(stored.info.lastModified.getTime() - Date.now())).toBeLessThan(60_000);
     expect(sha256(await readAll(stored.body))).toBe(sha256(data));
   });
 
@@ -240,7 +241,7 @@ describe.each(DRIVERS)("$name", (driver) => {
 
     const stored = await storage.put(key, streamOf(Buffer.from("first version")), "image/png");
     const head = await storage.head(key);
-    expect(head).toEqual(stored);
+    expect(head).toMatchObject({ key: stored.key, bytes: stored.bytes, contentType: stored.contentType, etag: stored.etag });
     expect(head).toMatchObject({ key, bytes: 13, contentType: "image/png" });
     expect(await storage.head(key)).toEqual(head);
 
