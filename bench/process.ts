@@ -845,7 +845,8 @@ async function ceilingRound(scope: string, processes: number, files: readonly st
   try {
     await Promise.all(children.map((child) => child.firstLine<true>("benchDirectWarm", JOB_TIMEOUT_MS)));
     const answers = children.map((child) => child.firstLine<DirectResult>("benchDirect", JOB_TIMEOUT_MS * 2));
-    const cpu = new CpuWindow(new Map(children.map((child, index): [string, number | undefined] => [`direct${index + 1}`, child.pid])));
+    // The machine only: a direct process may have exited by the end of the window (each reports its own CPU).
+    const cpu = new CpuWindow(new Map());
     for (const child of children) child.writeLine("go");
     const results = await Promise.all(answers);
     const cpuSecondsPerSecond = cpu.finish();
@@ -863,7 +864,7 @@ async function ceilingRound(scope: string, processes: number, files: readonly st
         jobsPerProcess: results.map((result) => result.jobs),
         wallSecondsPerProcess: results.map((result) => round(result.wallSeconds, 2)),
         cpuSeconds: results.map((result) => round(result.processCpuSeconds, 2)),
-        cpuSecondsPerSecond,
+        cpuSecondsPerSecond: { ...Object.fromEntries(results.map((result, index) => [`direct${index + 1}`, round(result.processCpuSeconds / wallSeconds, 2)])), machine: cpuSecondsPerSecond.machine },
       },
     };
   } finally {
