@@ -408,6 +408,42 @@ interface WorkerRoundSetup {
   readonly cpu: ReadonlyMap<string, number | undefined>;
 }
 
+type Accepted = { readonly id: string; readonly acceptedAt: number; readonly seconds: number };
+
+/** Checks that GET /api/media/:id says `ready` for every item (after their media:ready). */
+async function expectAllReady(baseUrl: string, token: string, uploads: readonly Accepted[]): Promise<MediaJson[]> {
+  const items = await Promise.all(uploads.map((entry) => getMedia(baseUrl, token, entry.id)));
+  const notReady = items.filter((item) => item.status !== "ready");
+  if (notReady.length > 0) throw new Error(`${notReady.length} items not ready after media:ready: ${notReady.map((item) => item.status).join(", ")}`);
+  return items;
+}
+
+/** The times of a round on queued jobs: its jobs over the time from `go` until the last was ready. */
+function queuedRoundTimes(jobs: number, go: number, ready: readonly number[]): Pick<RoundFigures, "jobs" | "wallSeconds" | "jobsPerMinute" | "jobSeconds"> {
+  const wallSeconds = (Math.max(...ready) - go) / 1000;
+  return { jobs, wallSeconds: round(wallSeconds, 2), jobsPerMinute: round((jobs / wallSeconds) * 60, 1), jobSeconds: summary(ready.map((at) => (at - go) / 1000)) };
+}
+
+/**
+ * Each job's time split by its progress events as the client saw them: from `since` (the round's start, or
+ * the item's acceptance) to its first `processing`, from there to `storing`, and from `storing` to ready.
+ */
+function stagesOf(watcher: ReadyWatcher, uploads: readonly Accepted[], ready: readonly number[], since: (entry: Accepted) => number) {
+  const waited: number[] = [];
+  const processing: number[] = [];
+  const finishing: number[] = [];
+  const starts: number[] = [];
+  uploads.forEach((entry, index) => {
+    const stages = watcher.stages.get(entry.id);
+    if (stages?.processing === undefined || stages.storing === undefined) return;
+    starts.push(stages.processing);
+    waited.push(Math.max(0, stages.processing - since(entry)) / 1000);
+    processing.push((stages.storing - stages.processing) / 1000);
+    finishing.push(((ready[index] as number) - stages.storing) / 1000);
+  });
+  return { waited, processing, finishing, starts };
+}
+
 /**
  * One worker round on a fresh account: warm-up files are uploaded and waited for one at a time (one, or in
  * cluster mode until every worker process has done one), then the measured files are uploaded one after
@@ -454,22 +490,10 @@ async function workerRound(
     const cpuSecondsPerSecond = cpu.finish();
     const first = Math.min(...uploads.map((entry) => entry.acceptedAt));
     const wallSeconds = (Math.max(...ready) - first) / 1000;
-    const items = await Promise.all(uploads.map((entry) => getMedia(baseUrl, token, entry.id)));
-    const notReady = items.filter((item) => item.status !== "ready");
-    if (notReady.length > 0) throw new Error(`${notReady.length} items not ready after media:ready: ${notReady.map((item) => item.status).join(", ")}`);
+    const items = await expectAllReady(baseUrl, token, uploads);
     const uploadSeconds = uploads.map((entry) => entry.seconds);
     // Where each job's time went, from the worker's progress events (socket.io, client clock).
-    const queued: number[] = [];
-    const processing: number[] = [];
-    const finishing: number[] = [];
-    uploads.forEach((entry, index) => {
-      const stages = watcher.stages.get(entry.id);
-      const readyTime = ready[index] as number;
-      if (stages?.processing === undefined || stages.storing === undefined) return;
-      queued.push(Math.max(0, stages.processing - entry.acceptedAt) / 1000);
-      processing.push((stages.storing - stages.processing) / 1000);
-      finishing.push((readyTime - stages.storing) / 1000);
-    });
+    const { waited: queued, processing, finishing } = stagesOf(watcher, uploads, ready, (entry) => entry.acceptedAt);
     const extra: Record<string, unknown> = {
       stagesSeconds: {
         jobsWithAllStages: processing.length,
@@ -612,24 +636,8 @@ async function queuedRound(
     const cpuSecondsPerSecond = cpu.finish();
     const subscribedAfterSeconds = await Promise.all(subscribed);
     const last = Math.max(...ready);
-    const wallSeconds = (last - go) / 1000;
-    const items = await Promise.all(uploads.map((entry) => getMedia(baseUrl, token, entry.id)));
-    const notReady = items.filter((item) => item.status !== "ready");
-    if (notReady.length > 0) throw new Error(`${notReady.length} items not ready after media:ready: ${notReady.map((item) => item.status).join(", ")}`);
-
-    const waited: number[] = [];
-    const processing: number[] = [];
-    const finishing: number[] = [];
-    const starts: number[] = [];
-    uploads.forEach((entry, index) => {
-      const stages = watcher.stages.get(entry.id);
-      const readyTime = ready[index] as number;
-      if (stages?.processing === undefined || stages.storing === undefined) return;
-      starts.push(stages.processing);
-      waited.push(Math.max(0, stages.processing - go) / 1000);
-      processing.push((stages.storing - stages.processing) / 1000);
-      finishing.push((readyTime - stages.storing) / 1000);
-    });
+    await expectAllReady(baseUrl, token, uploads);
+    const { waited, processing, finishing, starts } = stagesOf(watcher, uploads, ready, () => go);
     const fromFirstStart = starts.length === uploads.length ? (last - Math.min(...starts)) / 1000 : undefined;
     const jobsPerWorker: Record<string, number> = Object.fromEntries(workers.map((_worker, index) => [`worker${index + 1}`, 0]));
     let unknown = 0;
@@ -641,10 +649,7 @@ async function queuedRound(
     const uploadSeconds = uploads.map((entry) => entry.seconds);
     return {
       figures: {
-        jobs: measured.length,
-        wallSeconds: round(wallSeconds, 2),
-        jobsPerMinute: round((measured.length / wallSeconds) * 60, 1),
-        jobSeconds: summary(ready.map((at) => (at - go) / 1000)),
+        ...queuedRoundTimes(measured.length, go, ready),
         loadAverage1mBefore,
         uploadSeconds: { p50: summary(uploadSeconds).p50, max: summary(uploadSeconds).max, total: round(uploadSeconds.reduce((a, b) => a + b, 0), 2) },
         extra: {
@@ -728,28 +733,11 @@ async function embeddedQueuedRound(
     if (answer.requeued !== uploads.length) throw new Error(`the reconciler published ${answer.requeued} item(s), not the ${uploads.length} measured ones`);
     const ready = await Promise.all(uploads.map((entry) => (watcher as ReadyWatcher).wait(entry.id)));
     const cpuSecondsPerSecond = cpu.finish();
-    const last = Math.max(...ready);
-    const wallSeconds = (last - go) / 1000;
-    const items = await Promise.all(uploads.map((entry) => getMedia(baseUrl, token, entry.id)));
-    const notReady = items.filter((item) => item.status !== "ready");
-    if (notReady.length > 0) throw new Error(`${notReady.length} items not ready after media:ready: ${notReady.map((item) => item.status).join(", ")}`);
-
-    const waited: number[] = [];
-    const processing: number[] = [];
-    const finishing: number[] = [];
-    uploads.forEach((entry, index) => {
-      const stages = (watcher as ReadyWatcher).stages.get(entry.id);
-      if (stages?.processing === undefined || stages.storing === undefined) return;
-      waited.push(Math.max(0, stages.processing - go) / 1000);
-      processing.push((stages.storing - stages.processing) / 1000);
-      finishing.push(((ready[index] as number) - stages.storing) / 1000);
-    });
+    const items = await expectAllReady(baseUrl, token, uploads);
+    const { waited, processing, finishing } = stagesOf(watcher, uploads, ready, () => go);
     return {
       figures: {
-        jobs: measured.length,
-        wallSeconds: round(wallSeconds, 2),
-        jobsPerMinute: round((measured.length / wallSeconds) * 60, 1),
-        jobSeconds: summary(ready.map((at) => (at - go) / 1000)),
+        ...queuedRoundTimes(measured.length, go, ready),
         loadAverage1mBefore,
         extra: {
           measured: "from the reconciler round started on the node (which publishes the queued jobs to its now subscribed worker) until the last measured media:ready",
