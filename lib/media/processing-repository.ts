@@ -106,8 +106,9 @@ export class ProcessingRepository {
 
   /**
    * Records an item's variants in one transaction, replacing those of the same names (a rerun
-   * overwrites, never duplicates). One transaction per item, not one per variant: concurrent
-   * delete-then-insert transactions on the same item deadlock on InnoDB's gap locks.
+   * overwrites, never duplicates). One transaction per item, not one per variant: fewer round trips,
+   * and no concurrent delete-then-insert transactions on one item, whose gap locks block each other
+   * on InnoDB.
    */
   async saveVariants(mediaId: string, variants: readonly VariantRow[]): Promise<void> {
     if (variants.length === 0) return;
