@@ -6,6 +6,7 @@ import { Middleware as ChannelsMiddleware } from "@moleculer/channels";
 import { jitteredTtl } from "./lib/cache/cache-keys";
 import { runWithConsistencyKey } from "./lib/db/read-your-writes";
 import { AppError } from "./lib/errors";
+import { CHANNEL_ADAPTER_CONNECTED_EVENT } from "./lib/jobs/job-channel";
 
 /** What the API and services put in ctx.meta. */
 export interface ShoalMeta {
@@ -104,6 +105,17 @@ function channelsMiddleware(settings: Settings): unknown {
   return ChannelsMiddleware({ adapter } as unknown as Parameters<typeof ChannelsMiddleware>[0]);
 }
 
+/**
+ * Placed after the channels middleware, whose own `started` hook connects its adapter once every service
+ * has started (middleware hooks run in order): tells the local services the adapter is connected.
+ */
+const channelsConnectedMiddleware = {
+  name: "ChannelsConnected",
+  started(broker: ServiceBroker) {
+    broker.broadcastLocal(CHANNEL_ADAPTER_CONNECTED_EVENT);
+  },
+};
+
 export function brokerOptions(settings: Settings): BrokerOptions {
   const lockTtlMs = 15_000;
   const jobsOnThisNode = settings.services.some((name) => name === "media" || name === "processing");
@@ -135,7 +147,7 @@ export function brokerOptions(settings: Settings): BrokerOptions {
     // The typings accept only reporter names and options; Moleculer also takes an instance.
     metrics: { enabled: true, reporter: [new GatewayPrometheusReporter({}) as unknown as string] },
     tracing: { enabled: false },
-    middlewares: [consistencyKeyMiddleware, cacherTuningMiddleware, ...(jobsOnThisNode ? [channelsMiddleware(settings)] : [])] as unknown as BrokerOptions["middlewares"],
+    middlewares: [consistencyKeyMiddleware, cacherTuningMiddleware, ...(jobsOnThisNode ? [channelsMiddleware(settings), channelsConnectedMiddleware] : [])] as unknown as BrokerOptions["middlewares"],
     errorHandler(error) {
       throw toMoleculerError(error);
     },

@@ -18,7 +18,7 @@ import {
 import { MediaRepository } from "../lib/media/media-repository";
 import { ProcessingRepository } from "../lib/media/processing-repository";
 import type { Finish } from "../lib/media/processing-repository";
-import { JobPublisher, MEDIA_JOBS_CHANNEL } from "../lib/jobs/job-channel";
+import { CHANNEL_ADAPTER_CONNECTED_EVENT, JobPublisher, MEDIA_JOBS_CHANNEL } from "../lib/jobs/job-channel";
 import { FAILURE_REASONS } from "../lib/jobs/job-state";
 import type { FailureReason } from "../lib/jobs/job-state";
 import type { StoredVariant } from "../lib/jobs/processor";
@@ -67,7 +67,6 @@ export function mediaService(runtime: Runtime): ServiceSchema {
   let catalogue: MediaCatalogue;
   let processing: ProcessingRepository;
   let jobs: JobPublisher;
-  let stopping: AbortController | undefined;
   const { settings } = runtime;
   const replicaLagWindowMs = settings.replication.maxLagSeconds * 1000;
   const readTtl = mediaReadTtlSeconds(settings.cache.ttlSeconds, settings.delivery.signedUrlTtlSeconds);
@@ -127,17 +126,6 @@ export function mediaService(runtime: Runtime): ServiceSchema {
         send: (payload) => broker.sendToChannel(MEDIA_JOBS_CHANNEL, payload),
         log: (level, message) => this.logger[level](message),
       });
-    },
-
-    started() {
-      // In cluster mode, the job streams exist before the first upload even if no worker ever subscribed.
-      // Not awaited: the channels middleware connects its adapter only after every service has started.
-      stopping = new AbortController();
-      void jobs.prepare(stopping.signal);
-    },
-
-    stopped() {
-      stopping?.abort();
     },
 
     actions: {
@@ -403,6 +391,11 @@ export function mediaService(runtime: Runtime): ServiceSchema {
     },
 
     events: {
+      /** In cluster mode, the job streams exist before the first upload even if no worker ever subscribed. */
+      [CHANNEL_ADAPTER_CONNECTED_EVENT]() {
+        return jobs.prepare();
+      },
+
       /** An account is gone: so are its media (objects and rows; the quota went with the account). */
       "user.deleted": {
         params: { userId: { type: "string" }, deletedAt: { type: "string", optional: true } },

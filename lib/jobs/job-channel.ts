@@ -10,6 +10,9 @@ import { ErrorCode, nanos } from "nats";
  * through the adapter the channels middleware puts on the broker, once connected and again after a 503.
  */
 
+/** Broadcast locally once the channels middleware has connected its adapter (moleculer.config.ts). */
+export const CHANNEL_ADAPTER_CONNECTED_EVENT = "jobs.channelAdapterConnected";
+
 /** Payload `{ id, ownerId, kind }`, published by the media service, consumed by the processing workers. */
 export const MEDIA_JOBS_CHANNEL = "media.jobs";
 /** Where the adapter moves a job message whose handler kept throwing (JetStream only). */
@@ -70,31 +73,14 @@ export interface JobPublisherOptions {
   readonly log: (level: "info" | "warn", message: string) => void;
 }
 
-const CONNECT_POLL_MS = 50;
-const CONNECT_WAIT_MS = 120_000;
-
 /** Publishes job messages, making the job streams first when JetStream has none for them. */
 export class JobPublisher {
   private ensuring: Promise<void> | undefined;
 
   constructor(private readonly options: JobPublisherOptions) {}
 
-  /**
-   * At start: waits for the adapter to connect (the channels middleware connects after the services have
-   * started), then makes the streams. Never throws; a publish that finds no stream still makes them.
-   */
-  async prepare(signal: AbortSignal): Promise<void> {
-    const adapter = streamCreatingAdapter(this.options.adapter());
-    if (adapter === undefined) return;
-    const deadline = Date.now() + CONNECT_WAIT_MS;
-    while (!adapter.connected) {
-      if (signal.aborted) return;
-      if (Date.now() > deadline) {
-        this.options.log("warn", `the channel adapter did not connect within ${CONNECT_WAIT_MS / 1000} s; the job streams will be made at the first publish`);
-        return;
-      }
-      await new Promise((resolve) => setTimeout(resolve, CONNECT_POLL_MS).unref());
-    }
+  /** Once the adapter is connected (CHANNEL_ADAPTER_CONNECTED_EVENT): makes the streams. Never throws; a publish that finds no stream still makes them. */
+  async prepare(): Promise<void> {
     await this.ensureStreams().catch((error: Error) => this.options.log("warn", `could not make the job streams: ${error.message}`));
   }
 
