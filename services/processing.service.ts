@@ -27,8 +27,8 @@ export { MEDIA_DEAD_LETTER_CHANNEL };
 const PROGRESS_INTERVAL_MS = 250;
 const RECONCILE_BATCH = 500;
 /**
- * A job message handed back by a busy node is offered to the group again after a quarter of this
- * node's recent job time, within these bounds: a slot that frees finds a message soon after, and long
+ * A job message handed back by a busy node is offered to the group again after a quarter of the
+ * time a job recently held one of this node's slots, within these bounds: a slot that frees finds a message soon after, and long
  * jobs do not make messages circle more often than they need to.
  */
 const BUSY_REDELIVERY_MIN_MS = 50;
@@ -193,8 +193,6 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
    */
   const holdLimit = jobs.concurrency * 2;
   const onThisNode = pLimit(holdLimit);
-  /** Moving average of this node's job times (ms), for the redelivery delay of messages handed back. */
-  let recentJobMs = 1000;
 
   return {
     name: "processing",
@@ -234,7 +232,7 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
           if (delivery !== undefined && onThisNode.activeCount + onThisNode.pendingCount >= holdLimit) {
             // Busy: give the message back, to be offered to the group again (another worker, or this one
             // once a slot is free). JetStream counts it as a delivery; the adapter's ack after a nak is a no-op.
-            delivery.nak(Math.round(Math.min(BUSY_REDELIVERY_MAX_MS, Math.max(BUSY_REDELIVERY_MIN_MS, recentJobMs / 4))));
+            delivery.nak(Math.round(Math.min(BUSY_REDELIVERY_MAX_MS, Math.max(BUSY_REDELIVERY_MIN_MS, slots.recentHoldMs / 4))));
             return;
           }
           delivery?.working();
@@ -243,25 +241,7 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
           try {
             await onThisNode(async () => {
               delivery?.working();
-              const ticket = slots.take();
-              return run({
-                run: (work) =>
-                  ticket.run(async (leave) => {
-                    const began = Date.now();
-                    let left = false;
-                    const leaveSlot = () => {
-                      if (!left) recentJobMs = 0.8 * recentJobMs + 0.2 * (Date.now() - began);
-                      left = true;
-                      leave();
-                    };
-                    try {
-                      return await work(leaveSlot);
-                    } finally {
-                      leaveSlot();
-                    }
-                  }),
-                cancel: () => ticket.cancel(),
-              });
+              return run(slots.take());
             });
           } finally {
             clearInterval(keepAlive);

@@ -14,6 +14,9 @@ export interface SlotTicket {
 
 type Work = (leave: () => void) => Promise<unknown>;
 
+/** What a cancelled ticket runs. */
+const nothing: Work = async () => undefined;
+
 /**
  * At most `slots` works at once, in the order their tickets were taken, not the order they became
  * ready: a job can take its ticket on arrival, fetch its input, then run, and still keep its turn.
@@ -21,9 +24,17 @@ type Work = (leave: () => void) => Promise<unknown>;
  */
 export class SlotQueue {
   private readonly limit: ReturnType<typeof pLimit>;
+  /** Moving average of how long works held their slot (ms), starting from a guess. */
+  private averageHoldMs: number;
 
-  constructor(slots: number) {
+  constructor(slots: number, options: { initialHoldMs?: number } = {}) {
     this.limit = pLimit(slots);
+    this.averageHoldMs = options.initialHoldMs ?? 1000;
+  }
+
+  /** How long a work has recently held its slot, in ms (a moving average). */
+  get recentHoldMs(): number {
+    return this.averageHoldMs;
   }
 
   take(): SlotTicket {
@@ -34,8 +45,17 @@ export class SlotQueue {
     const outcome = new Promise<unknown>((resolve, reject) => {
       void this.limit(async () => {
         const work = await handed;
-        await new Promise<void>((leave) => {
-          work(leave).then(resolve, reject).finally(leave);
+        const began = Date.now();
+        await new Promise<void>((free) => {
+          let held = true;
+          const leave = () => {
+            if (!held) return;
+            held = false;
+            if (work !== nothing) this.averageHoldMs = 0.8 * this.averageHoldMs + 0.2 * (Date.now() - began);
+            free();
+          };
+          // The slot is left before the outcome is answered.
+          work(leave).finally(leave).then(resolve, reject);
         });
       });
     });
@@ -45,7 +65,7 @@ export class SlotQueue {
         return outcome as Promise<T>;
       },
       cancel: () => {
-        hand(async () => undefined);
+        hand(nothing);
         // Settles with the work's outcome for run(); here nobody awaits it.
         outcome.catch(() => undefined);
       },

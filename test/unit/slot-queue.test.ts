@@ -68,3 +68,14 @@ test("a work that leaves its slot lets the next one run while it goes on", async
   await expect(first).resolves.toBe("first");
   expect(order).toEqual(["first computes", "second computes", "first stored"]);
 });
+
+test("the recent hold time follows the works that held a slot, not the cancelled tickets", async () => {
+  const queue = new SlotQueue(1, { initialHoldMs: 0 });
+  queue.take().cancel();
+  await queue.take().run(async () => undefined);
+  const afterCancel = queue.recentHoldMs;
+  await queue.take().run(() => new Promise((resolve) => setTimeout(resolve, 50)));
+  // A moving average: a fifth of the new hold (at least 50 ms) is added.
+  expect(queue.recentHoldMs).toBeGreaterThanOrEqual(0.8 * afterCancel + 0.2 * 50 - 1);
+  expect(queue.recentHoldMs).toBeGreaterThan(afterCancel);
+});
