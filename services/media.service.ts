@@ -336,7 +336,6 @@ export function mediaService(runtime: Runtime): ServiceSchema {
           await processing.saveVariants(
             id,
             variants.map((variant) => ({
-              media_id: id,
               name: variant.name,
               object_key: variant.objectKey,
               mime: variant.mime,

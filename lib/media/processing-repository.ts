@@ -110,13 +110,15 @@ export class ProcessingRepository {
    * and no concurrent delete-then-insert transactions on one item, whose gap locks block each other
    * on InnoDB.
    */
-  async saveVariants(mediaId: string, variants: readonly VariantRow[]): Promise<void> {
+  async saveVariants(mediaId: string, variants: readonly Omit<VariantRow, "media_id">[]): Promise<void> {
     if (variants.length === 0) return;
-    if (variants.some((variant) => variant.media_id !== mediaId)) throw new Error(`variants of another item than ${mediaId}`);
     await this.db.write(async (trx) => {
       const names = variants.map((variant) => variant.name);
       await trx.deleteFrom("variants").where("media_id", "=", mediaId).where("name", "in", names).execute();
-      await trx.insertInto("variants").values([...variants]).execute();
+      await trx
+        .insertInto("variants")
+        .values(variants.map((variant) => ({ ...variant, media_id: mediaId })))
+        .execute();
     });
   }
 
