@@ -106,9 +106,7 @@ class MeasuringStream extends Transform {
       callback(this.tooLargeError());
       return;
     }
-    const wait = this.hash.update(chunk);
-    if (wait) void wait.then(() => callback(null, chunk));
-    else callback(null, chunk);
+    this.hash.passOn(chunk, callback);
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {

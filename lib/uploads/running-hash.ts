@@ -37,9 +37,7 @@ export class RunningHashes {
     const hashing = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         hashed += chunk.length;
-        const wait = hash.update(chunk);
-        if (wait) void wait.then(() => callback(null, chunk));
-        else callback(null, chunk);
+        hash.passOn(chunk, callback);
       },
     });
     pipeline(readable, hashing, () => undefined);

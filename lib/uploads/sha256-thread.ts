@@ -131,6 +131,13 @@ export class OffThreadHash {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
+  /** For a Transform: adds the chunk, then passes it on once the thread can take more bytes. */
+  passOn(chunk: Buffer, callback: (error: null, chunk: Buffer) => void): void {
+    const wait = this.update(chunk);
+    if (wait) void wait.then(() => callback(null, chunk));
+    else callback(null, chunk);
+  }
+
   digest(): Promise<string> {
     if (this.error) return Promise.reject(this.error);
     this.send();
