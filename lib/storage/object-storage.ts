@@ -49,7 +49,7 @@ export interface ObjectStorage {
    * (a rename on disk, a server-side copy in S3). A staged file is gone afterwards; a staged S3 object is
    * left for its upload store to delete.
    */
-  adopt(staged: StagedContent, key: string, contentType: string): Promise<ObjectInfo>;
+  adopt(staged: StagedContent, key: string, contentType: string): Promise<PutInfo>;
   /** Throws NotFoundError when there is no such object. */
   get(key: string, range?: ByteRange): Promise<StoredObject>;
   head(key: string): Promise<ObjectInfo | undefined>;

@@ -132,7 +132,7 @@ export class S3Storage implements ObjectStorage {
   }
 
   /** A server-side copy within the bucket, so the bytes do not pass through this process (up to 5 GiB; larger ones are streamed). */
-  async adopt(staged: StagedContent, key: string, contentType: string): Promise<ObjectInfo> {
+  async adopt(staged: StagedContent, key: string, contentType: string): Promise<PutInfo> {
     if (staged.kind !== "object") throw new TypeError("S3 storage adopts staged objects only");
     assertObjectKey(key);
     assertContentType(contentType);
@@ -141,10 +141,7 @@ export class S3Storage implements ObjectStorage {
     if ((source.ContentLength ?? 0) > MAX_COPY_BYTES) {
       const output = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: staged.key }));
       if (!(output.Body instanceof Readable)) throw new Error("the S3 client returned a body that is not a Node stream");
-      await this.put(key, output.Body, contentType);
-      const info = await this.head(key);
-      if (info === undefined) throw new Error(`the object ${key} is missing right after it was stored`);
-      return info;
+      return this.put(key, output.Body, contentType);
     }
     const { CopyObjectResult: copied } = await this.client.send(
       new CopyObjectCommand({
@@ -155,13 +152,8 @@ export class S3Storage implements ObjectStorage {
         MetadataDirective: "REPLACE",
       }),
     );
-    return {
-      key,
-      bytes: source.ContentLength ?? 0,
-      contentType,
-      etag: copied?.ETag ?? "",
-      lastModified: copied?.LastModified ?? new Date(0),
-    };
+    if (copied?.ETag === undefined) throw new Error(`the store gave no ETag for ${key}`);
+    return { key, bytes: source.ContentLength ?? 0, contentType, etag: copied.ETag };
   }
 
   async get(key: string, range?: ByteRange): Promise<StoredObject> {
