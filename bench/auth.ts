@@ -39,6 +39,7 @@ import {
   outputFromEnv,
   packageVersion,
   printWrittenTo,
+  registerAccount,
   round,
   runMain,
   stamped,
@@ -173,16 +174,6 @@ function createAccountWithCommand(dataDir: string, username: string): Promise<st
 }
 
 /** Signs up through the API (POST /api/auth/register). */
-async function register(baseUrl: string, username: string): Promise<void> {
-  const response = await fetch(`${baseUrl}/api/auth/register`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ username, email: `${username}@example.test`, password: PASSWORD }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  if (response.status !== 201) throw new Error(`registering ${username}: ${response.status} ${await response.text()}`);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Load
 
@@ -398,7 +389,7 @@ async function main(): Promise<void> {
     progress("creating the account to read with scripts/user-create.ts --password-stdin, beside the running server");
     const userId = await createAccountWithCommand(dataDir, accountName(0));
     progress(`signing up ${ACCOUNTS - 1} more accounts through the API`);
-    for (let index = 1; index < ACCOUNTS; index++) await register(baseUrl, accountName(index));
+    for (let index = 1; index < ACCOUNTS; index++) await registerAccount(baseUrl, accountName(index), PASSWORD);
     const readUrl = new URL(`${baseUrl}/api/users/${userId}`);
     const first = await timedGet(new http.Agent(), readUrl);
     if (first.status !== 200) throw new Error(`GET ${readUrl.pathname}: ${first.status} ${first.body}`);

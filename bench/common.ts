@@ -154,6 +154,20 @@ export function startRun(settings: string, { showLoad = false } = {}): { machine
 }
 
 /** The installed version of a package in node_modules. */
+/** POST /api/auth/register for a benchmark account; answers its token and id. */
+export async function registerAccount(baseUrl: string, username: string, password: string): Promise<{ token: string; userId: string }> {
+  const response = await fetch(`${baseUrl}/api/auth/register`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username, email: `${username}@example.test`, password }),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await response.text();
+  if (response.status !== 201) throw new Error(`registering ${username}: ${response.status} ${text}`);
+  const body = JSON.parse(text) as { token: string; user: { id: string } };
+  return { token: body.token, userId: body.user.id };
+}
+
 export function packageVersion(name: string): string {
   const manifest = path.join(PROJECT_ROOT, "node_modules", name, "package.json");
   return (JSON.parse(fs.readFileSync(manifest, "utf8")) as { version: string }).version;

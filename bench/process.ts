@@ -42,6 +42,7 @@ import sharp from "sharp";
 import { io } from "socket.io-client";
 import type { Socket } from "socket.io-client";
 import { MEDIA_JOBS_CHANNEL } from "../lib/jobs/job-channel";
+import type { MediaJson } from "../lib/media/media-view";
 import { ffmpegBinaries } from "../lib/processing/ffmpeg-binaries";
 import { BenchChild, ShoalChild, startServicesChild, waitForHealth } from "./children";
 import {
@@ -55,6 +56,7 @@ import {
   printWrittenTo,
   procCpuSeconds,
   progress,
+  registerAccount,
   round,
   runMain,
   startRun,
@@ -256,22 +258,9 @@ async function startShoal(label: string, nodeId: string, env: Record<string, str
   return { child, baseUrl: ready.port === 0 ? undefined : `http://127.0.0.1:${ready.port}`, nodeId };
 }
 
-async function register(baseUrl: string, username: string): Promise<{ token: string; userId: string }> {
-  const response = await fetch(`${baseUrl}/api/auth/register`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ username, email: `${username}@example.test`, password: `bench-${randomBytes(12).toString("hex")}` }),
-  });
-  const body = (await response.json()) as { token?: string; user?: { id: string } };
-  if (response.status !== 201 || body.token === undefined || body.user === undefined) throw new Error(`register: ${response.status} ${JSON.stringify(body)}`);
-  return { token: body.token, userId: body.user.id };
-}
-
-interface MediaJson {
-  readonly id: string;
-  readonly status: string;
-  readonly placeholder?: string | null;
-  readonly variants: ReadonlyArray<{ name: string; width?: number | null; height?: number | null; mime?: string; bytes?: number }>;
+/** A fresh benchmark account. */
+function register(baseUrl: string, username: string): Promise<{ token: string; userId: string }> {
+  return registerAccount(baseUrl, username, `bench-${randomBytes(12).toString("hex")}`);
 }
 
 /** The variants as recorded (signed URLs left out: they change on every run). */

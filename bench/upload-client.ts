@@ -145,19 +145,6 @@ function header(answer: Exchange, name: string): string | undefined {
 }
 
 /** Signs up through POST /api/auth/register; resolves with the session token (for `Authorization: Bearer`). */
-export async function register(baseUrl: string, username: string, password: string): Promise<{ token: string; userId: string }> {
-  const response = await fetch(`${baseUrl}/api/auth/register`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ username, email: `${username}@example.test`, password }),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const text = await response.text();
-  if (response.status !== 201) throw new Error(`registering ${username}: ${response.status} ${text}`);
-  const body = JSON.parse(text) as { token: string; user: { id: string } };
-  return { token: body.token, userId: body.user.id };
-}
-
 /** DELETE /api/media/<id> (the stored object goes with it, and the quota comes back). */
 export async function deleteMedia(baseUrl: string, token: string, mediaId: string): Promise<void> {
   const response = await fetch(`${baseUrl}/api/media/${mediaId}`, {

@@ -45,6 +45,7 @@ import {
   printWrittenTo,
   procCpuSeconds,
   progress,
+  registerAccount,
   round,
   runMain,
   startRun,
@@ -52,7 +53,7 @@ import {
   writeReport,
 } from "./common";
 import type { Mode } from "./common";
-import { abortAllRequests, deleteMedia, deleteS3Object, register, uploadMultipart, uploadRaw, uploadS3Put, uploadTus } from "./upload-client";
+import { abortAllRequests, deleteMedia, deleteS3Object, uploadMultipart, uploadRaw, uploadS3Put, uploadTus } from "./upload-client";
 import type { UploadOutcome } from "./upload-client";
 import { UploadContent } from "./upload-content";
 import type { ContentStream } from "./upload-content";
@@ -482,7 +483,7 @@ async function runMode(mode: Mode, options: Options, content: UploadContent, res
   progress(mode, "starting (c): raw node:http server writing to disk");
   const raw = await startServer(resources, `${mode} raw server`, { BENCH_ROLE: "raw", BENCH_RAW_DIR: rawDir, TMPDIR: childTmp });
 
-  const { token } = await register(shoal.baseUrl, `bench${mode}${Date.now().toString(36)}`, PASSWORD);
+  const { token } = await registerAccount(shoal.baseUrl, `bench${mode}${Date.now().toString(36)}`, PASSWORD);
   const agents = new Set<http.Agent>();
   resources.add("HTTP agents", async () => {
     for (const agent of agents) agent.destroy();
