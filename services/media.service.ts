@@ -19,6 +19,7 @@ import { MediaRepository } from "../lib/media/media-repository";
 import { ProcessingRepository } from "../lib/media/processing-repository";
 import type { Finish } from "../lib/media/processing-repository";
 import { CHANNEL_ADAPTER_CONNECTED_EVENT, JobPublisher, MEDIA_JOBS_CHANNEL } from "../lib/jobs/job-channel";
+import type { SendToChannel } from "../lib/jobs/job-channel";
 import { FAILURE_REASONS } from "../lib/jobs/job-state";
 import type { FailureReason } from "../lib/jobs/job-state";
 import type { StoredVariant } from "../lib/jobs/processor";
@@ -51,11 +52,6 @@ const description = {
 const visibility = { type: "enum", values: ["private", "unlisted", "public"] };
 
 type MediaContext<P = Record<string, never>> = Context<P, ShoalMeta>;
-
-/** What the channels middleware adds to the broker. */
-interface SendToChannel {
-  sendToChannel(channel: string, payload: unknown, options?: Record<string, unknown>): Promise<void>;
-}
 
 function actorOf(ctx: MediaContext<unknown>): Actor {
   const user = ctx.meta.user;

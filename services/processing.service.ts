@@ -16,6 +16,7 @@ import type { Runtime } from "../lib/runtime";
 import { variantKey } from "../lib/storage/object-keys";
 import { PROGRESS_EVENT } from "../lib/realtime/progress-hub";
 import { MEDIA_DEAD_LETTER_CHANNEL, MEDIA_JOBS_CHANNEL, jobChannelNatsOptions } from "../lib/jobs/job-channel";
+import type { SendToChannel } from "../lib/jobs/job-channel";
 import pLimit from "p-limit";
 import { SlotQueue } from "../lib/jobs/slot-queue";
 import type { SlotTicket } from "../lib/jobs/slot-queue";
@@ -45,10 +46,6 @@ interface JetStreamDelivery {
 function jetStreamDelivery(raw: unknown): JetStreamDelivery | undefined {
   const candidate = raw as Partial<JetStreamDelivery> | null | undefined;
   return typeof candidate?.nak === "function" && typeof candidate.working === "function" ? (candidate as JetStreamDelivery) : undefined;
-}
-
-interface SendToChannel {
-  sendToChannel(channel: string, payload: unknown, options?: Record<string, unknown>): Promise<void>;
 }
 
 /**

@@ -39,6 +39,11 @@ export function jobChannelNatsOptions(): JobChannelNatsOptions {
   };
 }
 
+/** What the channels middleware adds to the broker. */
+export interface SendToChannel {
+  sendToChannel(channel: string, payload: unknown, options?: Record<string, unknown>): Promise<void>;
+}
+
 /** What this module uses of @moleculer/channels' NatsAdapter (`broker.channelAdapter`). */
 export interface StreamCreatingAdapter {
   readonly connected: boolean;
