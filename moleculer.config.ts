@@ -45,6 +45,21 @@ export class GatewayPrometheusReporter extends MetricReporters.Prometheus {
   }
 }
 
+/** Moleculer's default metrics that name the host, its network or its user, or the process's command line: never served. */
+export const HOST_IDENTIFYING_METRICS = [
+  "os.hostname",
+  "os.user.**",
+  "os.network.**",
+  "os.cpu.info.**",
+  "os.type",
+  "os.release",
+  "os.arch",
+  "os.platform",
+  "process.arguments",
+  "process.pid",
+  "process.ppid",
+] as const;
+
 /** Every action runs with its caller as the read-your-writes key, so the data layer needs no argument for it. */
 const consistencyKeyMiddleware = {
   name: "ConsistencyKey",
@@ -145,7 +160,7 @@ export function brokerOptions(settings: Settings): BrokerOptions {
     circuitBreaker: { enabled: false },
     registry: { strategy: "RoundRobin", preferLocal: true },
     // The typings accept only reporter names and options; Moleculer also takes an instance.
-    metrics: { enabled: true, reporter: [new GatewayPrometheusReporter({}) as unknown as string] },
+    metrics: { enabled: true, reporter: [new GatewayPrometheusReporter({ excludes: [...HOST_IDENTIFYING_METRICS] }) as unknown as string] },
     tracing: { enabled: false },
     middlewares: [consistencyKeyMiddleware, cacherTuningMiddleware, ...(jobsOnThisNode ? [channelsMiddleware(settings), channelsConnectedMiddleware] : [])] as unknown as BrokerOptions["middlewares"],
     errorHandler(error) {

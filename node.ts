@@ -5,6 +5,7 @@ import type { ProcessorRegistry } from "./lib/jobs/processor";
 import { imageProcessor } from "./lib/processing/image-processor";
 import { audioProcessor, videoProcessor } from "./lib/processing/transcode-processors";
 import { FrontDoor } from "./lib/http/front-door";
+import { MetricsListener } from "./lib/http/metrics-listener";
 import { createRuntime } from "./lib/runtime";
 import type { Runtime } from "./lib/runtime";
 import { brokerOptions, GatewayPrometheusReporter } from "./moleculer.config";
@@ -19,6 +20,10 @@ export interface ShoalNode {
   readonly runtime: Runtime;
   /** The HTTP port, once listening (when the node runs the api service). */
   readonly port: number | undefined;
+  /** The metrics listener's port, once listening (METRICS_PORT). */
+  readonly metricsPort: number | undefined;
+  /** Where browsers reach this node: SHOAL_PUBLIC_URL, or the default with the port actually bound. */
+  readonly publicUrl: string;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -35,6 +40,12 @@ export function processorsFor(settings: Settings): ProcessorRegistry {
   return Object.fromEntries(settings.jobs.kinds.map((kind) => [kind, all[kind]]));
 }
 
+/** The public URL; with PORT=0 and none set, the default names the port actually bound. */
+export function publicUrlOn(settings: Settings, boundPort: number | undefined): string {
+  const defaulted = settings.port === 0 && settings.publicUrl === "http://localhost:0";
+  return defaulted && boundPort !== undefined ? `http://localhost:${boundPort}` : settings.publicUrl;
+}
+
 export interface NodeOptions {
   /** Replaces processorsFor(settings) (tests register their own to exercise the job machinery). */
   readonly processors?: ProcessorRegistry;
@@ -44,9 +55,14 @@ export interface NodeOptions {
 export function createNode(settings: Settings, options: NodeOptions = {}): ShoalNode {
   const runtime = createRuntime(settings);
   const broker = new ServiceBroker(brokerOptions(settings));
-  const reporter = broker.metrics.reporter?.find?.((candidate: unknown) => candidate instanceof GatewayPrometheusReporter);
+  const reporter = broker.metrics.reporter?.find?.((candidate: unknown) => candidate instanceof GatewayPrometheusReporter) as
+    | GatewayPrometheusReporter
+    | undefined;
+  const renderMetrics = () => reporter?.render() ?? "";
   const frontDoor = settings.services.includes("api") ? new FrontDoor(runtime.health) : undefined;
+  const metricsListener = settings.metrics.port !== undefined ? new MetricsListener(renderMetrics, runtime.health) : undefined;
   let port: number | undefined;
+  let metricsPort: number | undefined;
 
   runtime.health.register("transporter", () =>
     broker.transit
@@ -58,13 +74,14 @@ export function createNode(settings: Settings, options: NodeOptions = {}): Shoal
   }
 
   const factories: Record<ServiceName, () => ServiceSchema> = {
-    api: () => apiService(runtime, { frontDoor: frontDoor as FrontDoor, metrics: reporter as GatewayPrometheusReporter | undefined }),
+    api: () => apiService(runtime, { frontDoor: frontDoor as FrontDoor, renderMetrics, publicUrl: publicUrlOn(settings, port) }),
     users: () => usersService(runtime),
     media: () => mediaService(runtime),
     site: () => siteService(runtime),
     processing: () => processingService(runtime, options.processors ?? processorsFor(settings)),
   };
-  for (const name of settings.services) broker.createService(factories[name]());
+  // The api service is made once the port is bound, so that a default public URL names the real port.
+  for (const name of settings.services) if (name !== "api") broker.createService(factories[name]());
 
   return {
     broker,
@@ -72,17 +89,32 @@ export function createNode(settings: Settings, options: NodeOptions = {}): Shoal
     get port() {
       return port;
     },
+    get metricsPort() {
+      return metricsPort;
+    },
+    get publicUrl() {
+      return publicUrlOn(settings, port);
+    },
     async start() {
-      // Listen first, so that health can answer 503 while dependencies are still coming up.
+      // Listen first, so that health can answer 503 `starting` while services and dependencies come up.
+      if (metricsListener) {
+        metricsPort = await metricsListener.listen(settings.metrics.port ?? 0, settings.metrics.host);
+        broker.logger.info(`metrics on http://${settings.metrics.host}:${metricsPort}/metrics`);
+      }
       if (frontDoor) {
         port = await frontDoor.listen(settings.port);
+        broker.createService(factories.api());
         broker.logger.info(`HTTP on http://localhost:${port} (${settings.mode} mode)`);
       }
+      // Resolves once every local service has started and the channel adapter has subscribed their channels.
       await broker.start();
+      runtime.health.setPhase("ready");
     },
     async stop() {
+      runtime.health.setPhase("stopping");
       await broker.stop();
       await frontDoor?.close();
+      await metricsListener?.close();
       await runtime.close();
     },
   };

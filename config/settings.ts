@@ -102,6 +102,14 @@ export interface JobSettings {
   readonly ffmpegThreads: number;
 }
 
+export interface MetricsSettings {
+  /** A listener of its own for /metrics and detailed health, bound to `host`; none when undefined. */
+  readonly port: number | undefined;
+  readonly host: string;
+  /** With a token, /metrics is also served on the public port to `Authorization: Bearer <token>`. */
+  readonly token: string | undefined;
+}
+
 export interface Settings {
   readonly mode: Mode;
   readonly nodeId: string | undefined;
@@ -131,6 +139,7 @@ export interface Settings {
   readonly uploads: UploadSettings;
   readonly delivery: DeliverySettings;
   readonly jobs: JobSettings;
+  readonly metrics: MetricsSettings;
 }
 
 /** A setting is missing or malformed; the message is one line naming the variable. */
@@ -185,6 +194,8 @@ const schemas = {
   nonEmpty: z.string().min(1),
   mediaKind: z.enum(["image", "video", "audio"]),
   secret: z.string().min(32, "must be at least 32 characters"),
+  metricsToken: z.string().min(16, "must be at least 16 characters"),
+  host: z.string().regex(/^(?:[A-Za-z0-9.-]+|[0-9a-fA-F:]+)$/, "is not a host name or IP address"),
   proxy: z.string().regex(/^(loopback|linklocal|uniquelocal|[0-9a-fA-F.:]+(\/\d{1,3})?)$/, "is not an IP address, CIDR range or loopback/linklocal/uniquelocal"),
   origin: urlSchema(["http:", "https:"], "http(s)://").transform((value) => new URL(value).origin),
   identifier: z.string().regex(/^[A-Za-z0-9_]*$/, "may contain only letters, digits and _"),
@@ -324,6 +335,11 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
     sessions: {
       idleTimeoutSeconds: reader.withDefault("SESSION_IDLE_TIMEOUT_SECONDS", schemas.positiveInt, 12 * 3600),
       lifetimeSeconds: reader.withDefault("SESSION_LIFETIME_SECONDS", schemas.positiveInt, 7 * 24 * 3600),
+    },
+    metrics: {
+      port: reader.optional("METRICS_PORT", schemas.port),
+      host: reader.withDefault("METRICS_HOST", schemas.host, "127.0.0.1"),
+      token: reader.optional("METRICS_TOKEN", schemas.metricsToken),
     },
     trustedProxies: reader.list("TRUSTED_PROXIES", schemas.proxy) ?? [],
     corsOrigins: reader.list("CORS_ORIGINS", schemas.origin) ?? [],

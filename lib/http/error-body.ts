@@ -1,3 +1,6 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { sendJson } from "./front-door";
+
 /** The one shape every API error takes. */
 export interface ErrorBody {
   readonly error: { readonly code: string; readonly message: string; readonly fields: Readonly<Record<string, string>> };
@@ -67,4 +70,20 @@ export function toErrorResponse(error: GatewayError): { status: number; body: Er
       : respond(500, "internal", INTERNAL_MESSAGE);
   }
   return respond(httpStatus, type ? type.toLowerCase() : "bad_request", error.message ?? "The request was not accepted.");
+}
+
+/** Answers an error in the one shape, with the security headers, no caching and `Retry-After` on 429 and 503; logs what is ours (5xx). */
+export function answerError(
+  req: IncomingMessage,
+  res: ServerResponse,
+  error: GatewayError,
+  options: { headers: (req: IncomingMessage, res: ServerResponse, next: () => void) => void; logError: (message: string, error: unknown) => void; requestId?: string },
+): void {
+  const { status, body } = toErrorResponse(error);
+  options.headers(req, res, () => undefined);
+  if (status >= 500) options.logError(`${req.method} ${req.url} failed (request ${options.requestId ?? "unknown"}):`, error);
+  const retryAfter = (error.data as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+  if (status === 429 || status === 503) res.setHeader("Retry-After", String(retryAfter ?? 5));
+  res.setHeader("Cache-Control", "no-store");
+  sendJson(res, status, body);
 }

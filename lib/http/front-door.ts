@@ -1,5 +1,6 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { isServing, publicHealthView } from "../health";
 import type { HealthRegistry } from "../health";
 
 export type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
@@ -10,10 +11,14 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
   res.end(payload);
 }
 
+export const LIVENESS_PATH = "/api/health/live";
+export const READINESS_PATH = "/api/health";
+
 /**
  * The node's HTTP server. It listens before the node's dependencies are up, so that
- * `/api/health` can say what the node is waiting for (503) while the gateway cannot
- * yet serve; once the gateway is ready it takes every request.
+ * `/api/health` can answer 503 `starting` while the node cannot yet serve; once every
+ * service has started (the health registry's phase is `ready`) the gateway takes every
+ * request. `/api/health/live` answers 200 while the process serves at all.
  */
 export class FrontDoor {
   readonly server: http.Server;
@@ -21,8 +26,10 @@ export class FrontDoor {
 
   constructor(private readonly health: HealthRegistry) {
     this.server = http.createServer((req, res) => {
-      if (this.handler) this.handler(req, res);
-      else void this.answerWhileStarting(req, res);
+      const path = req.url?.split("?")[0];
+      if (path === LIVENESS_PATH && (req.method === "GET" || req.method === "HEAD")) sendJson(res, 200, { status: "live" });
+      else if (this.handler && this.health.phase === "ready") this.handler(req, res);
+      else void this.answerWhileNotReady(req, res, path);
     });
     this.server.keepAliveTimeout = 65_000;
   }
@@ -48,13 +55,15 @@ export class FrontDoor {
     });
   }
 
-  private async answerWhileStarting(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    if (req.url?.split("?")[0] === "/api/health") {
+  private async answerWhileNotReady(_req: http.IncomingMessage, res: http.ServerResponse, path: string | undefined): Promise<void> {
+    res.setHeader("Cache-Control", "no-store");
+    if (path === READINESS_PATH) {
       const report = await this.health.run();
-      sendJson(res, 503, { status: "down", checks: { ...report.checks, node: { status: "down", error: "starting" } } });
+      sendJson(res, isServing(report) ? 200 : 503, publicHealthView(report));
       return;
     }
     res.setHeader("Retry-After", "5");
-    sendJson(res, 503, { error: { code: "unavailable", message: "Shoal is starting; try again shortly.", fields: {} } });
+    const message = this.health.phase === "stopping" ? "This Shoal node is stopping; try again shortly." : "Shoal is starting; try again shortly.";
+    sendJson(res, 503, { error: { code: "unavailable", message, fields: {} } });
   }
 }

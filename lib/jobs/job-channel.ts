@@ -78,19 +78,32 @@ export interface JobPublisherOptions {
   readonly log: (level: "info" | "warn", message: string) => void;
 }
 
-/** Publishes job messages, making the job streams first when JetStream has none for them. */
+/** How long a publish made while the node is still starting waits for the channel adapter. */
+export const PUBLISH_WAIT_FOR_ADAPTER_MS = 30_000;
+
+/**
+ * Publishes job messages, making the job streams first when JetStream has none for them. A job published
+ * before the channel adapter has connected and subscribed this node's workers (an upload the moment the
+ * node starts) waits for it instead of being dropped ("Adapter not yet connected").
+ */
 export class JobPublisher {
   private ensuring: Promise<void> | undefined;
+  private markConnected: () => void = () => undefined;
+  private readonly connected = new Promise<void>((resolve) => {
+    this.markConnected = resolve;
+  });
 
   constructor(private readonly options: JobPublisherOptions) {}
 
-  /** Once the adapter is connected (CHANNEL_ADAPTER_CONNECTED_EVENT): makes the streams. Never throws; a publish that finds no stream still makes them. */
+  /** Once the adapter is connected (CHANNEL_ADAPTER_CONNECTED_EVENT): makes the streams and lets waiting publishes go. Never throws; a publish that finds no stream still makes them. */
   async prepare(): Promise<void> {
     await this.ensureStreams().catch((error: Error) => this.options.log("warn", `could not make the job streams: ${error.message}`));
+    this.markConnected();
   }
 
   /** Publishes; when JetStream has no stream for the channel (503), makes the streams and publishes once more. */
   async publish(payload: unknown): Promise<void> {
+    await this.adapterConnected();
     try {
       await this.options.send(payload);
     } catch (error) {
@@ -99,6 +112,16 @@ export class JobPublisher {
       await this.ensureStreams();
       await this.options.send(payload);
     }
+  }
+
+  private async adapterConnected(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, PUBLISH_WAIT_FOR_ADAPTER_MS);
+      timer.unref();
+    });
+    await Promise.race([this.connected, gaveUp]);
+    clearTimeout(timer);
   }
 
   /** The job channel's stream and its dead-letter stream, as a subscribing worker would make them; concurrent calls share one run. */

@@ -13,8 +13,8 @@ export interface ProgressUpdate {
 export interface ProgressHubOptions {
   /** The signed-in user behind a handshake (session cookie or `auth.token`), or undefined. */
   readonly authenticate: (handshake: { headers: http.IncomingHttpHeaders; auth: Record<string, unknown> }) => Promise<string | undefined>;
-  /** Origins a browser may connect from (a WebSocket is not covered by the same-origin policy). */
-  readonly allowedOrigins: readonly string[];
+  /** Whether a browser may connect from the handshake's Origin (a WebSocket is not covered by the same-origin policy). */
+  readonly isAllowedOrigin: (req: http.IncomingMessage) => boolean;
   /** Cluster mode: rooms shared through Redis, so any api node reaches any client. */
   readonly redis: Redis | undefined;
 }
@@ -44,10 +44,7 @@ export class ProgressHub {
     this.io = new Server(server, {
       path: "/socket.io",
       serveClient: false,
-      allowRequest: (req, callback) => {
-        const origin = req.headers.origin;
-        callback(null, origin === undefined || options.allowedOrigins.includes(origin));
-      },
+      allowRequest: (req, callback) => callback(null, options.isAllowedOrigin(req)),
     });
     if (options.redis) {
       // The shared client fails commands while disconnected; the adapter's must wait for the connection instead.

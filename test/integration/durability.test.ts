@@ -48,7 +48,7 @@ beforeAll(async () => {
   );
   await gateway.broker.waitForServices(["processing"], 20_000);
 
-  client = new HttpClient(gateway.baseUrl, { origin: gateway.settings.publicUrl });
+  client = new HttpClient(gateway.baseUrl, { origin: gateway.publicUrl });
   const signedUp = await client.post<{ token: string; user: { id: string } }>("/api/auth/register", {
     username: "durable-owner",
     email: "durable-owner@example.test",

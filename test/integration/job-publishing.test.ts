@@ -35,7 +35,7 @@ beforeAll(async () => {
   env = { ...envFor(services), JOB_DEADLINE_SECONDS: String(DEADLINE_SECONDS), RATE_REGISTRATIONS_PER_IP_PER_HOUR: "100" };
   // Publishes the jobs; no node of this cluster runs `processing` yet.
   gateway = await startNode({ ...env, NODE_ID: "publisher", SERVICES: "api,users,media,site" });
-  member = await signUpMember(gateway.baseUrl, gateway.settings.publicUrl, { prefix: "publisher" });
+  member = await signUpMember(gateway.baseUrl, gateway.publicUrl, { prefix: "publisher" });
   nats = await connect({ servers: (services.nats as NonNullable<TestServices["nats"]>).url });
 }, 120_000);
 

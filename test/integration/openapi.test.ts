@@ -40,7 +40,7 @@ afterAll(async () => {
 test("GET /api/openapi.json answers an OpenAPI 3.0 document for this server", () => {
   expect(document.openapi).toMatch(/^3\.0\.\d+$/);
   expect(document.info).toMatchObject({ title: expect.any(String), version: expect.any(String) });
-  expect(document.servers).toEqual([{ url: node.settings.publicUrl }]);
+  expect(document.servers).toEqual([{ url: node.publicUrl }]);
 });
 
 test("every route in API_ALIASES is in the document, with its method, path and action (the drift check)", () => {

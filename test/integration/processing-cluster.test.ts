@@ -33,7 +33,7 @@ afterAll(async () => {
 });
 
 test("a photo uploaded through node A is processed by the worker on node B over JetStream, and A's socket sees it happen", async () => {
-  const client = new HttpClient(gatewayA.baseUrl, { origin: gatewayA.settings.publicUrl });
+  const client = new HttpClient(gatewayA.baseUrl, { origin: gatewayA.publicUrl });
   const { body } = await client.post<{ token: string }>("/api/auth/register", {
     username: "cluster-watcher",
     email: "cluster-watcher@example.test",
@@ -70,7 +70,7 @@ test("a photo uploaded through node A is processed by the worker on node B over 
 test("an image-only worker node (PROCESSING_KINDS=image) does not take video jobs away from the workers that transcode", async () => {
   const env = { ...envFor(services), RATE_REGISTRATIONS_PER_IP_PER_HOUR: "100" };
   await startNode({ ...env, NODE_ID: "images-only", SERVICES: "processing", PROCESSING_KINDS: "image" });
-  const client = new HttpClient(gatewayA.baseUrl, { origin: gatewayA.settings.publicUrl });
+  const client = new HttpClient(gatewayA.baseUrl, { origin: gatewayA.publicUrl });
   const { body } = await client.post<{ token: string }>("/api/auth/register", {
     username: "video-maker",
     email: "video-maker@example.test",

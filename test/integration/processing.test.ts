@@ -28,7 +28,7 @@ async function settled(id: string): Promise<MediaJson> {
 
 beforeAll(async () => {
   node = await startNode({});
-  client = new HttpClient(node.baseUrl, { origin: node.settings.publicUrl });
+  client = new HttpClient(node.baseUrl, { origin: node.publicUrl });
   const signedUp = await client.post<{ token: string }>("/api/auth/register", {
     username: "photographer",
     email: "photographer@example.test",
@@ -101,7 +101,7 @@ test("an admin reprocesses an item: it goes back to the queue and comes out read
   expect(refused.status).toBe(403);
 
   await node.broker.call("users.create", { username: "curator", email: "curator@example.test", password: "an admin passphrase", role: "admin" });
-  const adminClient = new HttpClient(node.baseUrl, { origin: node.settings.publicUrl });
+  const adminClient = new HttpClient(node.baseUrl, { origin: node.publicUrl });
   const admin = await adminClient.post<{ token: string }>("/api/auth/login", { login: "curator", password: "an admin passphrase" });
   const queued = await adminClient.post<{ media: MediaJson }>(`/api/admin/media/${media.id}/reprocess`, undefined, { bearer: admin.body.token });
   expect(queued.status).toBe(202);

@@ -26,7 +26,7 @@ let node: RunningNode;
 const sockets: Socket[] = [];
 
 function signUp(name: string): Promise<{ token: string; client: HttpClient }> {
-  return signUpMember(node.baseUrl, node.settings.publicUrl, { prefix: name });
+  return signUpMember(node.baseUrl, node.publicUrl, { prefix: name });
 }
 
 function connect(auth: Record<string, string>): Socket {

@@ -30,7 +30,7 @@ interface SignedUp {
 }
 
 async function signUp(through: RunningNode = nodeA): Promise<SignedUp> {
-  const { token } = await signUpMember(through.baseUrl, through.settings.publicUrl, { prefix: "clusterup" });
+  const { token } = await signUpMember(through.baseUrl, through.publicUrl, { prefix: "clusterup" });
   return { token, a: new HttpClient(nodeA.baseUrl), b: new HttpClient(nodeB.baseUrl) };
 }
 

@@ -9,7 +9,7 @@
  *
  * or, for a test that just needs someone signed in:
  *
- *   const member = await signUpMember(node.baseUrl, node.settings.publicUrl, { prefix: "owner" });
+ *   const member = await signUpMember(node.baseUrl, node.publicUrl, { prefix: "owner" });
  */
 
 /** One cookie as the server set it: its value and the attributes of the Set-Cookie line. */

@@ -27,6 +27,12 @@ export async function startNode(env: Env, options: { waitForStart?: boolean } & 
     get port() {
       return node.port;
     },
+    get metricsPort() {
+      return node.metricsPort;
+    },
+    get publicUrl() {
+      return node.publicUrl;
+    },
     get baseUrl() {
       return `http://127.0.0.1:${node.port ?? 0}`;
     },

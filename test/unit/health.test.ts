@@ -1,16 +1,46 @@
 import type { CheckResult } from "../../lib/health";
-import { HealthRegistry } from "../../lib/health";
+import { HealthRegistry, isServing, publicHealthView } from "../../lib/health";
 
 const ok = (): CheckResult => ({ status: "ok" });
 const down = (): CheckResult => ({ status: "down" });
 
+/** A registry of a node whose services have all started. */
+function readyRegistry(): HealthRegistry {
+  const registry = new HealthRegistry();
+  registry.setPhase("ready");
+  return registry;
+}
+
+describe("readiness", () => {
+  it("is starting until the node says it is ready, however healthy its checks, and stopping once it stops", async () => {
+    const registry = new HealthRegistry();
+    registry.register("database", ok);
+    expect(await registry.run()).toEqual({ status: "starting", checks: { database: { status: "ok" } } });
+    expect(isServing(await registry.run())).toBe(false);
+    registry.setPhase("ready");
+    expect(isServing(await registry.run())).toBe(true);
+    registry.setPhase("stopping");
+    expect((await registry.run()).status).toBe("stopping");
+    expect(isServing(await registry.run())).toBe(false);
+  });
+
+  it("shows anonymous callers each check's name and status only: no hosts, paths or error text", async () => {
+    const registry = readyRegistry();
+    registry.register("database:media", () => ({ status: "down", primary: { host: "db.internal:3306", error: "ECONNREFUSED 10.0.0.5:3306" } }));
+    registry.register("storage", () => ({ status: "ok", dir: "/srv/shoal/data/objects" }), { required: false });
+    const view = publicHealthView(await registry.run());
+    expect(view).toEqual({ status: "down", checks: { "database:media": { status: "down" }, storage: { status: "ok" } } });
+    expect(JSON.stringify(view)).not.toMatch(/db\.internal|10\.0\.0\.5|\/srv/);
+  });
+});
+
 describe("HealthRegistry", () => {
   it("is ok with no checks", async () => {
-    expect(await new HealthRegistry().run()).toEqual({ status: "ok", checks: {} });
+    expect(await readyRegistry().run()).toEqual({ status: "ok", checks: {} });
   });
 
   it("is ok when every check is ok, and reports each check with its details", async () => {
-    const registry = new HealthRegistry();
+    const registry = readyRegistry();
     registry.register("membership-db", () => ({ status: "ok", replicasInRotation: 2 }));
     registry.register("cache", async () => ({ status: "ok" }), { required: false });
     expect(await registry.run()).toEqual({
@@ -20,7 +50,7 @@ describe("HealthRegistry", () => {
   });
 
   it("is degraded when a non-required check is down", async () => {
-    const registry = new HealthRegistry();
+    const registry = readyRegistry();
     registry.register("database", ok);
     registry.register("cache", down, { required: false });
     const report = await registry.run();
@@ -29,13 +59,13 @@ describe("HealthRegistry", () => {
   });
 
   it("is degraded when a required check is only degraded", async () => {
-    const registry = new HealthRegistry();
+    const registry = readyRegistry();
     registry.register("database", () => ({ status: "degraded", replicasInRotation: 0 }));
     expect((await registry.run()).status).toBe("degraded");
   });
 
   it("is down when a required check is down, whatever the others say", async () => {
-    const registry = new HealthRegistry();
+    const registry = readyRegistry();
     registry.register("cache", () => ({ status: "degraded" }), { required: false });
     registry.register("database", down, { required: true });
     registry.register("storage", ok);
@@ -43,13 +73,13 @@ describe("HealthRegistry", () => {
   });
 
   it("treats checks as required unless told otherwise", async () => {
-    const registry = new HealthRegistry();
+    const registry = readyRegistry();
     registry.register("database", down);
     expect((await registry.run()).status).toBe("down");
   });
 
   it("reports a check that throws or rejects as down with its message", async () => {
-    const registry = new HealthRegistry();
+    const registry = readyRegistry();
     registry.register("sync", () => {
       throw new Error("ECONNREFUSED 127.0.0.1:3306");
     });
@@ -78,7 +108,7 @@ describe("HealthRegistry", () => {
     });
 
     it("reports a check that never answers as down after 2 s", async () => {
-      const registry = new HealthRegistry();
+      const registry = readyRegistry();
       registry.register("database", () => new Promise<CheckResult>(() => undefined));
       registry.register("cache", ok, { required: false });
       let settled = false;
@@ -97,7 +127,7 @@ describe("HealthRegistry", () => {
     });
 
     it("waits for a check that answers in time", async () => {
-      const registry = new HealthRegistry();
+      const registry = readyRegistry();
       registry.register(
         "database",
         () => new Promise<CheckResult>((resolve) => setTimeout(() => resolve({ status: "ok" }), 1500)),
@@ -108,7 +138,7 @@ describe("HealthRegistry", () => {
     });
 
     it("runs the checks concurrently, so slow checks do not add up", async () => {
-      const registry = new HealthRegistry();
+      const registry = readyRegistry();
       for (const name of ["a", "b", "c"]) {
         registry.register(name, () => new Promise<CheckResult>((resolve) => setTimeout(() => resolve({ status: "ok" }), 1500)));
       }
@@ -124,7 +154,7 @@ describe("HealthRegistry", () => {
   });
 
   it("stops reporting a check once unregistered", async () => {
-    const registry = new HealthRegistry();
+    const registry = readyRegistry();
     registry.register("database", ok);
     registry.register("old-cache", down);
     expect((await registry.run()).status).toBe("down");
@@ -133,7 +163,7 @@ describe("HealthRegistry", () => {
   });
 
   it("replaces a check registered again under the same name", async () => {
-    const registry = new HealthRegistry();
+    const registry = readyRegistry();
     registry.register("database", down);
     registry.register("database", ok);
     expect(await registry.run()).toEqual({ status: "ok", checks: { database: { status: "ok" } } });

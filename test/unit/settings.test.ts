@@ -96,7 +96,15 @@ describe("parseSettings: embedded mode (no environment)", () => {
         apiRequestsPerIpPerMinute: 1200,
         uploadsPerUserPerHour: 200,
       },
+      metrics: { port: undefined, host: "127.0.0.1", token: undefined },
     });
+  });
+
+  it("serves metrics on a listener of its own only when METRICS_PORT is set, and takes a token of at least 16 characters", () => {
+    const settings = parseSettings({ METRICS_PORT: "9464", METRICS_HOST: "0.0.0.0", METRICS_TOKEN: "t".repeat(16) }, CWD);
+    expect(settings.metrics).toEqual({ port: 9464, host: "0.0.0.0", token: "t".repeat(16) });
+    expect(() => parseSettings({ METRICS_TOKEN: "short" }, CWD)).toThrow(/METRICS_TOKEN/);
+    expect(() => parseSettings({ METRICS_PORT: "99999" }, CWD)).toThrow(/METRICS_PORT/);
   });
 
   it("takes the public URL, proxies, CORS origins and session times", () => {

@@ -1,0 +1,41 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import type { HealthRegistry } from "../health";
+import { isServing } from "../health";
+import { sendJson } from "./front-door";
+import { sendMetrics } from "./metrics-access";
+
+/**
+ * The operators' own listener (`METRICS_PORT`, on loopback unless `METRICS_HOST` says otherwise):
+ * `/metrics` for Prometheus and `/health` with every check's details. Nothing here is rate-limited.
+ */
+export class MetricsListener {
+  private readonly server: http.Server;
+
+  constructor(render: () => string, health: HealthRegistry) {
+    this.server = http.createServer((req, res) => {
+      const path = req.url?.split("?")[0];
+      if (req.method !== "GET" && req.method !== "HEAD") sendJson(res, 405, { error: { code: "method_not_allowed", message: "Only GET.", fields: {} } });
+      else if (path === "/metrics") sendMetrics(res, render());
+      else if (path === "/health") void health.run().then((report) => sendJson(res, isServing(report) ? 200 : 503, report));
+      else sendJson(res, 404, { error: { code: "not_found", message: "Not found: /metrics and /health are served here.", fields: {} } });
+    });
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        this.server.off("error", reject);
+        resolve((this.server.address() as AddressInfo).port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+}
