@@ -44,6 +44,50 @@ const ERROR_CODES: Readonly<Record<number, { code: string; message: string }>> =
   500: { code: "internal", message: "Something went wrong on our side; it has been logged." },
 };
 
+/**
+ * On every answer, files and errors alike:
+ * - a sandbox with nothing allowed, should a file be opened as a page of its own;
+ * - Cross-Origin-Resource-Policy same-origin: these URLs are relative, signed for Shoal's own
+ *   origin, and the only page that embeds them is Shoal's, at that origin. Objects behind
+ *   MEDIA_PUBLIC_BASE_URL (a CDN or public bucket) are not served from here, so they need nothing
+ *   looser; other sites cannot embed a file even with its URL.
+ * - nosniff, so the declared type is the only one a browser goes by.
+ */
+const FILE_SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  "Content-Security-Policy": "default-src 'none'; sandbox",
+  "Cross-Origin-Resource-Policy": "same-origin",
+  "X-Content-Type-Options": "nosniff",
+};
+
+function setSecurityHeaders(res: ServerResponse): void {
+  for (const [name, value] of Object.entries(FILE_SECURITY_HEADERS)) res.setHeader(name, value);
+}
+
+/**
+ * Whether a Range header is a well-formed byte range set (RFC 9110 §14.1.1): `bytes=` then
+ * `first-last`, `first-` or `-suffix` items, commas between (empty items allowed), with no item
+ * whose last position comes before its first. A malformed one is ignored, as the RFC allows, and
+ * the whole file is sent; a well-formed one that does not fit the file still gets 416.
+ */
+export function isWellFormedByteRange(header: string): boolean {
+  const match = /^bytes=(.*)$/i.exec(header.trim());
+  if (!match) return false;
+  const specs = (match[1] as string)
+    .split(",")
+    .map((spec) => spec.trim())
+    .filter((spec) => spec !== "");
+  return (
+    specs.length > 0 &&
+    specs.every((spec) => {
+      const parts = /^(\d*)-(\d*)$/.exec(spec);
+      if (!parts) return false;
+      const [, first = "", last = ""] = parts;
+      if (first === "") return last !== "";
+      return last === "" || BigInt(last) >= BigInt(first);
+    })
+  );
+}
+
 function sendError(
   req: IncomingMessage,
   res: ServerResponse,
@@ -64,7 +108,7 @@ function sendError(
   res.setHeader("Content-Type", "application/json; charset=utf-8");
   res.setHeader("Content-Length", Buffer.byteLength(payload));
   res.setHeader("Cache-Control", "no-store");
-  res.setHeader("X-Content-Type-Options", "nosniff");
+  setSecurityHeaders(res);
   for (const [name, value] of Object.entries(options.headers ?? {})) res.setHeader(name, value);
   res.end(req.method === "HEAD" ? undefined : payload);
 }
@@ -92,11 +136,15 @@ export function createFileServer(options: FileServerOptions): FileRequestHandler
 
     // A shared cache must not keep it (the URL is the permission), and a browser only as long as the URL holds.
     res.setHeader("Cache-Control", `private, max-age=${Math.max(0, expires - signer.nowSeconds())}`);
-    res.setHeader("X-Content-Type-Options", "nosniff");
+    setSecurityHeaders(res);
     const contentType = await storage.contentTypeOf(key);
     res.setHeader("Content-Type", contentType);
     if (downloadName !== undefined) res.setHeader("Content-Disposition", attachmentDisposition(downloadName));
     else if (!INLINE_SAFE_TYPE.test(contentType)) res.setHeader("Content-Disposition", "attachment");
+
+    // send (range-parser) would answer a malformed range with 416; it is ignored instead.
+    const range = req.headers.range;
+    if (range !== undefined && !isWellFormedByteRange(range)) delete req.headers.range;
 
     const stream = send(req, `/${encodeKeyPath(key)}`, {
       root: storage.directory,

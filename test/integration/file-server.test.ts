@@ -149,6 +149,35 @@ describe("a valid signed URL", () => {
     }
   });
 
+  it("ignores a malformed Range and sends the whole file (RFC 9110), where a well-formed one that does not fit gets 416", async () => {
+    const url = await storage.signedUrl(key, { expiresInSeconds: 300 });
+    for (const range of ["bytes=abc", "bytes=abc-", "bytes=x-5", "bytes=5-2", "bytes=-", "bytes=", "bytes=0-1;x"]) {
+      const reply = await request(url, { headers: { Range: range } });
+      expect([range, reply.status, reply.headers["content-range"]]).toEqual([range, 200, undefined]);
+      expect(reply.body).toEqual(data);
+    }
+    const unsatisfiable = await request(url, { headers: { Range: `bytes=${data.length}-` } });
+    expectErrorBody(unsatisfiable, 416, "range_not_satisfiable");
+  });
+
+  it("sends files and errors in a sandbox that nothing can run in, for this origin only, never sniffed", async () => {
+    const expected = {
+      "content-security-policy": "default-src 'none'; sandbox",
+      "cross-origin-resource-policy": "same-origin",
+      "x-content-type-options": "nosniff",
+    };
+    const url = await storage.signedUrl(key, { expiresInSeconds: 300 });
+    const file = await request(url);
+    expect(file.status).toBe(200);
+    expect(file.headers).toMatchObject(expected);
+    const ranged = await request(url, { headers: { Range: "bytes=0-9" } });
+    expect(ranged.status).toBe(206);
+    expect(ranged.headers).toMatchObject(expected);
+    const refused = await request(signedFor(key, { expires: nowSeconds() - 1 }));
+    expect(refused.status).toBe(403);
+    expect(refused.headers).toMatchObject(expected);
+  });
+
   it("answers If-None-Match with the current ETag with 304", async () => {
     const url = await storage.signedUrl(key, { expiresInSeconds: 300 });
     const { etag } = (await request(url)).headers;
