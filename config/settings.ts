@@ -126,6 +126,10 @@ export interface Settings {
   readonly storage: StorageSettings;
   /** Storage quota of a new account, in bytes. */
   readonly userQuotaBytes: number;
+  /** Days a deleted item's tombstone is kept once its bytes are given back (a repeated DELETE answers 204 meanwhile). */
+  readonly mediaTombstoneRetentionDays: number;
+  /** Whether the gateway serves the web page's source maps (`*.map`); off in production unless asked for. */
+  readonly webSourceMaps: boolean;
   /** Where browsers reach Shoal; origin checks and cookie security follow from it. */
   readonly publicUrl: string;
   /** Signs CSRF tokens and URLs; embedded mode makes one in the data directory when unset. */
@@ -330,6 +334,8 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
         }
       : { kind: "local", dir: path.join(dataDir, "objects") },
     userQuotaBytes: reader.withDefault("USER_QUOTA_BYTES", schemas.positiveInt, 5 * 1024 ** 3),
+    mediaTombstoneRetentionDays: reader.withDefault("MEDIA_TOMBSTONE_RETENTION_DAYS", schemas.positiveInt, 30),
+    webSourceMaps: reader.withDefault("WEB_SOURCE_MAPS", schemas.bool, false),
     publicUrl: reader.withDefault("SHOAL_PUBLIC_URL", schemas.http, `http://localhost:${port}`).replace(/\/+$/, ""),
     secret: cluster ? reader.required("SHOAL_SECRET", schemas.secret, whyCluster) : reader.optional("SHOAL_SECRET", schemas.secret),
     sessions: {

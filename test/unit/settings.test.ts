@@ -66,6 +66,8 @@ describe("parseSettings: embedded mode (no environment)", () => {
       cache: { kind: "memory", enabled: true, ttlSeconds: 60 },
       storage: { kind: "local", dir: path.join(DATA, "objects") },
       userQuotaBytes: 5 * 1024 ** 3,
+      mediaTombstoneRetentionDays: 30,
+      webSourceMaps: false,
       publicUrl: "http://localhost:3000",
       secret: undefined,
       sessions: { idleTimeoutSeconds: 12 * 3600, lifetimeSeconds: 7 * 24 * 3600 },
@@ -170,6 +172,17 @@ describe("parseSettings: embedded mode (no environment)", () => {
     expect(parseSettings({ FFMPEG_THREADS: "1" }, CWD).jobs.ffmpegThreads).toBe(1);
     expect(parseSettings({ FFMPEG_THREADS: "16" }, CWD).jobs.ffmpegThreads).toBe(16);
     for (const bad of ["0", "17", "1.5", "two"]) expectOneLineNaming(settingsError({ FFMPEG_THREADS: bad }), "FFMPEG_THREADS");
+  });
+
+  it("keeps tombstones MEDIA_TOMBSTONE_RETENTION_DAYS days (a whole number, at least 1)", () => {
+    expect(parseSettings({ MEDIA_TOMBSTONE_RETENTION_DAYS: "7" }, CWD).mediaTombstoneRetentionDays).toBe(7);
+    for (const bad of ["0", "-1", "1.5", "month"]) expectOneLineNaming(settingsError({ MEDIA_TOMBSTONE_RETENTION_DAYS: bad }), "MEDIA_TOMBSTONE_RETENTION_DAYS");
+  });
+
+  it("serves source maps only with WEB_SOURCE_MAPS=true (or 1/yes)", () => {
+    for (const on of ["true", "1", "yes"]) expect(parseSettings({ WEB_SOURCE_MAPS: on }, CWD).webSourceMaps).toBe(true);
+    expect(parseSettings({ WEB_SOURCE_MAPS: "false" }, CWD).webSourceMaps).toBe(false);
+    expectOneLineNaming(settingsError({ WEB_SOURCE_MAPS: "sometimes" }), "WEB_SOURCE_MAPS");
   });
 
   it("turns response caching off with CACHE_ENABLED=false (or 0/no) and rejects other words", () => {
