@@ -10,7 +10,8 @@ export default defineConfig({
     emptyOutDir: true,
     assetsDir: "assets",
     target: "es2022",
-    sourcemap: true,
+    // Only when asked for (WEB_SOURCE_MAPS=true at build time); the gateway serves them under the same setting.
+    sourcemap: ["true", "1", "yes"].includes(process.env.WEB_SOURCE_MAPS ?? ""),
     // Everything goes to a fingerprinted file: nothing is inlined into index.html (the CSP forbids inline code).
     assetsInlineLimit: 0,
   },

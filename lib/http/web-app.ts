@@ -12,6 +12,11 @@ import send from "send";
 export interface WebAppOptions {
   /** The build directory; default: the first of dist/web beside the compiled or the source tree that holds a build. */
   readonly root?: string;
+  /**
+   * Whether to serve source maps (`*.map`, WEB_SOURCE_MAPS). Off by default: they give out the
+   * app's original source to anyone, and production pages do not need them.
+   */
+  readonly sourceMaps?: boolean;
 }
 
 export interface WebApp {
@@ -38,6 +43,17 @@ function pathnameOf(req: IncomingMessage): string {
   const raw = req.url ?? "/";
   const end = raw.search(/[?#]/);
   return end === -1 ? raw : raw.slice(0, end);
+}
+
+/** As send will read the path: percent-decoded (`.m%61p` is `.map`); undecodable paths are send's to refuse. */
+function isSourceMap(pathname: string): boolean {
+  let decoded = pathname;
+  try {
+    decoded = decodeURIComponent(pathname);
+  } catch {
+    // send answers 400.
+  }
+  return decoded.toLowerCase().endsWith(".map");
 }
 
 export function createWebApp(options: WebAppOptions = {}): WebApp {
@@ -84,6 +100,10 @@ export function createWebApp(options: WebAppOptions = {}): WebApp {
     if (!root) {
       if (acceptsHtml) sendIndex(req, res);
       else notFound(res, "Not found.");
+      return;
+    }
+    if (!options.sourceMaps && isSourceMap(pathname)) {
+      notFound(res, "Not found.");
       return;
     }
     const asset = pathname.startsWith("/assets/");
