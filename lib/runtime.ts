@@ -6,6 +6,7 @@ import type { WriteMarkStore } from "./db/read-your-writes";
 import { MemoryExpiringStore, RedisExpiringStore } from "./expiring-store";
 import type { ExpiringStore } from "./expiring-store";
 import { HealthRegistry } from "./health";
+import { ensurePrivateDirectory, formatMode } from "./private-files";
 import { loadOrCreateSecret } from "./secret";
 import { RateLimits } from "./security/rate-limits";
 import { LocalStorage } from "./storage/local-storage";
@@ -45,6 +46,16 @@ export function createRuntime(settings: Settings): Runtime {
   redis?.on("error", () => undefined);
   const writeMarks = redis ? new RedisExpiringStore(redis, "shoal:write-mark:") : new MemoryExpiringStore();
   const uploadOutcomes = redis ? new RedisExpiringStore(redis, "shoal:upload-outcome:") : new MemoryExpiringStore();
+  if (settings.mode === "embedded") {
+    const { tightenedFrom } = ensurePrivateDirectory(settings.dataDir);
+    // Before the broker and its logger exist: Node's own warning channel (stderr).
+    if (tightenedFrom !== undefined) {
+      process.emitWarning(
+        `SHOAL_DATA_DIR ${settings.dataDir} was open to other accounts (mode ${formatMode(tightenedFrom)}); it is now owner-only (0700)`,
+        { code: "SHOAL_DATA_DIR_MODE" },
+      );
+    }
+  }
   const secret = settings.secret ?? loadOrCreateSecret(settings.dataDir);
   const storage: ObjectStorage =
     settings.storage.kind === "s3" ? new S3Storage(settings.storage) : new LocalStorage(settings.storage.dir, new UrlSigner(secret));

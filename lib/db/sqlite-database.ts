@@ -1,8 +1,8 @@
-import fs from "node:fs";
 import path from "node:path";
 import SqliteDriver from "better-sqlite3";
 import type { Transaction } from "kysely";
 import { Kysely, Migrator, SqliteDialect, sql } from "kysely";
+import { ensurePrivateDirectory, ensurePrivateFile, formatMode } from "../private-files";
 import type { Database, DatabaseHealth, DatabaseLogger, Migrations, ReadRoutingStats } from "./database";
 
 /** The embedded database: one SQLite file, which is its own primary and has no replicas. */
@@ -17,7 +17,15 @@ export class SqliteDatabase<DB> implements Database<DB> {
     private readonly logger: DatabaseLogger,
   ) {
     this.name = name;
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    // Accounts, sessions and the catalogue: owner-only, the database file made before SQLite opens it
+    // (SQLite would make it 0644, and its -wal and -shm files take the database file's mode).
+    if (file !== ":memory:") {
+      const directory = path.dirname(file);
+      const { tightenedFrom } = ensurePrivateDirectory(directory);
+      if (tightenedFrom !== undefined) logger.warn(`${directory} was open to other accounts (mode ${formatMode(tightenedFrom)}); it is now owner-only (0700)`);
+      ensurePrivateFile(file, { create: true });
+      for (const companion of [`${file}-wal`, `${file}-shm`, `${file}-journal`]) ensurePrivateFile(companion, { create: false });
+    }
     const driver = new SqliteDriver(file);
     driver.pragma("journal_mode = WAL");
     driver.pragma("busy_timeout = 5000");
