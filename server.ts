@@ -32,7 +32,12 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
-  await node.start();
+  try {
+    await node.start();
+  } catch (error) {
+    // Stopped while starting: the stop decides the exit code.
+    if (!stopping) throw error;
+  }
 }
 
 main().catch((error: unknown) => {

@@ -1,3 +1,4 @@
+import os from "node:os";
 import path from "node:path";
 import SqliteDriver from "better-sqlite3";
 import { startNode, stopAllNodes } from "../support/nodes";
@@ -19,18 +20,24 @@ async function request(path: string, init?: RequestInit): Promise<{ status: numb
 
 const errorShape = (code: string) => ({ error: { code, message: expect.any(String), fields: expect.any(Object) } });
 
+const METRICS_TOKEN = "a-scraper-token-of-some-length";
+
 beforeAll(async () => {
-  node = await startNode({});
+  node = await startNode({ METRICS_PORT: "0", METRICS_TOKEN, NODE_ID: "embedded-1", RATE_API_REQUESTS_PER_IP_PER_MINUTE: "30" });
 });
+
+function metricsListener(path: string, init?: RequestInit): Promise<Response> {
+  return fetch(`http://127.0.0.1:${node.metricsPort ?? 0}${path}`, init);
+}
 
 afterAll(async () => {
   await stopAllNodes();
 });
 
 test("embedded health: one process with SQLite, memory cache, local storage and no transporter", async () => {
-  const { status, body } = await request("/api/health");
-  expect(status).toBe(200);
-  expect(body).toMatchObject({
+  const answer = await metricsListener("/health");
+  expect(answer.status).toBe(200);
+  expect(await answer.json()).toMatchObject({
     status: "ok",
     checks: {
       cache: { status: "ok", kind: "memory" },
@@ -41,6 +48,24 @@ test("embedded health: one process with SQLite, memory cache, local storage and 
       "database:site": { status: "ok", engine: "sqlite" },
     },
   });
+});
+
+test("anonymous callers of /api/health see the status and each check's name and status, not paths or engines", async () => {
+  const { status, body, text } = await request("/api/health");
+  expect(status).toBe(200);
+  expect(body).toEqual({
+    status: "ok",
+    checks: Object.fromEntries(
+      ["cache", "transporter", "storage", "database:membership", "database:media", "database:site"].map((name) => [name, { status: "ok" }]),
+    ),
+  });
+  expect(text).not.toContain(node.settings.dataDir);
+  expect(text).not.toMatch(/sqlite|memory|local/);
+});
+
+test("/api/health/live answers 200 without touching any dependency", async () => {
+  const answer = await request("/api/health/live");
+  expect(answer).toMatchObject({ status: 200, body: { status: "live" } });
 });
 
 test("a cached read is cleaned by a write, in the memory cache too", async () => {
@@ -57,7 +82,7 @@ test("a cached read is cleaned by a write, in the memory cache too", async () =>
     sqlite.close();
   }
   expect(await request(`/api/users/${user.id}`)).toMatchObject({ body: { user: { username: "Ada" } } });
-  const metrics = (await request("/metrics")).text;
+  const metrics = await (await metricsListener("/metrics")).text();
   expect(metrics).toMatch(/moleculer_cacher_found_total\{[^}]*\} [1-9]/);
 
   const { user: admin } = await node.broker.call<{ user: { role: string } }, object>("users.setRole", { id: user.id, role: "admin" });
@@ -89,8 +114,48 @@ test("validation errors name the field", async () => {
   expect(answer.body).toMatchObject({ error: { fields: { id: "is not a user id" } } });
 });
 
-test("metrics are scrapeable in Prometheus format", async () => {
-  const answer = await fetch(`${node.baseUrl}/metrics`);
-  expect(answer.headers.get("content-type")).toMatch(/^text\/plain/);
-  expect(await answer.text()).toMatch(/^# TYPE moleculer_request_total counter$/m);
+describe("metrics", () => {
+  test("are scrapeable in Prometheus format on the metrics listener, which is on loopback", async () => {
+    const answer = await metricsListener("/metrics");
+    expect(answer.headers.get("content-type")).toMatch(/^text\/plain/);
+    expect(await answer.text()).toMatch(/^# TYPE moleculer_request_total counter$/m);
+  });
+
+  test("on the public port are served only with the bearer token; anyone else gets 404", async () => {
+    const withoutToken: Record<string, string>[] = [
+      {},
+      { Authorization: "Bearer wrong-token-of-the-same-size" },
+      { Authorization: METRICS_TOKEN },
+      { Cookie: `shoal_session=${METRICS_TOKEN}` },
+    ];
+    for (const headers of withoutToken) {
+      const refused = await request("/metrics", { headers });
+      expect(refused.status).toBe(404);
+      expect(refused.text).not.toMatch(/moleculer_/);
+    }
+    const scraped = await request("/metrics", { headers: { Authorization: `Bearer ${METRICS_TOKEN}` } });
+    expect(scraped.status).toBe(200);
+    expect(scraped.text).toMatch(/^# TYPE moleculer_request_total counter$/m);
+  });
+
+  test("name neither the host nor its user, addresses or the process's arguments", async () => {
+    const text = await (await metricsListener("/metrics")).text();
+    expect(text).toMatch(/process_memory_rss/);
+    expect(text).not.toMatch(/os_hostname|os_user|os_network|process_arguments|os_cpu_info/);
+    expect(text).not.toContain(os.hostname());
+    expect(text).not.toContain(os.userInfo().homedir);
+    for (const address of Object.values(os.networkInterfaces()).flat()) {
+      if (address && !address.internal) expect(text).not.toContain(address.address);
+    }
+  });
+
+  test("a scraper is never rate-limited, on either port", async () => {
+    // The API allows 30 requests a minute per address here.
+    const statuses = new Set<number>();
+    for (let i = 0; i < 40; i++) {
+      statuses.add((await request("/metrics", { headers: { Authorization: `Bearer ${METRICS_TOKEN}` } })).status);
+      statuses.add((await metricsListener("/metrics")).status);
+    }
+    expect([...statuses]).toEqual([200]);
+  });
 });

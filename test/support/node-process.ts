@@ -16,6 +16,9 @@ import fs from "node:fs";
 import path from "node:path";
 
 const ROOT = path.resolve(__dirname, "../..");
+/** The node's line once its HTTP port is bound, before its services start; group 1 is the port. */
+export const LISTENING = /HTTP on http:\/\/localhost:(\d+)/;
+
 /** Moleculer's line once every local service has started. */
 const STARTED = /ServiceBroker with \d+ service\(s\) started successfully/;
 
@@ -97,10 +100,13 @@ function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 
 /**
  * Starts `node --import tsx server.ts` with this environment (on top of the test process's) and
- * waits until its broker has started. LOG_LEVEL defaults to info, so the node's job and
+ * waits until its broker has started (or until it prints `waitFor`, e.g. LISTENING). LOG_LEVEL defaults to info, so the node's job and
  * reconciler lines can be asserted on.
  */
-export async function startNodeProcess(env: Record<string, string>, options: { startTimeoutMs?: number } = {}): Promise<NodeProcess> {
+export async function startNodeProcess(
+  env: Record<string, string>,
+  options: { startTimeoutMs?: number; waitFor?: RegExp } = {},
+): Promise<NodeProcess> {
   const name = env.NODE_ID ?? "node";
   const child = spawn(process.execPath, ["--import", "tsx", "server.ts"], {
     cwd: ROOT,
@@ -182,7 +188,7 @@ export async function startNodeProcess(env: Record<string, string>, options: { s
   void exited.then(() => running.delete(handle));
 
   try {
-    await waitForOutput(STARTED, options.startTimeoutMs ?? 60_000);
+    await waitForOutput(options.waitFor ?? STARTED, options.startTimeoutMs ?? 60_000);
   } catch (error) {
     await handle.stop(1000);
     throw error;
