@@ -144,6 +144,8 @@ export interface Settings {
   readonly delivery: DeliverySettings;
   readonly jobs: JobSettings;
   readonly metrics: MetricsSettings;
+  /** How long a stopping node lets requests, tus PATCHes and jobs in flight finish before it exits anyway. */
+  readonly shutdownTimeoutSeconds: number;
 }
 
 /** A setting is missing or malformed; the message is one line naming the variable. */
@@ -342,6 +344,7 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
       idleTimeoutSeconds: reader.withDefault("SESSION_IDLE_TIMEOUT_SECONDS", schemas.positiveInt, 12 * 3600),
       lifetimeSeconds: reader.withDefault("SESSION_LIFETIME_SECONDS", schemas.positiveInt, 7 * 24 * 3600),
     },
+    shutdownTimeoutSeconds: reader.withDefault("SHUTDOWN_TIMEOUT_SECONDS", schemas.positiveInt, 30),
     metrics: {
       port: reader.optional("METRICS_PORT", schemas.port),
       host: reader.withDefault("METRICS_HOST", schemas.host, "127.0.0.1"),

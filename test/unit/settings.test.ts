@@ -99,6 +99,7 @@ describe("parseSettings: embedded mode (no environment)", () => {
         uploadsPerUserPerHour: 200,
       },
       metrics: { port: undefined, host: "127.0.0.1", token: undefined },
+      shutdownTimeoutSeconds: 30,
     });
   });
 
