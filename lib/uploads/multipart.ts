@@ -1,4 +1,5 @@
 import type http from "node:http";
+import { PassThrough } from "node:stream";
 import type { Readable } from "node:stream";
 import busboy from "busboy";
 import { BadRequestError, PayloadTooLargeError } from "../errors";
@@ -13,10 +14,19 @@ export interface MultipartFile {
 
 const MAX_FIELD_BYTES = 10_000;
 
+function invalidForm(message = "The multipart/form-data body is malformed or incomplete."): BadRequestError {
+  return new BadRequestError(message, "invalid_multipart");
+}
+
 /**
  * Streams the `file` field of a multipart/form-data request to `consume` without
  * buffering it; at most one file and a few small text fields are accepted. Resolves with
  * what `consume` returns once the whole request has been read.
+ *
+ * The file's stream ends only once the whole form has been read without fault, so that a body
+ * that is malformed or cut short anywhere fails the file (400 invalid_multipart) instead of
+ * letting it be stored. A refusal is answered only after `consume` has settled, so that whatever
+ * it began to store has been cleaned up by then.
  */
 export function receiveMultipartFile<T>(
   req: http.IncomingMessage,
@@ -28,50 +38,67 @@ export function receiveMultipartFile<T>(
     try {
       parser = busboy({
         headers: req.headers,
+        // File names are UTF-8 in what browsers and curl send; busboy's default is latin1.
+        defParamCharset: "utf8",
         limits: { files: 1, fields: 10, fieldSize: MAX_FIELD_BYTES, fileSize: maxFileBytes, parts: 12 },
       });
     } catch {
-      reject(new BadRequestError("Send the file as multipart/form-data in a field named file.", "invalid_multipart"));
+      reject(invalidForm("Send the file as multipart/form-data in a field named file."));
       return;
     }
     const fields: Record<string, string> = {};
-    let result: Promise<T> | undefined;
-    let settled = false;
-    const fail = (error: unknown) => {
-      if (settled) return;
-      settled = true;
+    let file: PassThrough | undefined;
+    let consumed: Promise<T> | undefined;
+    let refused = false;
+
+    const refuse = (error: unknown) => {
+      if (refused) return;
+      refused = true;
       req.unpipe(parser);
       req.resume();
-      reject(error);
+      if (!file || !consumed) {
+        reject(error);
+        return;
+      }
+      file.destroy(error instanceof Error ? error : invalidForm());
+      consumed.then(
+        () => reject(error),
+        () => reject(error),
+      );
     };
 
     parser.on("field", (name, value) => {
       fields[name] = value;
     });
     parser.on("file", (name, stream, info) => {
-      if (name !== "file" || result) {
+      if (name !== "file" || file) {
         stream.resume();
         return;
       }
-      stream.on("limit", () => stream.destroy(new PayloadTooLargeError("The file is larger than the largest upload allowed.")));
-      result = consume({ stream, filename: info.filename, mimeType: info.mimeType, fields: { ...fields } });
-      result.catch(fail);
-    });
-    parser.on("error", fail);
-    parser.on("partsLimit", () => fail(new BadRequestError("Too many parts in this form.", "invalid_multipart")));
-    parser.on("close", () => {
-      if (settled) return;
-      if (!result) {
-        fail(new BadRequestError("No file was sent: use a multipart/form-data field named file.", "missing_file"));
-        return;
-      }
-      result.then(
+      const piped = new PassThrough();
+      file = piped;
+      stream.on("limit", () => refuse(new PayloadTooLargeError("The file is larger than the largest upload allowed.")));
+      // busboy fails a file's stream only when the body around it is broken or cut short.
+      stream.on("error", () => refuse(invalidForm()));
+      stream.pipe(piped, { end: false });
+      consumed = consume({ stream: piped, filename: info.filename, mimeType: info.mimeType, fields: { ...fields } });
+      consumed.then(
         (value) => {
-          settled = true;
-          resolve(value);
+          if (!refused) resolve(value);
         },
-        fail,
+        (error: unknown) => refuse(error),
       );
+    });
+    parser.on("error", () => refuse(invalidForm()));
+    parser.on("partsLimit", () => refuse(invalidForm("Too many parts in this form.")));
+    parser.on("finish", () => {
+      if (refused) return;
+      if (!file) refuse(new BadRequestError("No file was sent: use a multipart/form-data field named file.", "missing_file"));
+      else file.end();
+    });
+    // A client that goes away mid-body: what was begun is cleaned up and the reservation given back.
+    req.on("close", () => {
+      if (!req.complete) refuse(invalidForm("The upload was cut off before the form was complete."));
     });
     req.pipe(parser);
   });
