@@ -7,6 +7,7 @@ import { jitteredTtl } from "./lib/cache/cache-keys";
 import { runWithConsistencyKey } from "./lib/db/read-your-writes";
 import { AppError } from "./lib/errors";
 import { CHANNEL_ADAPTER_CONNECTED_EVENT } from "./lib/jobs/job-channel";
+import { paramsValidationMiddleware } from "./mixins/params-validation.middleware";
 
 /** What the API and services put in ctx.meta. */
 export interface ShoalMeta {
@@ -162,7 +163,7 @@ export function brokerOptions(settings: Settings): BrokerOptions {
     // The typings accept only reporter names and options; Moleculer also takes an instance.
     metrics: { enabled: true, reporter: [new GatewayPrometheusReporter({ excludes: [...HOST_IDENTIFYING_METRICS] }) as unknown as string] },
     tracing: { enabled: false },
-    middlewares: [consistencyKeyMiddleware, cacherTuningMiddleware, ...(jobsOnThisNode ? [channelsMiddleware(settings), channelsConnectedMiddleware] : [])] as unknown as BrokerOptions["middlewares"],
+    middlewares: [consistencyKeyMiddleware, cacherTuningMiddleware, paramsValidationMiddleware, ...(jobsOnThisNode ? [channelsMiddleware(settings), channelsConnectedMiddleware] : [])] as unknown as BrokerOptions["middlewares"],
     errorHandler(error) {
       throw toMoleculerError(error);
     },

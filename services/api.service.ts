@@ -16,7 +16,8 @@ import { buildOpenApiDocument, routesOfAliases } from "../lib/http/openapi";
 import { securityHeaders } from "../lib/http/security-headers";
 import { createWebApp } from "../lib/http/web-app";
 import { PROGRESS_EVENT, ProgressHub } from "../lib/realtime/progress-hub";
-import type { ProgressUpdate } from "../lib/realtime/progress-hub";
+import type { MediaOutcome, ProgressUpdate } from "../lib/realtime/progress-hub";
+import { socketSessionsThrough } from "../lib/realtime/socket-sessions";
 import type { Runtime } from "../lib/runtime";
 import { LocalStorage } from "../lib/storage/local-storage";
 import { FILES_PATH_PREFIX } from "../lib/storage/signed-url";
@@ -24,6 +25,8 @@ import { UploadGateway, uploadCatalogueThrough } from "../lib/uploads/upload-gat
 import { toMoleculerError } from "../moleculer.config";
 import type { ShoalMeta } from "../moleculer.config";
 import { apiRoutes, API_ALIASES, UPLOAD_ID_PATTERN } from "./api.routes";
+import { SESSIONS_ENDED_EVENT } from "./users.service";
+import type { SessionsEnded } from "./users.service";
 
 export { API_ALIASES } from "./api.routes";
 
@@ -121,35 +124,25 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
       [PROGRESS_EVENT]: {
         params: { mediaId: "string", ownerId: "string", stage: "string", percent: "number" },
         async handler(ctx: Context<ProgressUpdate>) {
-          const hub = progressHub;
-          if (!hub) return;
-          hub.publish(ctx.params);
-          const { stage, mediaId, ownerId } = ctx.params;
-          if (stage !== "ready" && stage !== "failed") return;
-          // As the owner sees it (originalUrl included), from the catalogue.
-          const { media } = await ctx.call<{ media: { reason: string | null } }, { id: string }>(
-            "media.get",
-            { id: mediaId },
-            { meta: { user: { id: ownerId, role: "user", username: "" } } },
-          );
-          if (stage === "ready") hub.ready(ownerId, media);
-          else hub.failed(ownerId, mediaId, media.reason ?? "processing_error");
+          // The finished item as its owner sees it (originalUrl included), from the catalogue.
+          const asOwner = (ownerId: string) => ({ meta: { user: { id: ownerId, role: "user", username: "" } } });
+          await progressHub?.relay(ctx.params, async (id, ownerId) => (await ctx.call<{ media: MediaOutcome }, { id: string }>("media.get", { id }, asOwner(ownerId))).media);
         },
+      },
+
+      /** Sessions ended (sign-out, password change, deletion, role change): their sockets on this node go too. */
+      [SESSIONS_ENDED_EVENT]: {
+        params: { userId: "string", sessionIds: { type: "array", items: "string" }, reason: "string" },
+        handler: (ctx: Context<SessionsEnded>) => progressHub?.endSessions(ctx.params.sessionIds),
       },
     },
 
     created() {
       const broker = this.broker;
-      const lookup = sessionLookupThrough((action, params) => broker.call(action, params));
       progressHub = new ProgressHub(options.frontDoor.server, {
         isAllowedOrigin: (req) => gate.isAllowedOrigin(req),
         redis: runtime.redis,
-        async authenticate(handshake) {
-          const fromAuth = typeof handshake.auth.token === "string" ? handshake.auth.token : undefined;
-          const presented = fromAuth ? { token: fromAuth, via: "bearer" as const } : gate.tokenOf(handshake);
-          if (!presented) return undefined;
-          return (await gate.live(lookup, presented.token, presented.via))?.user.id;
-        },
+        sessions: socketSessionsThrough(gate, sessionLookupThrough((action, params) => broker.call(action, params))),
       });
       uploads = new UploadGateway({
         uploads: settings.uploads,

@@ -20,6 +20,18 @@ import { databaseMixin } from "../mixins/database.mixin";
 /** Emitted when an account is deleted; the media service deletes the user's media. Payload: { userId, deletedAt }. */
 export const USER_DELETED_EVENT = "user.deleted";
 
+/**
+ * Broadcast when sessions end before their time (sign-out, password change, account deletion, role change):
+ * every api node disconnects those sessions' sockets. Payload: SessionsEnded.
+ */
+export const SESSIONS_ENDED_EVENT = "session.ended";
+
+export interface SessionsEnded {
+  readonly userId: string;
+  readonly sessionIds: readonly string[];
+  readonly reason: "signed_out" | "password_changed" | "account_deleted" | "role_changed";
+}
+
 const ulid = { type: "string", pattern: /^[0-9A-HJKMNP-TV-Z]{26}$/, messages: { stringPattern: "is not a user id" } };
 const username = {
   type: "string",
@@ -106,6 +118,14 @@ export function usersService(runtime: Runtime): ServiceSchema {
         if (userId) patterns.push(cacheKeyPattern("users.get", userId));
         if (patterns.length > 0) await invalidateCache(this.broker, patterns, { againAfterMs: replicaLagWindowMs });
       },
+
+      /** Forgets the ended sessions (and the account, if it changed), then tells every api node to drop their sockets. */
+      async sessionsEnded(ended: SessionsEnded, accountChanged = false) {
+        await this.forgetSessions(ended.sessionIds, accountChanged ? ended.userId : undefined);
+        if (ended.sessionIds.length === 0) return;
+        // The sessions have ended either way; a socket the broadcast misses still ends at its session's end.
+        await this.broker.broadcast(SESSIONS_ENDED_EVENT, ended).catch((error: Error) => this.logger.warn(`${SESSIONS_ENDED_EVENT} not broadcast: ${error.message}`));
+      },
     },
 
     actions: {
@@ -132,10 +152,11 @@ export function usersService(runtime: Runtime): ServiceSchema {
           ctx.meta.$clearSession = true;
           ctx.meta.$statusCode = 204;
           const sessionId = ctx.meta.session?.id;
-          if (!sessionId) return null;
+          const userId = ctx.meta.user?.id;
+          if (!sessionId || !userId) return null;
           const session = await accounts.resolveSession(sessionId);
           if (session) await accounts.logout(session, originOf(ctx));
-          await this.forgetSessions([sessionId]);
+          await this.sessionsEnded({ userId, sessionIds: [sessionId], reason: "signed_out" });
           return null;
         },
       },
@@ -157,7 +178,7 @@ export function usersService(runtime: Runtime): ServiceSchema {
           const actor = requireUser(ctx);
           authorize(actor, "update", { kind: "account", id: actor.id }, "account");
           const ended = await accounts.changePassword({ userId: actor.id, sessionId: ctx.meta.session?.id }, ctx.params, originOf(ctx));
-          await this.forgetSessions(ended);
+          await this.sessionsEnded({ userId: actor.id, sessionIds: ended, reason: "password_changed" });
           ctx.meta.$statusCode = 204;
           return null;
         },
@@ -169,7 +190,7 @@ export function usersService(runtime: Runtime): ServiceSchema {
           const actor = requireUser(ctx);
           authorize(actor, "delete", { kind: "account", id: actor.id }, "account");
           const ended = await accounts.deleteAccount(actor.id, ctx.params.password, originOf(ctx));
-          await this.forgetSessions(ended, actor.id);
+          await this.sessionsEnded({ userId: actor.id, sessionIds: ended, reason: "account_deleted" }, true);
           await this.broker.emit(USER_DELETED_EVENT, { userId: actor.id, deletedAt: new Date().toISOString() });
           ctx.meta.$clearSession = true;
           ctx.meta.$statusCode = 204;
@@ -188,7 +209,7 @@ export function usersService(runtime: Runtime): ServiceSchema {
         },
       },
 
-      /** The gateway's session lookup; cached, and cleaned on sign-out, password change and deletion. */
+      /** The gateway's session lookup (requests, and sockets at their session's end); cached, and cleaned whenever a session ends or is touched. */
       resolveSession: {
         visibility: "public",
         cache: { keys: ["sessionId"], lock: { enabled: true } },
@@ -273,13 +294,13 @@ export function usersService(runtime: Runtime): ServiceSchema {
         },
       },
 
-      /** Operators only (not routed). */
+      /** Operators only (not routed). A change of role ends the account's sessions. */
       setRole: {
         visibility: "public",
         params: { $$strict: true, id: ulid, role: { type: "enum", values: ["user", "admin"] } },
         async handler(this: UsersThis, ctx: UsersContext<{ id: string; role: Role }>) {
-          const { user, sessionIds } = await accounts.setRole(ctx.meta.user?.id ?? null, ctx.params.id, ctx.params.role, originOf(ctx));
-          await this.forgetSessions(sessionIds, ctx.params.id);
+          const { user, endedSessionIds } = await accounts.setRole(ctx.meta.user?.id ?? null, ctx.params.id, ctx.params.role, originOf(ctx));
+          await this.sessionsEnded({ userId: user.id, sessionIds: endedSessionIds, reason: "role_changed" }, true);
           return { user: accountView(user) };
         },
       },
@@ -291,4 +312,5 @@ interface UsersThis {
   broker: ServiceSchema["broker"];
   signedIn(ctx: UsersContext<unknown>, signedIn: SignedIn): { user: ReturnType<typeof accountView>; token: string; csrfToken: string };
   forgetSessions(sessionIds: readonly string[], userId?: string): Promise<void>;
+  sessionsEnded(ended: SessionsEnded, accountChanged?: boolean): Promise<void>;
 }

@@ -86,6 +86,15 @@ export class SessionGate {
     return { sessionId, user: found.user, via, expiresAt: this.endOf(found.session) };
   }
 
+  /**
+   * When a live session ends, read again without touching it (an open socket is not activity);
+   * undefined for an unknown or ended one.
+   */
+  async endOfLive(lookup: SessionLookup, sessionId: string): Promise<number | undefined> {
+    const found = await lookup.resolve(sessionId);
+    return found && isSessionLive(found.session, Date.now(), this.options.sessions) ? this.endOf(found.session) : undefined;
+  }
+
   /** When a session ends if nothing touches it again: its absolute expiry or its idle timeout, whichever comes first. */
   endOf(session: SessionTimes): number {
     return Math.min(session.expiresAt, session.lastSeenAt + this.options.sessions.idleTimeoutSeconds * 1000);

@@ -19,16 +19,18 @@ export interface GatewayError {
 const INTERNAL_MESSAGE = "Something went wrong on our side; it has been logged.";
 
 function validationFields(data: unknown): Record<string, string> {
-  const fields: Record<string, string> = {};
+  // A Map, then own properties: a refused field may be named `__proto__`, which an assignment would not record.
+  const fields = new Map<string, string>();
   if (Array.isArray(data)) {
     for (const item of data as { field?: unknown; message?: unknown; type?: unknown }[]) {
       const field = typeof item.field === "string" ? item.field : "_";
+      if (fields.has(field)) continue;
       // fastest-validator names an unknown field in the message; keep it readable.
       const message = typeof item.message === "string" ? item.message : "is invalid";
-      fields[field] ??= item.type === "objectStrict" ? message.replace(/^The object '.*?' contains forbidden keys: /, "unknown fields: ") : message;
+      fields.set(field, item.type === "objectStrict" ? message.replace(/^The object '.*?' contains forbidden keys: /, "unknown fields: ") : message);
     }
   }
-  return fields;
+  return Object.fromEntries(fields);
 }
 
 /**

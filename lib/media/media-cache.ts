@@ -16,11 +16,11 @@ export const MEDIA_LIST_CACHE_KEYS = ["scope", "#user.id", "cursor", "limit"] as
 export const DEFAULT_LIST_LIMIT = 24;
 
 /**
- * The listing's cache key, from the params as they arrive. Moleculer's cacher runs before
- * the validator fills in defaults and converts query strings, so the default key builder
- * would file `GET /media` under scope "undefined" (out of reach of the "public" pattern)
- * and keep `limit=24`, `limit="24"` and no limit apart. Values that are not valid never
- * reach the cache (the validator refuses them before an answer is stored).
+ * The listing's cache key: scope "public" and the default limit when absent, the limit as a
+ * number, so that `GET /media`, `limit=24` and `limit="24"` share one entry and the "public"
+ * pattern reaches it. The params are validated (defaults filled in, query strings converted)
+ * before the cache is asked (mixins/params-validation.middleware.ts); invalid ones never
+ * reach it.
  */
 export function listCacheKey(actionName: string, params: { scope?: unknown; cursor?: unknown; limit?: unknown }, userId: unknown): string {
   const limit = params.limit === undefined ? DEFAULT_LIST_LIMIT : Number(params.limit);

@@ -2,6 +2,7 @@ import type http from "node:http";
 import { createAdapter } from "@socket.io/redis-adapter";
 import type { Redis } from "ioredis";
 import { Server } from "socket.io";
+import { watchSessionEnd } from "./session-end-watch";
 
 export interface ProgressUpdate {
   readonly mediaId: string;
@@ -10,9 +11,28 @@ export interface ProgressUpdate {
   readonly percent: number;
 }
 
+/** A finished item as its owner sees it (GET /api/media/:id); only its refusal reason is read here. */
+export interface MediaOutcome {
+  readonly reason: string | null;
+}
+
+/** The live session a socket was opened with. */
+export interface SocketSession {
+  readonly userId: string;
+  readonly sessionId: string;
+  /** When the session ends if nothing extends it (epoch ms). */
+  readonly endsAt: number;
+}
+
+export interface SocketSessions {
+  /** The live session behind a handshake (session cookie, bearer header or `auth.token`), or undefined. */
+  authenticate(handshake: { headers: http.IncomingHttpHeaders; auth: Record<string, unknown> }): Promise<SocketSession | undefined>;
+  /** When the session ends, read again without extending it; undefined once it has ended. */
+  endOf(sessionId: string): Promise<number | undefined>;
+}
+
 export interface ProgressHubOptions {
-  /** The signed-in user behind a handshake (session cookie or `auth.token`), or undefined. */
-  readonly authenticate: (handshake: { headers: http.IncomingHttpHeaders; auth: Record<string, unknown> }) => Promise<string | undefined>;
+  readonly sessions: SocketSessions;
   /** Whether a browser may connect from the handshake's Origin (a WebSocket is not covered by the same-origin policy). */
   readonly isAllowedOrigin: (req: http.IncomingMessage) => boolean;
   /** Cluster mode: rooms shared through Redis, so any api node reaches any client. */
@@ -31,14 +51,21 @@ export const SOCKET_EVENTS = {
 } as const;
 
 const roomOf = (userId: string) => `user:${userId}`;
+const sessionRoomOf = (sessionId: string) => `session:${sessionId}`;
+
+/** How long an ended session is remembered, to refuse a socket whose handshake was resolved just before it ended. */
+const ENDED_SESSION_MEMORY_MS = 60_000;
 
 /**
  * Live processing progress over socket.io at /socket.io: each signed-in connection joins
- * its owner's room, and an update goes to that room only.
+ * its owner's room, and an update goes to that room only. A socket lasts no longer than
+ * its session: it is dropped when told the session ended, and at the session's end.
  */
 export class ProgressHub {
   private readonly io: Server;
   private readonly adapterClients: Redis[] = [];
+  /** Session id → when this node learnt it ended, oldest first. */
+  private readonly endedSessions = new Map<string, number>();
 
   constructor(server: http.Server, options: ProgressHubOptions) {
     this.io = new Server(server, {
@@ -54,20 +81,55 @@ export class ProgressHub {
       this.adapterClients.push(publisher, subscriber);
       this.io.adapter(createAdapter(publisher, subscriber, { key: "shoal:socket.io" }));
     }
+    const { sessions } = options;
     this.io.use((socket, next) => {
-      options.authenticate({ headers: socket.handshake.headers, auth: socket.handshake.auth as Record<string, unknown> }).then(
-        (userId) => {
-          if (!userId) {
+      sessions.authenticate({ headers: socket.handshake.headers, auth: socket.handshake.auth as Record<string, unknown> }).then(
+        (session) => {
+          if (!session || this.endedSessions.has(session.sessionId)) {
             next(new Error("unauthenticated"));
             return;
           }
-          socket.data.userId = userId;
-          void socket.join(roomOf(userId));
+          socket.data.session = session;
           next();
         },
         () => next(new Error("unavailable")),
       );
     });
+    this.io.on("connection", (socket) => {
+      const { userId, sessionId, endsAt } = socket.data.session as SocketSession;
+      // The session may have ended while the handshake was being resolved, before the socket could be found in its room.
+      if (this.endedSessions.has(sessionId)) {
+        socket.disconnect(true);
+        return;
+      }
+      void socket.join([roomOf(userId), sessionRoomOf(sessionId)]);
+      const stopWatching = watchSessionEnd(endsAt, { endOf: () => sessions.endOf(sessionId), ended: () => socket.disconnect(true) });
+      socket.once("disconnect", stopWatching);
+    });
+  }
+
+  /** These sessions have ended: their sockets on this node are disconnected (every api node is told the same). */
+  endSessions(sessionIds: readonly string[]): void {
+    if (sessionIds.length === 0) return; // no rooms would mean every socket
+    const now = Date.now();
+    for (const [sessionId, endedAt] of this.endedSessions) {
+      if (now - endedAt < ENDED_SESSION_MEMORY_MS) break;
+      this.endedSessions.delete(sessionId);
+    }
+    for (const sessionId of sessionIds) {
+      this.endedSessions.delete(sessionId);
+      this.endedSessions.set(sessionId, now);
+    }
+    this.io.local.in(sessionIds.map(sessionRoomOf)).disconnectSockets(true);
+  }
+
+  /** A worker's report to the owner's sockets; at `ready` or `failed` the item itself follows, as `ownerView` gives it. */
+  async relay(update: ProgressUpdate, ownerView: (mediaId: string, ownerId: string) => Promise<MediaOutcome>): Promise<void> {
+    this.publish(update);
+    if (update.stage !== "ready" && update.stage !== "failed") return;
+    const media = await ownerView(update.mediaId, update.ownerId);
+    if (update.stage === "ready") this.ready(update.ownerId, media);
+    else this.failed(update.ownerId, update.mediaId, media.reason ?? "processing_error");
   }
 
   publish(update: ProgressUpdate): void {
@@ -93,7 +155,8 @@ export class ProgressHub {
   }
 
   async close(): Promise<void> {
-    this.io.disconnectSockets(true);
+    // This node's sockets only: through the Redis adapter, a plain disconnectSockets would reach every node's.
+    this.io.local.disconnectSockets(true);
     // The http server belongs to the front door; only socket.io's own resources are released here.
     await new Promise<void>((resolve) => {
       this.io.engine.close();

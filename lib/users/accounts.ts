@@ -137,13 +137,17 @@ export class Accounts {
     return ended;
   }
 
-  /** Returns the account as changed and the ids of its sessions (whose cached role is now stale). */
-  async setRole(actorId: string | null, userId: string, role: Role, origin: RequestOrigin): Promise<{ user: UserRow; sessionIds: string[] }> {
-    const { users, sessions } = this.options;
-    const before = await users.findById(userId);
-    if (!before || !(await users.setRole(userId, role))) throw new NotFoundError("user");
-    await this.audit("account.role_changed", actorId, userId, origin.ip, { from: before.role, to: role });
-    return { user: { ...before, role }, sessionIds: await sessions.idsForUser(userId) };
+  /**
+   * Gives the account another role. A change ends all of its sessions, so that new rights start, and old
+   * ones stop, with a fresh sign-in. Returns the account as changed and the ids of the ended sessions.
+   */
+  async setRole(actorId: string | null, userId: string, role: Role, origin: RequestOrigin): Promise<{ user: UserRow; endedSessionIds: string[] }> {
+    const { users } = this.options;
+    const user = await users.findById(userId);
+    const changed = user && (await users.changeRoleEndingSessions(userId, role));
+    if (!user || !changed) throw new NotFoundError("user");
+    await this.audit("account.role_changed", actorId, userId, origin.ip, { from: changed.before, to: role, sessionsEnded: changed.endedSessionIds.length });
+    return { user: { ...user, role }, endedSessionIds: changed.endedSessionIds };
   }
 
   /** Holds quota for an upload in progress; throws QuotaExceededError (413) and changes nothing when it does not fit. */

@@ -51,11 +51,6 @@ export class SessionRepository {
     });
   }
 
-  async idsForUser(userId: string): Promise<string[]> {
-    const rows = await this.db.read((db) => db.selectFrom("sessions").select("id").where("user_id", "=", userId).execute());
-    return rows.map((row) => row.id);
-  }
-
   /** Removes sessions past their lifetime or idle longer than allowed. */
   async deleteExpired(now: number, idleTimeoutMs: number): Promise<number> {
     const result = await this.db.write((trx) =>

@@ -158,6 +158,22 @@ export class UserRepository {
     });
   }
 
+  /**
+   * Gives the user another role and, when it differs, ends all of their sessions in the same transaction.
+   * Returns the role before and the ids of the ended sessions; undefined when there is no such user.
+   */
+  async changeRoleEndingSessions(id: string, role: Role): Promise<{ before: Role; endedSessionIds: string[] } | undefined> {
+    return this.db.write(async (trx) => {
+      const user = await trx.selectFrom("users").select("role").where("id", "=", id).executeTakeFirst();
+      if (!user) return undefined;
+      const changed = await trx.updateTable("users").set({ role, updated_at: this.now() }).where("id", "=", id).where("role", "!=", role).executeTakeFirst();
+      if (changed.numUpdatedRows === 0n) return { before: user.role, endedSessionIds: [] };
+      const sessions = await trx.selectFrom("sessions").select("id").where("user_id", "=", id).execute();
+      await trx.deleteFrom("sessions").where("user_id", "=", id).execute();
+      return { before: user.role, endedSessionIds: sessions.map((session) => session.id) };
+    });
+  }
+
   /** Returns false when there is no such user. */
   async setRole(id: string, role: Role): Promise<boolean> {
     const result = await this.db.write((trx) =>

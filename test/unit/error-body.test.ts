@@ -67,6 +67,15 @@ describe("toErrorResponse: Moleculer validation errors", () => {
     expect(toErrorResponse(error).body.error.fields).toEqual({ email: "The 'email' field is required." });
   });
 
+  it("names a refused `__proto__` field in the body like any other", () => {
+    const error = new Errors.ValidationError("Parameters validation error!", "VALIDATION_ERROR", [
+      { field: "__proto__", message: "is not allowed as a field name", type: "forbiddenKey" },
+    ]);
+    const { status, body } = toErrorResponse(error);
+    expect(status).toBe(422);
+    expect(JSON.stringify(body.error.fields)).toBe('{"__proto__":"is not allowed as a field name"}');
+  });
+
   it("still answers 422 when the validation data is missing or odd", () => {
     for (const data of [undefined, null, "oops", [{}]]) {
       const { status, body } = toErrorResponse({ code: 422, type: "VALIDATION_ERROR", message: "x", data });
