@@ -74,6 +74,7 @@ const TYPES_BY_EXTENSION: Readonly<Record<string, string>> = {
   avif: "image/avif",
   heic: "image/heic",
   heif: "image/heif",
+  tif: "image/tiff",
   mp4: "video/mp4",
   m4v: "video/mp4",
   mov: "video/quicktime",

@@ -20,6 +20,8 @@ const ACCEPTED: readonly AcceptedType[] = [
   { mime: "image/avif", kind: "image", extension: "avif" },
   { mime: "image/heic", kind: "image", extension: "heic" },
   { mime: "image/heif", kind: "image", extension: "heif" },
+  // Multi-page files are accepted: the first page is the image.
+  { mime: "image/tiff", kind: "image", extension: "tif" },
   { mime: "video/mp4", kind: "video", extension: "mp4" },
   { mime: "video/quicktime", kind: "video", extension: "mov" },
   { mime: "video/webm", kind: "video", extension: "webm" },
