@@ -59,8 +59,12 @@ export interface CatalogueOptions {
 const DELETE_BATCH = 100;
 const DELETE_CONCURRENCY = 4;
 
-function resourceOf(row: Pick<MediaRow, "owner_id" | "visibility">): Resource {
-  return { kind: "media", ownerId: row.owner_id, visibility: row.visibility };
+/**
+ * The item as the policy judges it. Until it is ready, an item is shown to its owner (and admins)
+ * only, whatever its visibility: to everyone else it is private, so it answers 404.
+ */
+function resourceOf(row: Pick<MediaRow, "owner_id" | "visibility" | "status">): Resource {
+  return { kind: "media", ownerId: row.owner_id, visibility: row.status === "ready" ? row.visibility : "private" };
 }
 
 function changeOf(before: MediaRow | undefined, after: MediaRow | undefined): MediaChange {

@@ -46,10 +46,10 @@ export class MediaRepository {
     return byMedia;
   }
 
-  /** Newest first, starting after `position`; `limit` rows at most. */
+  /** The public feed: public items that are ready, newest first, starting after `position`; `limit` rows at most (index media_visibility_status_created). */
   listPublic(position: ListPosition | undefined, limit: number): Promise<MediaRow[]> {
     return this.db.read((db) => {
-      let query = db.selectFrom("media").selectAll().where("visibility", "=", "public");
+      let query = db.selectFrom("media").selectAll().where("visibility", "=", "public").where("status", "=", "ready");
       if (position) query = query.where((eb) => olderThan(eb, position));
       return query.orderBy("created_at", "desc").orderBy("id", "desc").limit(limit).execute();
     });
