@@ -19,6 +19,8 @@ import { MediaRepository } from "../lib/media/media-repository";
 import { ProcessingRepository } from "../lib/media/processing-repository";
 import type { Finish } from "../lib/media/processing-repository";
 import { CHANNEL_ADAPTER_CONNECTED_EVENT, JobPublisher, MEDIA_JOBS_CHANNEL } from "../lib/jobs/job-channel";
+import { MemoryLeaseLock, RedisLeaseLock } from "../lib/jobs/lease-lock";
+import { TombstoneSweeper } from "../lib/media/tombstone-sweep";
 import type { SendToChannel } from "../lib/jobs/job-channel";
 import { FAILURE_REASONS } from "../lib/jobs/job-state";
 import type { FailureReason } from "../lib/jobs/job-state";
@@ -32,6 +34,9 @@ import { authorize } from "../lib/auth/policy";
 import type { ShoalMeta } from "../moleculer.config";
 import { cacheInvalidationMixin, invalidateCache } from "../mixins/cache-invalidation.mixin";
 import { databaseMixin } from "../mixins/database.mixin";
+
+/** How often a node runs the tombstone sweep (one node per interval does it, under a lease). */
+const TOMBSTONE_SWEEP_INTERVAL_MS = 3600 * 1000;
 
 /** Emitted (balanced: one node of each subscribing service gets it) when an upload has become a catalogue item. Payload: { id, ownerId, kind }. */
 export const MEDIA_UPLOADED_EVENT = "media.uploaded";
@@ -63,6 +68,8 @@ export function mediaService(runtime: Runtime): ServiceSchema {
   let catalogue: MediaCatalogue;
   let processing: ProcessingRepository;
   let jobs: JobPublisher;
+  let tombstones: TombstoneSweeper;
+  let sweepTimer: NodeJS.Timeout | undefined;
   const { settings } = runtime;
   const replicaLagWindowMs = settings.replication.maxLagSeconds * 1000;
   const readTtl = mediaReadTtlSeconds(settings.cache.ttlSeconds, settings.delivery.signedUrlTtlSeconds);
@@ -104,12 +111,19 @@ export function mediaService(runtime: Runtime): ServiceSchema {
     name: "media",
     mixins: [
       databaseMixin<MediaDatabase>(runtime, "media", (db: Database<MediaDatabase>) => {
+        const repository = new MediaRepository(db);
         catalogue = new MediaCatalogue({
-          repository: new MediaRepository(db),
+          repository,
           storage: runtime.storage,
           delivery: new Delivery(runtime.storage, settings.delivery),
         });
         processing = new ProcessingRepository(db);
+        tombstones = new TombstoneSweeper({
+          repository,
+          lock: runtime.redis ? new RedisLeaseLock(runtime.redis, "shoal:lock:tombstone-sweep") : new MemoryLeaseLock(),
+          retentionDays: settings.mediaTombstoneRetentionDays,
+          intervalMs: TOMBSTONE_SWEEP_INTERVAL_MS,
+        });
       }),
       cacheInvalidationMixin,
     ],
@@ -122,6 +136,24 @@ export function mediaService(runtime: Runtime): ServiceSchema {
         send: (payload) => broker.sendToChannel(MEDIA_JOBS_CHANNEL, payload),
         log: (level, message) => this.logger[level](message),
       });
+    },
+
+    /** Runs after the database mixin has migrated: sweeps once now, then every interval. */
+    started(this: Service) {
+      const sweep = () =>
+        tombstones.sweep().then(
+          (removed) => {
+            if (removed) this.logger.info(`removed ${removed} tombstone(s) older than ${settings.mediaTombstoneRetentionDays} days`);
+          },
+          (error: Error) => this.logger.warn(`tombstone sweep failed: ${error.message}`),
+        );
+      void sweep();
+      sweepTimer = setInterval(sweep, TOMBSTONE_SWEEP_INTERVAL_MS);
+      sweepTimer.unref();
+    },
+
+    stopped() {
+      clearInterval(sweepTimer);
     },
 
     actions: {

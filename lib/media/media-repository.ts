@@ -124,6 +124,30 @@ export class MediaRepository {
     return result.numUpdatedRows > 0n;
   }
 
+  /**
+   * Removes up to `limit` tombstones of items deleted before `before` whose bytes have been given
+   * back; returns how many went. The others still hold quota owed to their owner.
+   */
+  async deleteReleasedTombstones(before: number, limit: number): Promise<number> {
+    return this.db.write(async (trx) => {
+      const due = await trx
+        .selectFrom("media_tombstones")
+        .select("id")
+        .where("deleted_at", "<", before)
+        .where("quota_released_at", "is not", null)
+        .limit(limit)
+        .execute();
+      if (due.length === 0) return 0;
+      const result = await trx
+        .deleteFrom("media_tombstones")
+        .where("id", "in", due.map((row) => row.id))
+        .where("deleted_at", "<", before)
+        .where("quota_released_at", "is not", null)
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    });
+  }
+
   /** Hands the duty back after the release failed, so that a repeated DELETE tries again. */
   async unclaimQuotaRelease(id: string): Promise<void> {
     await this.db.write((trx) => trx.updateTable("media_tombstones").set({ quota_released_at: null }).where("id", "=", id).execute());
