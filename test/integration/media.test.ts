@@ -20,14 +20,19 @@ import type { MediaDatabase } from "../../lib/db/schemas/media";
 import { SqliteDatabase } from "../../lib/db/sqlite-database";
 import { isUniqueViolation } from "../../lib/db/unique-violation";
 import type { MediaJson, MediaRow } from "../../lib/media/media-view";
+import { listCacheKey } from "../../lib/media/media-cache";
+import { MediaRepository } from "../../lib/media/media-repository";
+import { TombstoneSweeper } from "../../lib/media/tombstone-sweep";
+import { MemoryLeaseLock, RedisLeaseLock } from "../../lib/jobs/lease-lock";
 import * as mediaAndVariants from "../../migrations/media/0001_media_and_variants";
 import * as uniqueContentAndTombstones from "../../migrations/media/0002_unique_content_and_tombstones";
+import * as readyFeedAndTombstoneAge from "../../migrations/media/0004_ready_feed_and_tombstone_age";
 import { mediaMigrations } from "../../migrations/media";
 import { envFor, startServices } from "../../scripts/services";
 import type { TestServices } from "../../scripts/services";
 import { HttpClient, expectErrorBody, memberCredentials, signUpMember } from "../support/http-client";
 import type { AccountView, ApiResponse, SignedInBody } from "../support/http-client";
-import { eventually, startNode, stopAllNodes } from "../support/nodes";
+import { eventually, startNode, stopAllNodes, stopNode } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
 
 const PUBLIC_URL = "http://shoal.test";
@@ -196,6 +201,16 @@ function setVisibility(node: RunningNode, owner: Member, id: string, visibility:
   return node.broker.call("media.update", { id, visibility }, metaFor(owner));
 }
 
+/** What a processing worker does with an item: claims it, then records it ready (or failed). */
+async function finishProcessing(node: RunningNode, id: string, outcome: "ready" | "failed" = "ready"): Promise<void> {
+  await node.broker.call("media.claimProcessing", { id });
+  const finished =
+    outcome === "ready"
+      ? await node.broker.call<{ done: boolean }, object>("media.completeProcessing", { id })
+      : await node.broker.call<{ done: boolean }, object>("media.failProcessing", { id, reason: "processing_error" });
+  expect(finished.done).toBe(true);
+}
+
 /** Anonymous visitors are clients without cookies. */
 function anonymous(node: RunningNode): HttpClient {
   return new HttpClient(node.baseUrl, { origin: PUBLIC_URL });
@@ -271,9 +286,9 @@ async function deliveryWorks(node: RunningNode): Promise<boolean> {
 const quietLogger = { info: () => undefined, warn: () => undefined };
 
 /**
- * Migration 0002 on a database that already has 0001 and rows (the upgrade path, not a fresh
- * install), then again (a no-op), and its `up` run once more on the finished schema, as after
- * a MariaDB failure half-way (DDL is not transactional there): every step must be skippable.
+ * Migrations 0002 and later on a database that already has 0001 and rows (the upgrade path, not a
+ * fresh install), then again (a no-op), and the `up` of 0002 and 0004 run once more on the finished
+ * schema, as after a MariaDB failure half-way (DDL is not transactional there): every step must be skippable.
  */
 async function checkUpgradeFrom0001(db: Database<MediaDatabase>): Promise<void> {
   await db.connect();
@@ -299,6 +314,7 @@ async function checkUpgradeFrom0001(db: Database<MediaDatabase>): Promise<void> 
     await db.migrate(mediaMigrations);
     await db.migrate(mediaMigrations);
     await db.write((trx) => uniqueContentAndTombstones.up(trx as unknown as Kysely<unknown>));
+    await db.write((trx) => readyFeedAndTombstoneAge.up(trx as unknown as Kysely<unknown>));
 
     const row = await db.readLatest((k) => k.selectFrom("media").selectAll().where("id", "=", "AbCdEfGhIjKlMnOpQrStU").executeTakeFirst());
     expect(row).toMatchObject({ sha256: "b".repeat(64), declared_mime: null, original_name: null });
@@ -356,6 +372,73 @@ async function spyOnUploads(node: RunningNode, name: string): Promise<Array<{ id
   return received;
 }
 
+/** An invalid query of each cached read answers 422 before and after the same valid query was cached. */
+async function expectValidationBeforeCache(node: RunningNode, member: Member, client: HttpClient, id: string): Promise<void> {
+  const invalidList = "/api/media?scope=mine&limit=7&foo=1";
+  const refusedFirst = expectErrorBody(await client.get(invalidList), 422, "validation_failed");
+  expect(JSON.stringify(refusedFirst.error.fields)).toContain("foo");
+  expect((await listPage(client, "scope=mine&limit=7")).items.map((item) => item.id)).toEqual([id]);
+  // The valid answer is cached now, under the key the invalid query maps to as well.
+  expect(await node.broker.cacher?.get(listCacheKey("media.list", { scope: "mine", limit: 7 }, member.id))).toMatchObject({ items: [{ id }] });
+  const refusedAgain = expectErrorBody(await client.get(invalidList), 422, "validation_failed");
+  expect(refusedAgain.error.fields).toEqual(refusedFirst.error.fields);
+
+  expectErrorBody(await client.get(`/api/media/${id}?foo=1`), 422, "validation_failed");
+  expect((await getMedia(client, id)).status).toBe(200);
+  expect(await node.broker.cacher?.get(`media.get:${id}|${member.id}`)).toMatchObject({ media: { id } });
+  expectErrorBody(await client.get(`/api/media/${id}?foo=1`), 422, "validation_failed");
+}
+
+/**
+ * Bodies with a key that reaches a prototype, written by hand (JSON.stringify drops a `__proto__`
+ * key of an object literal): refused with 422 naming the key, on a route of each service.
+ */
+async function expectPrototypeKeysRefused(member: Member, id: string): Promise<void> {
+  const bodies: Array<[string, string]> = [
+    ['{"__proto__":{"x":1},"title":"t"}', "__proto__"],
+    ['{"constructor":{"prototype":{"x":1}},"title":"t"}', "constructor"],
+    ['{"title":"t","__proto__":{"visibility":"public"}}', "__proto__"],
+  ];
+  for (const [body, field] of bodies) {
+    const answer = await member.client.request("PATCH", `/api/media/${id}`, { body, csrf: member.csrf });
+    expectErrorBody(answer, 422, "validation_failed");
+    expect([body, answer.text]).toEqual([body, expect.stringContaining(`"fields":{"${field}":"is not allowed as a field name"}`)]);
+  }
+  const login = await member.client.request("POST", "/api/auth/login", {
+    body: `{"login":"${member.username}","password":"${member.password}","__proto__":{"role":"admin"}}`,
+    csrf: member.csrf,
+  });
+  expectErrorBody(login, 422, "validation_failed");
+  expect(login.text).toContain('"fields":{"__proto__":"is not allowed as a field name"}');
+}
+
+/** Tombstones as deletions leave them: `days` old, with the bytes given back or still owed. */
+async function insertTombstones(db: Database<MediaDatabase>, ownerId: string, now: number): Promise<Record<string, string>> {
+  const day = 24 * 3600 * 1000;
+  const ids = { oldReleased: nanoid(), oldOwed: nanoid(), recentReleased: nanoid(), justInside: nanoid() };
+  await db.write((trx) =>
+    trx
+      .insertInto("media_tombstones")
+      .values([
+        { id: ids.oldReleased, owner_id: ownerId, bytes: 10, deleted_at: now - 40 * day, quota_released_at: now - 40 * day },
+        { id: ids.oldOwed, owner_id: ownerId, bytes: 10, deleted_at: now - 40 * day, quota_released_at: null },
+        { id: ids.recentReleased, owner_id: ownerId, bytes: 10, deleted_at: now - day, quota_released_at: now - day },
+        { id: ids.justInside, owner_id: ownerId, bytes: 10, deleted_at: now - 29 * day, quota_released_at: now - 29 * day },
+      ])
+      .execute(),
+  );
+  return ids;
+}
+
+async function tombstonesLeft(db: Database<MediaDatabase>, ids: Record<string, string>): Promise<string[]> {
+  const rows = await db.readLatest((k) => k.selectFrom("media_tombstones").select("id").where("id", "in", Object.values(ids)).execute());
+  const left = new Set(rows.map((row) => row.id));
+  return Object.entries(ids)
+    .filter(([, id]) => left.has(id))
+    .map(([name]) => name)
+    .sort();
+}
+
 describe("media catalogue, embedded", () => {
   let node: RunningNode;
   let admin: Member;
@@ -384,7 +467,7 @@ describe("media catalogue, embedded", () => {
     await stopAllNodes();
   });
 
-  test("migration 0002 upgrades a SQLite media database that has rows, and can be run again", async () => {
+  test("migrations 0002 to 0004 upgrade a SQLite media database that has rows, and can be run again", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shoal-media-upgrade-"));
     try {
       await checkUpgradeFrom0001(new SqliteDatabase<MediaDatabase>("media", path.join(dir, "media.sqlite"), quietLogger));
@@ -393,7 +476,7 @@ describe("media catalogue, embedded", () => {
     }
   });
 
-  test("media.create records an upload; its owner sees it with GET and in their list, the public feed only once it is public", async () => {
+  test("media.create records an upload; its owner sees it with GET and in their list, the public feed only once it is public and ready", async () => {
     const owner = await signUp(node, "creator");
     const content = uniqueContent(1000);
     await reserveQuota(node, owner.id, content.length);
@@ -445,9 +528,20 @@ describe("media catalogue, embedded", () => {
     const published = await patchMedia(owner, id, { visibility: "public" });
     expect(published.status).toBe(200);
     expect(published.body.media.visibility).toBe("public");
+    expect((await listAll(anonymous(node), "public")).map((item) => item.id)).not.toContain(id);
+    await finishProcessing(node, id);
     const feed = await listAll(anonymous(node), "public");
     const shown = feed.find((item) => item.id === id);
-    expect(shown).toEqual({ ...expected, id, visibility: "public", originalUrl: null, createdAt: created.media.createdAt, updatedAt: expect.any(String) });
+    expect(shown).toEqual({
+      ...expected,
+      id,
+      status: "ready",
+      progress: { stage: "ready", percent: 100 },
+      visibility: "public",
+      originalUrl: null,
+      createdAt: created.media.createdAt,
+      updatedAt: expect.any(String),
+    });
   });
 
   describe("who sees and changes what (over HTTP)", () => {
@@ -471,6 +565,7 @@ describe("media catalogue, embedded", () => {
       for (const visibility of ["private", "unlisted", "public"] as const) {
         const { media } = await upload(node, owner, { title: `a ${visibility} item` });
         if (visibility !== "private") await setVisibility(node, owner, media.id, visibility);
+        await finishProcessing(node, media.id);
         items[visibility] = media.id;
       }
     });
@@ -548,7 +643,10 @@ describe("media catalogue, embedded", () => {
       const owner = await signUp(node, `pager_${scope}`);
       const add = async (count: number) => {
         const created = await Promise.all(Array.from({ length: count }, () => upload(node, owner)));
-        if (scope === "public") await Promise.all(created.map(({ media }) => setVisibility(node, owner, media.id, "public")));
+        if (scope === "public") {
+          await Promise.all(created.map(({ media }) => setVisibility(node, owner, media.id, "public")));
+          await Promise.all(created.map(({ media }) => finishProcessing(node, media.id)));
+        }
         return created.map(({ media }) => media.id);
       };
       // Created in parallel, so many share a millisecond: the id must break those ties.
@@ -790,6 +888,7 @@ describe("media catalogue, embedded", () => {
     const created = await Promise.all([upload(node, owner), upload(node, owner), upload(node, owner)]);
     const ids = created.map(({ media }) => media.id);
     await setVisibility(node, owner, ids[0] as string, "public");
+    await finishProcessing(node, ids[0] as string);
     expect((await listAll(anonymous(node), "public")).map((item) => item.id)).toContain(ids[0]);
 
     const gone = await owner.client.delete("/api/users/me", { password: owner.password }, { csrf: owner.csrf });
@@ -839,6 +938,7 @@ describe("media catalogue, embedded", () => {
     const viewer = await signUp(node, "viewer");
     const { media } = await upload(node, owner, { title: "Before" });
     await setVisibility(node, owner, media.id, "public");
+    await finishProcessing(node, media.id);
 
     const visitor = anonymous(node);
     for (let i = 0; i < 2; i++) {
@@ -864,6 +964,101 @@ describe("media catalogue, embedded", () => {
     expectErrorBody(await getMedia(viewer.client, media.id), 404, "not_found");
     expect((await listAll(visitor, "public")).map((item) => item.id)).not.toContain(media.id);
   });
+
+  test("params are validated before the cache is asked: an invalid query answers 422 also once the valid one is cached", async () => {
+    const owner = await signUp(node, "validated");
+    const { media } = await upload(node, owner);
+    await expectValidationBeforeCache(node, owner, owner.client, media.id);
+  });
+
+  test("a body with a __proto__ or constructor key is refused with 422 naming it, and changes nothing", async () => {
+    const owner = await signUp(node, "prototype");
+    const { media } = await upload(node, owner, { title: "Kept" });
+    await expectPrototypeKeysRefused(owner, media.id);
+    expect((await getMedia(owner.client, media.id)).body.media).toMatchObject({ title: "Kept", visibility: "private" });
+  });
+
+  test("the public feed and everyone but the owner and admins see ready items only; the owner's library shows every status", async () => {
+    const owner = await signUp(node, "statuses");
+    const other = await signUp(node, "onlooker");
+    const items: Record<"uploaded" | "processing" | "failed" | "ready" | "unlistedUploaded", string> = {
+      uploaded: "",
+      processing: "",
+      failed: "",
+      ready: "",
+      unlistedUploaded: "",
+    };
+    for (const name of Object.keys(items) as Array<keyof typeof items>) {
+      const { media } = await upload(node, owner, { title: name });
+      await setVisibility(node, owner, media.id, name === "unlistedUploaded" ? "unlisted" : "public");
+      if (name === "processing") await node.broker.call("media.claimProcessing", { id: media.id });
+      if (name === "failed" || name === "ready") await finishProcessing(node, media.id, name);
+      items[name] = media.id;
+    }
+    const notReady = [items.uploaded, items.processing, items.failed, items.unlistedUploaded];
+
+    for (const viewer of [anonymous(node), other.client, owner.client, admin.client]) {
+      const feed = (await listAll(viewer, "public")).map((item) => item.id);
+      expect(feed).toContain(items.ready);
+      for (const id of notReady) expect(feed).not.toContain(id);
+    }
+    for (const viewer of [anonymous(node), other.client]) {
+      expect((await getMedia(viewer, items.ready)).status).toBe(200);
+      for (const id of notReady) expectErrorBody(await getMedia(viewer, id), 404, "not_found");
+    }
+    expectErrorBody(await patchMedia(other, items.uploaded, { title: "taken over" }), 404, "not_found");
+    for (const viewer of [owner.client, admin.client]) {
+      for (const [name, id] of Object.entries(items)) {
+        const answer = await getMedia(viewer, id);
+        expect([name, answer.status, answer.body.media.title]).toEqual([name, 200, name]);
+      }
+    }
+    expect((await listAll(owner.client, "mine")).map((item) => item.id).sort()).toEqual(Object.values(items).sort());
+
+    // Once processed, it is shown (the cached feed and reads are cleaned).
+    await finishProcessing(node, items.uploaded);
+    expect((await listAll(anonymous(node), "public")).map((item) => item.id)).toContain(items.uploaded);
+    expect((await getMedia(other.client, items.uploaded)).status).toBe(200);
+  });
+
+  test("tombstones whose bytes were given back go once older than the retention; the others stay", async () => {
+    const settings = node.settings.databases.media;
+    if (settings.kind !== "sqlite") throw new Error("embedded node without SQLite");
+    const db = new SqliteDatabase<MediaDatabase>("media", settings.file, quietLogger);
+    try {
+      const ids = await insertTombstones(db, admin.id, Date.now());
+      const sweeper = new TombstoneSweeper({ repository: new MediaRepository(db), lock: new MemoryLeaseLock(), retentionDays: 30, intervalMs: 60_000 });
+      expect(await sweeper.sweep()).toBeGreaterThanOrEqual(1);
+      expect(await tombstonesLeft(db, ids)).toEqual(["justInside", "oldOwed", "recentReleased"]);
+      // Within the interval, no node sweeps again.
+      expect(await sweeper.sweep()).toBeUndefined();
+    } finally {
+      await db.close();
+    }
+  });
+
+  test("a node running the media service sweeps old tombstones when it starts", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "shoal-sweep-"));
+    try {
+      const env = { ...GENEROUS_LIMITS, SHOAL_DATA_DIR: dataDir, SERVICES: "media", MEDIA_TOMBSTONE_RETENTION_DAYS: "30" };
+      await stopNode(await startNode(env));
+      const db = new SqliteDatabase<MediaDatabase>("media", path.join(dataDir, "media.sqlite"), quietLogger);
+      try {
+        const ids = await insertTombstones(db, admin.id, Date.now());
+        const restarted = await startNode(env);
+        try {
+          await eventually(() => tombstonesLeft(db, ids), (left) => !left.includes("oldReleased"));
+          expect(await tombstonesLeft(db, ids)).toEqual(["justInside", "oldOwed", "recentReleased"]);
+        } finally {
+          await stopNode(restarted);
+        }
+      } finally {
+        await db.close();
+      }
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("media catalogue, cluster: two nodes, NATS, Redis, MariaDB primary + replica, S3", () => {
@@ -872,10 +1067,11 @@ describe("media catalogue, cluster: two nodes, NATS, Redis, MariaDB primary + re
   let nodeB: RunningNode;
   let urlsWork: boolean;
 
-  async function replicaInRotation(node: RunningNode, database: string): Promise<void> {
+  /** Asked of the service that owns the database (anonymous health answers show no replica details). */
+  async function replicaInRotation(node: RunningNode, service: "users" | "media"): Promise<void> {
     await eventually(
-      async () => (await fetch(`${node.baseUrl}/api/health`).then((r) => r.json())) as { checks: Record<string, { replicas?: { inRotation: boolean }[] }> },
-      (health) => health.checks[`database:${database}`]?.replicas?.[0]?.inRotation === true,
+      () => node.broker.call<{ health: { replicas: { inRotation: boolean }[] } }, object>(`${service}.replicationStatus`, {}, { nodeID: node.broker.nodeID }),
+      (status) => status.health.replicas[0]?.inRotation === true,
       30_000,
     );
   }
@@ -889,7 +1085,7 @@ describe("media catalogue, cluster: two nodes, NATS, Redis, MariaDB primary + re
       startNode({ ...env, NODE_ID: "media-b", SERVICES: "api,media" }),
     ]);
     await Promise.all([nodeA.broker.waitForServices(["media"], 30_000), nodeB.broker.waitForServices(["users", "site"], 30_000)]);
-    await Promise.all([replicaInRotation(nodeA, "membership"), replicaInRotation(nodeB, "media")]);
+    await Promise.all([replicaInRotation(nodeA, "users"), replicaInRotation(nodeB, "media")]);
     await probeStorage(nodeA);
     urlsWork = await deliveryWorks(nodeB);
     if (!urlsWork) console.warn("media.test (cluster): presigned URLs cannot be fetched yet; URL-fetching assertions are skipped");
@@ -900,7 +1096,7 @@ describe("media catalogue, cluster: two nodes, NATS, Redis, MariaDB primary + re
     await services?.stop();
   });
 
-  test("migration 0002 upgrades a MariaDB media database that has rows, and can be run again", async () => {
+  test("migrations 0002 to 0004 upgrade a MariaDB media database that has rows, and can be run again", async () => {
     const settings = nodeB.settings.databases.media;
     if (settings.kind !== "mysql") throw new Error("cluster node without MariaDB");
     const db = createDatabase<MediaDatabase>(
@@ -936,6 +1132,7 @@ describe("media catalogue, cluster: two nodes, NATS, Redis, MariaDB primary + re
     }
 
     expect((await patchMedia(owner, id, { visibility: "public", title: "Seen from A" })).status).toBe(200);
+    await finishProcessing(nodeA, id);
     const [fromA, fromB] = [anonymous(nodeA), anonymous(nodeB)];
     expect((await getMedia(fromB, id)).body.media.title).toBe("Seen from A");
     expect((await getMedia(fromA, id)).body.media.title).toBe("Seen from A");
@@ -997,6 +1194,69 @@ describe("media catalogue, cluster: two nodes, NATS, Redis, MariaDB primary + re
     for (const { media: item } of others) {
       await eventually(() => getMedia(onNode(admin, nodeB).client, item.id), (answer) => answer.status === 404);
       if (storageStores(nodeA)) expect(await nodeA.runtime.storage.list(`media/${item.id}/`)).toEqual([]);
+    }
+  });
+
+  test("params are validated before the shared Redis cache is asked, through the node without the media service and the one with it", async () => {
+    const [throughA, throughB] = await Promise.all([signUp(nodeA, "c_valid_a"), signUp(nodeA, "c_valid_b")]);
+    const [itemA, itemB] = await Promise.all([upload(nodeA, throughA), upload(nodeB, throughB)]);
+    await expectValidationBeforeCache(nodeA, throughA, throughA.client, itemA.media.id);
+    await expectValidationBeforeCache(nodeB, throughB, onNode(throughB, nodeB).client, itemB.media.id);
+  });
+
+  test("a body with a __proto__ or constructor key is refused, whether the call crosses to another node or not", async () => {
+    const owner = await signUp(nodeA, "c_prototype");
+    const { media } = await upload(nodeA, owner, { title: "Kept" });
+    // Through A, media.update crosses to B (serialising would drop a replaced prototype); through B, auth crosses to A.
+    await expectPrototypeKeysRefused(owner, media.id);
+    await expectPrototypeKeysRefused(onNode(owner, nodeB), media.id);
+    expect((await getMedia(owner.client, media.id)).body.media).toMatchObject({ title: "Kept", visibility: "private" });
+  });
+
+  test("the public feed and other people's reads show ready items only, through either node", async () => {
+    const owner = await signUp(nodeA, "c_statuses");
+    const [pending, ready] = await Promise.all([upload(nodeA, owner, { title: "pending" }), upload(nodeB, owner, { title: "ready" })]);
+    for (const { media } of [pending, ready]) await setVisibility(nodeA, owner, media.id, "public");
+    await finishProcessing(nodeB, ready.media.id);
+    const feedIds = async (node: RunningNode) => (await listAll(anonymous(node), "public")).map((item) => item.id);
+
+    for (const node of [nodeA, nodeB]) {
+      const feed = await eventually(() => feedIds(node), (ids) => ids.includes(ready.media.id));
+      expect(feed).not.toContain(pending.media.id);
+      expectErrorBody(await getMedia(anonymous(node), pending.media.id), 404, "not_found");
+    }
+    expect((await getMedia(owner.client, pending.media.id)).body.media).toMatchObject({ status: "uploaded", visibility: "public" });
+
+    await finishProcessing(nodeA, pending.media.id);
+    for (const node of [nodeA, nodeB]) {
+      await eventually(() => feedIds(node), (ids) => ids.includes(pending.media.id));
+      await eventually(() => getMedia(anonymous(node), pending.media.id), (answer) => answer.status === 200);
+    }
+  });
+
+  test("tombstone sweeps on MariaDB, one node at a time under the Redis lease: released ones past the retention go, the others stay", async () => {
+    const settings = nodeB.settings.databases.media;
+    if (settings.kind !== "mysql") throw new Error("cluster node without MariaDB");
+    const db = createDatabase<MediaDatabase>("media", settings, nodeB.settings.replication, nodeB.runtime.writeMarks, quietLogger);
+    await db.connect();
+    try {
+      const ids = await insertTombstones(db, "01JD3Z5W7Q9XK4B1N8M6P2R0ST", Date.now());
+      // A lock of its own: the nodes' sweep at start holds theirs for an hour.
+      const lockKey = `test:lock:tombstone-sweep:${nanoid()}`;
+      const sweepers = [nodeA, nodeB].map(
+        (node) =>
+          new TombstoneSweeper({
+            repository: new MediaRepository(db),
+            lock: new RedisLeaseLock(node.runtime.redis!, lockKey),
+            retentionDays: 30,
+            intervalMs: 60_000,
+          }),
+      );
+      const outcomes = await Promise.all(sweepers.map((sweeper) => sweeper.sweep()));
+      expect(outcomes.filter((outcome) => outcome === undefined)).toHaveLength(1);
+      expect(await tombstonesLeft(db, ids)).toEqual(["justInside", "oldOwed", "recentReleased"]);
+    } finally {
+      await db.close();
     }
   });
 });
