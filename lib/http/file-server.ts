@@ -8,7 +8,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Stats } from "node:fs";
 import send from "send";
 import type { ErrorBody } from "./error-body";
-import { isValidObjectKey, localEtag } from "../storage/local-storage";
+import { localEtag } from "../storage/local-storage";
+import { isValidObjectKey } from "../storage/storage-rules";
 import type { LocalStorage } from "../storage/local-storage";
 import { attachmentDisposition, encodeKeyPath, FILES_PATH_PREFIX, UrlSigner } from "../storage/signed-url";
 

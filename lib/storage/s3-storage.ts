@@ -22,7 +22,7 @@ import {
   contentTypeForKey,
   InvalidObjectKeyError,
   RangeNotSatisfiableError,
-} from "./local-storage";
+} from "./storage-rules";
 import type { ByteRange, ObjectInfo, ObjectStorage, PutInfo, SignedUrlOptions, StagedContent, StoredObject } from "./object-storage";
 import { assertExpiresInSeconds, attachmentDisposition } from "./signed-url";
 
