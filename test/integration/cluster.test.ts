@@ -14,13 +14,18 @@ interface HealthBody {
   checks: Record<string, { status: string; replicas?: { lagSeconds: number | null; inRotation: boolean }[]; kind?: string }>;
 }
 
+/** The node's operator listener (METRICS_PORT): /metrics and the detailed /health. */
+function metricsUrl(node: RunningNode): string {
+  return `http://127.0.0.1:${node.metricsPort ?? 0}`;
+}
+
 async function getJson<T>(url: string): Promise<{ status: number; body: T }> {
   const response = await fetch(url);
   return { status: response.status, body: (await response.json()) as T };
 }
 
 async function cacherHits(node: RunningNode): Promise<number> {
-  const text = await (await fetch(`${node.baseUrl}/metrics`)).text();
+  const text = await (await fetch(`${metricsUrl(node)}/metrics`)).text();
   const line = text.split("\n").find((row) => row.startsWith("moleculer_cacher_found_total{"));
   return line ? Number(line.split(" ").pop()) : 0;
 }
@@ -43,7 +48,7 @@ async function renameBehindTheCache(id: string, username: string): Promise<void>
 
 beforeAll(async () => {
   services = await startServices({ mariadb: { replicas: 1 }, redis: true, nats: true, s3: true });
-  const env = { ...envFor(services), DB_PROBE_INTERVAL_MS: "250" };
+  const env = { ...envFor(services), DB_PROBE_INTERVAL_MS: "250", METRICS_PORT: "0" };
   [nodeA, nodeB] = await Promise.all([
     startNode({ ...env, NODE_ID: "node-a", SERVICES: "api,users,site" }),
     startNode({ ...env, NODE_ID: "node-b", SERVICES: "api,users,media" }),
@@ -83,7 +88,7 @@ test("the nodes share the Redis cache, and a write through one node cleans what 
 
 test("health lists each dependency of the node, with every replica's lag and rotation", async () => {
   const a = await eventually(
-    () => getJson<HealthBody>(`${nodeA.baseUrl}/api/health`),
+    () => getJson<HealthBody>(`${metricsUrl(nodeA)}/health`),
     (answer) => answer.body.checks["database:membership"]?.replicas?.[0]?.inRotation === true,
   );
   expect(a.status).toBe(200);
@@ -97,6 +102,12 @@ test("health lists each dependency of the node, with every replica's lag and rot
   const b = await getJson<HealthBody>(`${nodeB.baseUrl}/api/health`);
   expect(Object.keys(b.body.checks)).toContain("database:media");
   expect(Object.keys(b.body.checks)).not.toContain("database:site");
+
+  // Anonymous callers of the public port: names and statuses, no hosts, ports or replicas.
+  const anonymous = await fetch(`${nodeA.baseUrl}/api/health`);
+  const text = await anonymous.text();
+  expect(JSON.parse(text)).toEqual({ status: "ok", checks: Object.fromEntries(Object.keys(a.body.checks).map((name) => [name, { status: "ok" }])) });
+  expect(text).not.toMatch(/127\.0\.0\.1|replicas|lagSeconds|redis|nats/);
 });
 
 test("the REPL's replicas command shows every node's view of each database", async () => {
