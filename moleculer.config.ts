@@ -73,8 +73,9 @@ type Unlock = () => Promise<void>;
 
 /**
  * Adjusts the cacher: spreads expiry so that entries written together do not expire
- * together, and treats a lock that vanished before its release (a pattern clean such as
- * `users.get:**` also removes `...-lock` keys) as released instead of failing the read.
+ * together, treats a lock that vanished before its release (a pattern clean such as
+ * `users.get:**` also removes `...-lock` keys) as released instead of failing the read,
+ * and closes quietly.
  */
 const cacherTuningMiddleware = {
   name: "CacherTuning",
@@ -94,6 +95,11 @@ const cacherTuningMiddleware = {
         acquire(key, ttl).then((unlock): Unlock => () => unlock().catch(() => undefined));
     cacher.lock = tolerant(cacher.lock.bind(cacher));
     if (cacher.tryLock) cacher.tryLock = tolerant(cacher.tryLock.bind(cacher));
+    // Redis answers QUIT by closing the connection, which ioredis may report as "Connection is closed": the goal, not a failure.
+    const close = cacher.close.bind(cacher);
+    cacher.close = () => Promise.resolve(close()).catch((error: Error) => {
+      if (error.message !== "Connection is closed.") throw error;
+    });
   },
 };
 
@@ -161,7 +167,8 @@ export function brokerOptions(settings: Settings): BrokerOptions {
     circuitBreaker: { enabled: false },
     registry: { strategy: "RoundRobin", preferLocal: true },
     // The typings accept only reporter names and options; Moleculer also takes an instance.
-    metrics: { enabled: true, reporter: [new GatewayPrometheusReporter({ excludes: [...HOST_IDENTIFYING_METRICS] }) as unknown as string] },
+    // Process metrics are collected under NODE_ENV=test too, so that tests see what production serves.
+    metrics: { enabled: true, collectProcessMetrics: true, reporter: [new GatewayPrometheusReporter({ excludes: [...HOST_IDENTIFYING_METRICS] }) as unknown as string] },
     tracing: { enabled: false },
     middlewares: [consistencyKeyMiddleware, cacherTuningMiddleware, paramsValidationMiddleware, ...(jobsOnThisNode ? [channelsMiddleware(settings), channelsConnectedMiddleware] : [])] as unknown as BrokerOptions["middlewares"],
     errorHandler(error) {

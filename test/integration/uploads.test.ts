@@ -12,7 +12,7 @@ let node: RunningNode;
 let strictNode: RunningNode;
 
 function signUp(target: RunningNode): Promise<{ client: HttpClient; token: string }> {
-  return signUpMember(target.baseUrl, target.settings.publicUrl, { prefix: "uploader" });
+  return signUpMember(target.baseUrl, target.publicUrl, { prefix: "uploader" });
 }
 
 async function usedBytes(client: HttpClient, token: string): Promise<number> {
