@@ -25,8 +25,10 @@ export const API_ALIASES: Readonly<Record<string, string>> = {
   "GET openapi.json": "api.openapi",
 };
 
-/** A tus upload id as this gateway makes them. */
-export const UPLOAD_ID_PATTERN = /^u[A-Za-z0-9_-]{21}$/;
+export { UPLOAD_ID_PATTERN } from "../lib/uploads/upload-id";
+
+/** What tus answers carry besides the shared ones, which a page on another allowed origin may read. */
+const TUS_EXPOSED_HEADERS = ["Upload-Expires", "Upload-Metadata", "Tus-Version", "Tus-Extension", "Tus-Max-Size"];
 
 const JSON_BODY_LIMIT = "100kb";
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
@@ -112,6 +114,8 @@ export function apiRoutes(handlers: ApiRouteHandlers): object[] {
     {
       ...uploadRoute,
       path: "/api/uploads",
+      // CORS for tus comes from here alone (CORS_ORIGINS): the tus handler drops the headers @tus/server would add.
+      cors: cors && { ...cors, exposedHeaders: [...cors.exposedHeaders, ...TUS_EXPOSED_HEADERS] },
       aliases: {
         "POST /": tusHandler,
         "OPTIONS /": tusHandler,

@@ -1,14 +1,19 @@
+import { randomUUID } from "node:crypto";
 import { Readable } from "node:stream";
 import {
+  AbortMultipartUploadCommand,
   CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListPartsCommand,
   paginateListObjectsV2,
   S3Client,
   S3ServiceException,
+  UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import type { S3ClientConfig } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
@@ -75,6 +80,41 @@ export function s3ClientConfig(options: S3StorageOptions): S3ClientConfig {
     // a chunked trailer) is not understood by every S3-compatible store and costs CPU on every byte.
     requestChecksumCalculation: "WHEN_REQUIRED",
   };
+}
+
+/** The multipart calls a resumable upload makes (@tus/s3-store), in the order the check makes them. */
+type MultipartCall = "CreateMultipartUpload" | "UploadPart" | "ListParts" | "AbortMultipartUpload";
+
+/** Where the check's multipart uploads are begun (and aborted at once): apart from media and upload keys. */
+const MULTIPART_CHECK_PREFIX = "shoal-checks/multipart-";
+
+/**
+ * Whether the bucket answers every multipart call resumable uploads make: begins a multipart upload on a key
+ * of its own, uploads one small part, lists it, and aborts the upload. Down names the first call that failed;
+ * an upload it began is aborted whatever happened.
+ */
+export async function checkMultipartUploads(client: S3Client, bucket: string): Promise<CheckResult> {
+  const target = { Bucket: bucket, Key: `${MULTIPART_CHECK_PREFIX}${randomUUID()}` };
+  let call: MultipartCall = "CreateMultipartUpload";
+  let uploadId: string | undefined;
+  try {
+    ({ UploadId: uploadId } = await client.send(new CreateMultipartUploadCommand(target)));
+    if (!uploadId) throw new Error("the answer has no UploadId");
+    call = "UploadPart";
+    await client.send(new UploadPartCommand({ ...target, UploadId: uploadId, PartNumber: 1, Body: Buffer.from("shoal multipart check") }));
+    call = "ListParts";
+    const { Parts: parts = [] } = await client.send(new ListPartsCommand({ ...target, UploadId: uploadId }));
+    if (parts.length !== 1) throw new Error(`it listed ${parts.length} parts after one was uploaded`);
+    call = "AbortMultipartUpload";
+    await client.send(new AbortMultipartUploadCommand({ ...target, UploadId: uploadId }));
+    return { status: "ok", kind: "s3", bucket, multipartUploads: "ok" };
+  } catch (error) {
+    if (uploadId !== undefined && call !== "AbortMultipartUpload") {
+      await client.send(new AbortMultipartUploadCommand({ ...target, UploadId: uploadId })).catch(() => undefined);
+    }
+    const reason = error instanceof Error ? error.name + (error.message ? `: ${error.message}` : "") : String(error);
+    return { status: "down", kind: "s3", bucket, failedCall: call, error: `${call} failed, so resumable uploads cannot work: ${reason}` };
+  }
 }
 
 export class S3Storage implements ObjectStorage {

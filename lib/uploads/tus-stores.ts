@@ -7,11 +7,12 @@ import { FileStore } from "@tus/file-store";
 import { S3Store } from "@tus/s3-store";
 import type { MetadataValue } from "@tus/s3-store";
 import { ERRORS } from "@tus/utils";
-import type { DataStore, KvStore } from "@tus/utils";
+import type { DataStore, KvStore, Upload } from "@tus/utils";
 import type { Redis } from "ioredis";
 import type { StorageSettings } from "../../config/settings";
+import type { CheckResult } from "../health";
 import type { StagedContent } from "../storage/object-storage";
-import { s3ClientConfig } from "../storage/s3-storage";
+import { checkMultipartUploads, s3ClientConfig } from "../storage/s3-storage";
 import { RunningHashes } from "./running-hash";
 
 /** S3 part size for resumable uploads: a part is held in a temporary file until it is sent. */
@@ -33,6 +34,8 @@ export interface UploadStore extends DataStore {
   /** The finished upload's SHA-256 when this process saw all of its bytes arrive. */
   sha256(id: string, size: number): Promise<string | undefined>;
   deleteExpired(): Promise<number>;
+  /** Whether the store answers the calls resumable uploads make of it; absent when there is nothing to ask (files on disk). */
+  checkResumable?(): Promise<CheckResult>;
 }
 
 /**
@@ -61,6 +64,11 @@ class ExpiringRedisKvStore implements KvStore<MetadataValue> {
   }
 }
 
+function isMissingObject(error: unknown): boolean {
+  const name = (error as { name?: string } | undefined)?.name;
+  return name === "NoSuchKey" || name === "NotFound";
+}
+
 /**
  * Upload state and bytes in the media bucket (cluster mode).
  *
@@ -68,6 +76,9 @@ class ExpiringRedisKvStore implements KvStore<MetadataValue> {
  * upload has been completed that abort fails (NoSuchUpload) and nothing is deleted, which would leave the
  * assembled file and its .info in the bucket after every finished upload; and it never deletes an
  * unfinished upload's incomplete part (.part). Here all three go, whatever the abort says.
+ *
+ * Its getUpload() answers "not found" for any failure to read an upload's state (a bucket gone, the store
+ * unreachable); here only a missing upload is "not found", and anything else is the failure it is.
  */
 class S3UploadStore extends S3Store implements UploadStore {
   private readonly hashes: RunningHashes;
@@ -84,6 +95,20 @@ class S3UploadStore extends S3Store implements UploadStore {
 
   override write(readable: Readable, id: string, offset: number): Promise<number> {
     return this.hashes.write(readable, id, offset, (hashed) => super.write(hashed, id, offset));
+  }
+
+  override async getUpload(id: string): Promise<Upload> {
+    try {
+      // Cached once read, so the store's own getUpload() does not read it again.
+      await this.getMetadata(id);
+    } catch (error) {
+      throw isMissingObject(error) ? ERRORS.FILE_NOT_FOUND : error;
+    }
+    return super.getUpload(id);
+  }
+
+  checkResumable(): Promise<CheckResult> {
+    return checkMultipartUploads(this.client, this.bucket);
   }
 
   staged(id: string): StagedContent {
@@ -143,11 +168,8 @@ class LocalUploadStore extends FileStore implements UploadStore {
   /** FileStore.write() with a larger write buffer: the bytes go into the upload's file from `offset`; answers the new offset. */
   private async writeAt(readable: Readable, id: string, offset: number): Promise<number> {
     const file = createWriteStream(path.join(this.directory, id), { flags: "r+", start: offset, highWaterMark: WRITE_BUFFER_BYTES });
-    try {
-      await pipeline(readable, file);
-    } catch {
-      throw ERRORS.FILE_WRITE_ERROR;
-    }
+    // A failure propagates as it is (not as tus's FILE_WRITE_ERROR), so that the log says what went wrong.
+    await pipeline(readable, file);
     return offset + file.bytesWritten;
   }
 

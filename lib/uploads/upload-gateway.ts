@@ -4,13 +4,14 @@ import { nanoid } from "nanoid";
 import type { StorageSettings, UploadSettings } from "../../config/settings";
 import { AppError, NotFoundError, UnauthenticatedError } from "../errors";
 import type { ExpiringStore } from "../expiring-store";
+import type { CheckResult, HealthCheck } from "../health";
 import type { ObjectStorage } from "../storage/object-storage";
 import { acceptUpload } from "./accept-upload";
 import type { UploadCatalogue } from "./accept-upload";
 import { tooLarge } from "./ingest";
 import { receiveMultipartFile } from "./multipart";
-import { TusUploads } from "./tus-uploads";
-import type { UploadOutcome, UploadOwner } from "./tus-uploads";
+import { SILENT_LOGGER, TusUploads } from "./tus-uploads";
+import type { UploadLogger, UploadOutcome, UploadOwner } from "./tus-uploads";
 
 export interface UploadGatewayOptions {
   readonly uploads: UploadSettings;
@@ -27,6 +28,12 @@ export interface UploadGatewayOptions {
   readonly ownerOf: (req: http.IncomingMessage) => UploadOwner | undefined;
   /** Bytes of a tus upload received so far, for the owner's live progress. */
   readonly received: (ownerId: string, progress: { uploadId: string; offset: number; size: number | undefined }) => void;
+  /** Failures on our side (with their stack and the request's id) and what the start-up check of the store finds (default: nowhere). */
+  readonly log?: UploadLogger;
+  /** The id the gateway gave a request, named in those logs. */
+  readonly requestIdOf?: (req: http.IncomingMessage) => string | undefined;
+  /** Adds the `uploads` check to the node's health: whether the store answers what resumable uploads need (cluster mode). */
+  readonly registerHealthCheck?: (name: string, check: HealthCheck) => void;
 }
 
 /** The catalogue and quota as broker calls to the `users` and `media` services. */
@@ -39,6 +46,9 @@ export function uploadCatalogueThrough(call: <T>(action: string, params: object)
     createMedia: (media) => call("media.create", media),
   };
 }
+
+/** While the store's check fails, how long health answers the last result before the check runs again. */
+const STORE_RECHECK_MS = 15_000;
 
 /** The form's own framing around the file, allowed beyond the largest file. */
 const MULTIPART_FRAMING_BYTES = 64 * 1024;
@@ -56,6 +66,8 @@ export class UploadGateway {
       uploads,
       storage: options.storageSettings,
       redis: options.redis,
+      log: options.log,
+      requestIdOf: options.requestIdOf,
       hooks: {
         ownerOf: options.ownerOf,
         async beforeCreate(owner, reservation) {
@@ -81,6 +93,36 @@ export class UploadGateway {
         received: options.received,
         recordOutcome: (uploadId, ownerId, outcome) => options.outcomes.remember(uploadId, JSON.stringify({ ownerId, ...outcome }), outcomeTtlMs),
       },
+    });
+    this.watchStore();
+  }
+
+  /**
+   * Checks once at start that the store answers what resumable uploads need (S3: the multipart calls), logs
+   * what fails, and keeps the result as the `uploads` health check; while it fails, it is checked again at
+   * most every STORE_RECHECK_MS, in the background of the health requests.
+   */
+  private watchStore(): void {
+    const log = this.options.log ?? SILENT_LOGGER;
+    let failing = false;
+    const run = (): Promise<CheckResult> | undefined =>
+      this.tus.checkStore()?.then((result) => {
+        if (result.status !== "ok") log.error(`Resumable uploads will fail: ${String(result.error)}`);
+        else if (failing) log.info("Resumable uploads: the store now answers every call they need.");
+        failing = result.status !== "ok";
+        return result;
+      });
+    const first = run();
+    if (!first) return;
+    let current: Promise<CheckResult> = first;
+    let checkedAt = Date.now();
+    this.options.registerHealthCheck?.("uploads", async () => {
+      const known = await current;
+      if (known.status !== "ok" && Date.now() - checkedAt >= STORE_RECHECK_MS) {
+        checkedAt = Date.now();
+        current = run() ?? current;
+      }
+      return known;
     });
   }
 
