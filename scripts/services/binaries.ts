@@ -7,11 +7,13 @@ export const DEBIAN_PACKAGES = {
   "mariadb-install-db": "mariadb-server",
   "redis-server": "redis-server",
   "nats-server": "nats-server",
+  haproxy: "haproxy",
 } as const;
 
 export type BinaryName = keyof typeof DEBIAN_PACKAGES;
 
-export const ALL_BINARIES = Object.keys(DEBIAN_PACKAGES) as BinaryName[];
+/** The binaries startServices() runs (HAProxy is only needed by the local cluster, scripts/cluster.ts). */
+export const ALL_BINARIES: readonly BinaryName[] = ["mariadbd", "mariadb-install-db", "redis-server", "nats-server"];
 
 /** PATH plus the sbin directories, which are often missing from a non-root user's PATH. */
 export function defaultSearchDirs(): string[] {

@@ -51,6 +51,8 @@ export interface MariaDbServer {
   readonly port: number;
   readonly socket: string;
   readonly dir: string;
+  /** The server's process id while it runs. */
+  readonly pid: number | undefined;
   /** (Re)starts with the same data and port; resolves when it accepts connections. */
   start(): Promise<void>;
   /** Clean shutdown (SIGTERM); resolves when the process has exited. */
@@ -174,6 +176,10 @@ class MariaDbInstance implements MariaDbServer {
 
   get port(): number {
     return this.currentPort;
+  }
+
+  get pid(): number | undefined {
+    return this.process.pid;
   }
 
   /** First start: copies the template and picks a port. */

@@ -193,6 +193,10 @@ export interface ServerProcessOptions {
   readonly probe: (pid: number) => Promise<void>;
   readonly readyTimeoutMs?: number;
   readonly stopTimeoutMs?: number;
+  /** The server's environment (default: this process's); asked at every start, like `args`. */
+  readonly env?: () => NodeJS.ProcessEnv;
+  /** The server's working directory (default: this process's). */
+  readonly cwd?: string;
 }
 
 type Exit = { code: number | null; signal: NodeJS.Signals | null } | { error: Error };
@@ -229,7 +233,11 @@ export class ServerProcess {
     const output = fs.openSync(outputFile, "a");
     let child: ChildProcess;
     try {
-      child = spawn(command, [...this.options.args()], { stdio: ["ignore", output, output] });
+      child = spawn(command, [...this.options.args()], {
+        stdio: ["ignore", output, output],
+        env: this.options.env?.(),
+        cwd: this.options.cwd,
+      });
     } finally {
       fs.closeSync(output);
     }
@@ -287,10 +295,10 @@ export class ServerProcess {
     if (timedOut) await this.kill();
   }
 
-  /** SIGKILL; resolves when the process has exited. */
-  async kill(): Promise<void> {
+  /** Sends the signal (default SIGKILL); resolves when the process has exited. */
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
     if (this.child === undefined || this.exit === undefined || !this.isRunning()) return;
-    this.child.kill("SIGKILL");
+    this.child.kill(signal);
     await this.exit;
   }
 
@@ -329,6 +337,8 @@ export interface PrivateServer {
   readonly url: string;
   readonly port: number;
   readonly dir: string;
+  /** The server's process id while it runs. */
+  readonly pid: number | undefined;
   /** Starts it again on the same port after stop(). */
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -369,6 +379,9 @@ export async function startPrivateServer(
     url: `${scheme}://127.0.0.1:${port}`,
     port,
     dir,
+    get pid() {
+      return server.pid;
+    },
     start: () => server.start(),
     stop: () => server.stop(),
     isRunning: () => server.isRunning(),
