@@ -41,7 +41,7 @@ import type { JetStreamManager } from "nats";
 import sharp from "sharp";
 import { io } from "socket.io-client";
 import type { Socket } from "socket.io-client";
-import { MEDIA_JOBS_CHANNEL } from "../lib/jobs/job-channel";
+import { MEDIA_JOBS_CHANNEL } from "../lib/service-contracts";
 import type { MediaJson } from "../lib/media/media-view";
 import { ffmpegBinaries } from "../lib/processing/ffmpeg-binaries";
 import { BenchChild, ShoalChild, startServicesChild, waitForHealth } from "./children";

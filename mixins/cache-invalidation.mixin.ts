@@ -1,6 +1,5 @@
 import type { Context, ServiceBroker, ServiceSchema } from "moleculer";
-
-export const CACHE_CLEAN_EVENT = "cache.clean";
+import { CACHE_CLEAN_EVENT } from "../lib/service-contracts";
 
 /**
  * Cleans cache entries made stale by a write: here at once (so the writer's next read is

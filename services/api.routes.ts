@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { Errors } from "moleculer";
 import type { Context } from "moleculer";
 import type { SessionGate } from "../lib/auth/session-gate";
+import { findForbiddenKey } from "../lib/security/forbidden-keys";
 import type { RateLimits } from "../lib/security/rate-limits";
 import type { ShoalMeta } from "../moleculer.config";
 
@@ -27,20 +29,27 @@ export const API_ALIASES: Readonly<Record<string, string>> = {
 
 export { UPLOAD_ID_PATTERN } from "../lib/uploads/upload-id";
 
-/** What tus answers carry besides the shared ones, which a page on another allowed origin may read. */
-const TUS_EXPOSED_HEADERS = ["Upload-Expires", "Upload-Metadata", "Tus-Version", "Tus-Extension", "Tus-Max-Size"];
-
 const JSON_BODY_LIMIT = "100kb";
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 type GatewayContext = Context<unknown, ShoalMeta>;
+
+/** The first `__proto__` or `constructor` key in a JSON text; malformed JSON is left to the parser to refuse. */
+function forbiddenKeyIn(text: string): string | undefined {
+  // Parsing twice only when a key might be one (escapes such as \u005f could spell it too).
+  if (!text.includes("\\u") && !/"(?:__proto__|constructor)"/.test(text)) return undefined;
+  try {
+    return findForbiddenKey(JSON.parse(text));
+  } catch {
+    return undefined;
+  }
+}
 export type GatewayRequest = IncomingMessage & { $ctx: GatewayContext; originalUrl?: string };
 
 export interface ApiRouteHandlers {
   readonly gate: SessionGate;
   readonly clientIp: (req: IncomingMessage) => string;
   readonly rateLimits: RateLimits;
-  readonly corsOrigins: readonly string[];
   readonly tus: (req: IncomingMessage, res: ServerResponse) => void;
   readonly multipart: (req: GatewayRequest, res: ServerResponse) => Promise<void>;
   readonly metrics: (req: IncomingMessage, res: ServerResponse) => void;
@@ -54,22 +63,10 @@ export function apiRoutes(handlers: ApiRouteHandlers): object[] {
     ctx.meta.userAgent = req.headers["user-agent"]?.slice(0, 512);
     if (!req.url?.split("?")[0]?.startsWith("/health")) await handlers.rateLimits.consumeApiRequest(ctx.meta.ip);
   }
-  const cors =
-    handlers.corsOrigins.length > 0
-      ? {
-          origin: [...handlers.corsOrigins],
-          methods: ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-          allowedHeaders: ["Content-Type", "Authorization", "X-CSRF-Token", "Upload-Length", "Upload-Offset", "Tus-Resumable", "Upload-Metadata"],
-          exposedHeaders: ["Location", "Upload-Offset", "Upload-Length", "Tus-Resumable", "Shoal-Media-Id"],
-          credentials: true,
-          maxAge: 600,
-        }
-      : undefined;
   const uploadRoute = {
     mappingPolicy: "restrict",
     autoAliases: false,
     authentication: true,
-    cors,
     // Upload bodies are streamed to storage as they arrive, never parsed or buffered.
     bodyParsers: false,
     onBeforeCall: identifyClient,
@@ -87,16 +84,24 @@ export function apiRoutes(handlers: ApiRouteHandlers): object[] {
       autoAliases: false,
       mergeParams: true,
       authentication: true,
-      cors,
       bodyParsers: {
         json: {
           strict: true,
           limit: JSON_BODY_LIMIT,
           verify(_req: IncomingMessage, _res: ServerResponse, body: Buffer) {
+            let text: string;
             try {
-              strictUtf8.decode(body);
+              text = strictUtf8.decode(body);
             } catch {
               throw Object.assign(new Error("The request body is not valid UTF-8."), { status: 400, type: "encoding.invalid" });
+            }
+            // Merged into params with Object.assign, `{"__proto__": null}` would leave no trace for the actions to refuse.
+            const forbidden = forbiddenKeyIn(text);
+            if (forbidden !== undefined) {
+              // A Moleculer error, which moleculer-web passes on with its data (a plain one would lose the field).
+              throw new Errors.ValidationError("The body names a reserved key.", "VALIDATION_ERROR", [
+                { field: forbidden, message: "is not allowed as a field name", type: "forbidden" },
+              ]);
             }
           },
         },
@@ -114,8 +119,6 @@ export function apiRoutes(handlers: ApiRouteHandlers): object[] {
     {
       ...uploadRoute,
       path: "/api/uploads",
-      // CORS for tus comes from here alone (CORS_ORIGINS): the tus handler drops the headers @tus/server would add.
-      cors: cors && { ...cors, exposedHeaders: [...cors.exposedHeaders, ...TUS_EXPOSED_HEADERS] },
       aliases: {
         "POST /": tusHandler,
         "OPTIONS /": tusHandler,

@@ -8,6 +8,7 @@ import { UnauthenticatedError } from "../lib/errors";
 import { publicHealthView } from "../lib/health";
 import { answerError } from "../lib/http/error-body";
 import type { GatewayError } from "../lib/http/error-body";
+import { corsFor } from "../lib/http/cors";
 import { createFileServer } from "../lib/http/file-server";
 import type { FrontDoor } from "../lib/http/front-door";
 import { sendJson } from "../lib/http/front-door";
@@ -15,8 +16,8 @@ import { metricsOnPublicPort } from "../lib/http/metrics-access";
 import { buildOpenApiDocument, routesOfAliases } from "../lib/http/openapi";
 import { securityHeaders } from "../lib/http/security-headers";
 import { createWebApp } from "../lib/http/web-app";
-import { PROGRESS_EVENT, ProgressHub } from "../lib/realtime/progress-hub";
-import type { MediaOutcome, ProgressUpdate } from "../lib/realtime/progress-hub";
+import { ProgressHub } from "../lib/realtime/progress-hub";
+import type { MediaOutcome } from "../lib/realtime/progress-hub";
 import { socketSessionsThrough } from "../lib/realtime/socket-sessions";
 import type { Runtime } from "../lib/runtime";
 import { LocalStorage } from "../lib/storage/local-storage";
@@ -25,8 +26,8 @@ import { UploadGateway, uploadCatalogueThrough } from "../lib/uploads/upload-gat
 import { toMoleculerError } from "../moleculer.config";
 import type { ShoalMeta } from "../moleculer.config";
 import { apiRoutes, API_ALIASES, UPLOAD_ID_PATTERN } from "./api.routes";
-import { SESSIONS_ENDED_EVENT } from "./users.service";
-import type { SessionsEnded } from "./users.service";
+import { PROGRESS_EVENT, SESSIONS_ENDED_EVENT } from "../lib/service-contracts";
+import type { ProgressUpdate, SessionsEnded } from "../lib/service-contracts";
 
 export { API_ALIASES } from "./api.routes";
 
@@ -49,19 +50,18 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
 
   let uploads: UploadGateway | undefined;
   let progressHub: ProgressHub | undefined;
-  let sweeper: NodeJS.Timeout | undefined;
 
   return {
     name: "api",
     mixins: [ApiGateway],
     settings: {
       server: false,
-      use: [headers],
+      // CORS for CORS_ORIGINS (lib/http/cors.ts; the tus handler drops the headers @tus/server would add).
+      use: [headers, corsFor(settings.corsOrigins)],
       routes: apiRoutes({
         gate,
         clientIp,
         rateLimits: runtime.rateLimits,
-        corsOrigins: settings.corsOrigins,
         tus: (req, res) => uploads?.handleTus(req, res),
         multipart: async (req, res) => {
           const { status, body } = await uploads!.receiveMultipart(req, req.$ctx.meta.user);
@@ -153,6 +153,10 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
         consumeUpload: (ownerId) => runtime.rateLimits.consumeUpload(ownerId),
         catalogue: uploadCatalogueThrough((action, params) => broker.call(action, params)),
         ownerOf: (req) => (req as { $ctx?: GatewayContext }).$ctx?.meta.user,
+        log: this.logger,
+        requestIdOf: (req) => (req as { $ctx?: GatewayContext }).$ctx?.requestID ?? undefined,
+        // Not required: every node shares the bucket, so a failing store would take all of them out of rotation at once.
+        registerHealthCheck: (name, check) => runtime.health.register(name, check, { required: false }),
         received: (ownerId, progress) => progressHub?.uploadProgress(ownerId, progress),
       });
     },
@@ -170,15 +174,12 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
     },
 
     started() {
-      sweeper = setInterval(() => {
-        uploads?.sweepExpired().catch((error: Error) => this.logger.warn(`sweeping expired uploads failed: ${error.message}`));
-      }, 15 * 60_000);
-      sweeper.unref();
+      uploads?.sweepExpiredEvery(15 * 60_000);
       const gateway = (this as unknown as { express(): (req: IncomingMessage, res: ServerResponse) => void }).express();
       // Embedded objects are served by signed URL straight from disk, beside the API rather than through it.
       const files = runtime.storage instanceof LocalStorage ? createFileServer({ storage: runtime.storage, secret: runtime.secret }) : undefined;
       // The web app (dist/web): GET and HEAD outside /api, /files, /socket.io and /metrics, under the same security headers.
-      const web = createWebApp();
+      const web = createWebApp({ sourceMaps: settings.webSourceMaps });
       if (!web.root) this.logger.warn("The web app is not built (dist/web): run `npm run build:web`.");
       options.frontDoor.serve((req, res) => {
         if (files && req.url?.startsWith(FILES_PATH_PREFIX)) files(req, res);
@@ -188,7 +189,6 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
     },
 
     async stopped() {
-      clearInterval(sweeper);
       await progressHub?.close();
       uploads?.close();
       options.frontDoor.serve(undefined);

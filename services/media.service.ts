@@ -18,17 +18,17 @@ import {
 import { MediaRepository } from "../lib/media/media-repository";
 import { ProcessingRepository } from "../lib/media/processing-repository";
 import type { Finish } from "../lib/media/processing-repository";
-import { CHANNEL_ADAPTER_CONNECTED_EVENT, JobPublisher, MEDIA_JOBS_CHANNEL } from "../lib/jobs/job-channel";
+import { JobPublisher } from "../lib/jobs/job-channel";
+import { CHANNEL_ADAPTER_CONNECTED_EVENT, MEDIA_JOBS_CHANNEL, PROGRESS_EVENT, ulidParam, USER_DELETED_EVENT } from "../lib/service-contracts";
+import type { ProgressUpdate, UserDeleted } from "../lib/service-contracts";
 import { MemoryLeaseLock, RedisLeaseLock } from "../lib/jobs/lease-lock";
 import { TombstoneSweeper } from "../lib/media/tombstone-sweep";
-import type { SendToChannel } from "../lib/jobs/job-channel";
 import { FAILURE_REASONS } from "../lib/jobs/job-state";
 import type { FailureReason } from "../lib/jobs/job-state";
 import type { StoredVariant } from "../lib/jobs/processor";
 import type { MediaRow } from "../lib/media/media-view";
 import type { MediaEdit } from "../lib/media/media-repository";
 import type { Runtime } from "../lib/runtime";
-import { PROGRESS_EVENT } from "../lib/realtime/progress-hub";
 import { NotFoundError, ValidationError } from "../lib/errors";
 import { authorize } from "../lib/auth/policy";
 import type { ShoalMeta } from "../moleculer.config";
@@ -38,13 +38,8 @@ import { databaseMixin } from "../mixins/database.mixin";
 /** How often a node runs the tombstone sweep (one node per interval does it, under a lease). */
 const TOMBSTONE_SWEEP_INTERVAL_MS = 3600 * 1000;
 
-/** Emitted (balanced: one node of each subscribing service gets it) when an upload has become a catalogue item. Payload: { id, ownerId, kind }. */
-export const MEDIA_UPLOADED_EVENT = "media.uploaded";
-/** The durable job channel (@moleculer/channels) the same payload is published to, for the processing workers. */
-export { MEDIA_JOBS_CHANNEL };
-
 const mediaId = { type: "string", pattern: /^[A-Za-z0-9_-]{21}$/, messages: { stringPattern: "is not a media id" } };
-const userId = { type: "string", pattern: /^[0-9A-HJKMNP-TV-Z]{26}$/, messages: { stringPattern: "is not a user id" } };
+const userId = ulidParam("user");
 // Titles are shown to other people: no control characters (tabs and line breaks included).
 const title = { type: "string", trim: true, max: 200, pattern: /^\P{Cc}*$/u, messages: { stringPattern: "may not contain control characters" } };
 const description = {
@@ -129,7 +124,7 @@ export function mediaService(runtime: Runtime): ServiceSchema {
     ],
 
     created(this: Service) {
-      const broker = this.broker as unknown as SendToChannel & { channelAdapter?: unknown };
+      const broker = this.broker;
       jobs = new JobPublisher({
         // Put on the broker by the channels middleware (its `adapterPropertyName`).
         adapter: () => broker.channelAdapter,
@@ -239,8 +234,7 @@ export function mediaService(runtime: Runtime): ServiceSchema {
             // Also when a retried create finds its item already there: the first emit may never have happened,
             // and processing is idempotent, so a second nudge costs nothing.
             const job = { id: outcome.row.id, ownerId: outcome.row.owner_id, kind: outcome.row.kind };
-            await ctx.broker.emit(MEDIA_UPLOADED_EVENT, job);
-            await ctx.broker.emit(PROGRESS_EVENT, { mediaId: job.id, ownerId: job.ownerId, stage: "queued", percent: 0 });
+            await ctx.broker.emit<ProgressUpdate>(PROGRESS_EVENT, { mediaId: job.id, ownerId: job.ownerId, stage: "queued", percent: 0 });
             // The durable nudge for the workers. Should it be lost (publish failed, node died), the
             // reconciler finds the row still `uploaded` past its deadline and publishes it again.
             await jobs.publish(job).catch((error: Error) => {
@@ -424,9 +418,9 @@ export function mediaService(runtime: Runtime): ServiceSchema {
       },
 
       /** An account is gone: so are its media (objects and rows; the quota went with the account). */
-      "user.deleted": {
+      [USER_DELETED_EVENT]: {
         params: { userId: { type: "string" }, deletedAt: { type: "string", optional: true } },
-        async handler(this: Service, ctx: MediaContext<{ userId: string }>) {
+        async handler(this: Service, ctx: MediaContext<UserDeleted>) {
           const { userId: deleted } = ctx.params;
           // Events are not redelivered: ride out a short outage (database, storage) here rather than leave orphans.
           const removed = await backOff(() => catalogue.deleteAllOf(deleted, hooksFor(ctx)), {

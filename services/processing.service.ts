@@ -14,16 +14,13 @@ import { OnceLog, planReconcile } from "../lib/jobs/reconcile";
 import type { StuckCandidate } from "../lib/jobs/reconcile";
 import type { Runtime } from "../lib/runtime";
 import { variantKey } from "../lib/storage/object-keys";
-import { PROGRESS_EVENT } from "../lib/realtime/progress-hub";
-import { MEDIA_DEAD_LETTER_CHANNEL, MEDIA_JOBS_CHANNEL, jobChannelNatsOptions } from "../lib/jobs/job-channel";
-import type { SendToChannel } from "../lib/jobs/job-channel";
+import { jobChannelNatsOptions } from "../lib/jobs/job-channel";
+import { MEDIA_DEAD_LETTER_CHANNEL, MEDIA_JOBS_CHANNEL, PROGRESS_EVENT } from "../lib/service-contracts";
+import type { ProgressUpdate } from "../lib/service-contracts";
 import pLimit from "p-limit";
 import { SlotQueue } from "../lib/jobs/slot-queue";
 import type { SlotTicket } from "../lib/jobs/slot-queue";
 
-/** Pushed to the gateways (balanced: one api node relays it, through the socket.io Redis adapter in cluster). */
-
-export { MEDIA_DEAD_LETTER_CHANNEL };
 /** At most this often per item (4 per second), plus every change of stage. */
 const PROGRESS_INTERVAL_MS = 250;
 const RECONCILE_BATCH = 500;
@@ -82,10 +79,10 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
         await call("media.releaseProcessing", { id: mediaId });
       },
       async republish(message) {
-        await (broker as unknown as SendToChannel).sendToChannel(MEDIA_JOBS_CHANNEL, message);
+        await broker.sendToChannel(MEDIA_JOBS_CHANNEL, message);
       },
       async deadLetter(message, reason, detail) {
-        await (broker as unknown as SendToChannel)
+        await broker
           .sendToChannel(MEDIA_DEAD_LETTER_CHANNEL, { ...message, reason, detail, at: new Date().toISOString() })
           .catch((error: Error) => service.logger.error(`could not dead-letter ${message.id}: ${error.message}`));
       },
@@ -95,7 +92,8 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
       progress(mediaId, ownerId, stage, percent) {
         if (!throttle.admit({ mediaId, stage, percent })) return;
         const rounded = Math.round(Math.max(0, Math.min(100, percent)));
-        void broker.emit(PROGRESS_EVENT, { mediaId, ownerId, stage, percent: rounded });
+        // Pushed to the gateways (balanced: one api node relays it, through the socket.io Redis adapter in cluster).
+        void broker.emit<ProgressUpdate>(PROGRESS_EVENT, { mediaId, ownerId, stage, percent: rounded });
         if (addsToRow(stage, rounded)) {
           call("media.reportProgress", { id: mediaId, stage, percent: rounded }).catch(() => undefined);
         }
@@ -169,7 +167,7 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
       if (plan.requeue.length === 0) return 0;
       await service.broker.call("media.touchQueued", { ids: plan.requeue.map((row) => row.id) });
       for (const row of plan.requeue) {
-        await (service.broker as unknown as SendToChannel).sendToChannel(MEDIA_JOBS_CHANNEL, { id: row.id, ownerId: row.ownerId, kind: row.kind });
+        await service.broker.sendToChannel(MEDIA_JOBS_CHANNEL, { id: row.id, ownerId: row.ownerId, kind: row.kind });
       }
       service.logger.info(`reconciler re-enqueued ${plan.requeue.length} stuck item(s)`);
       return plan.requeue.length;

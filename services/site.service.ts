@@ -6,8 +6,9 @@ import { AuditRepository } from "../lib/site/audit-repository";
 import type { ShoalMeta } from "../moleculer.config";
 import { cacheInvalidationMixin } from "../mixins/cache-invalidation.mixin";
 import { databaseMixin } from "../mixins/database.mixin";
+import { ULID_PATTERN } from "../lib/service-contracts";
 
-const ulidPattern = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
 
 /** Owner of the site database: audit log, metric snapshots, backup catalogue. */
 export function siteService(runtime: Runtime): ServiceSchema {
@@ -42,7 +43,7 @@ export function siteService(runtime: Runtime): ServiceSchema {
       listAudit: {
         params: {
           $$strict: true,
-          cursor: { type: "string", pattern: ulidPattern, optional: true, messages: { stringPattern: "is not a cursor from this list" } },
+          cursor: { type: "string", pattern: ULID_PATTERN, optional: true, messages: { stringPattern: "is not a cursor from this list" } },
           limit: { type: "number", integer: true, min: 1, max: 200, convert: true, default: 50 },
         },
         async handler(ctx: Context<{ cursor?: string; limit: number }, ShoalMeta>) {

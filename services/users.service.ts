@@ -16,23 +16,10 @@ import { accountView, publicProfile } from "../lib/users/user-views";
 import type { ShoalMeta } from "../moleculer.config";
 import { cacheInvalidationMixin, invalidateCache } from "../mixins/cache-invalidation.mixin";
 import { databaseMixin } from "../mixins/database.mixin";
+import { SESSIONS_ENDED_EVENT, ulidParam, USER_DELETED_EVENT } from "../lib/service-contracts";
+import type { SessionsEnded, UserDeleted } from "../lib/service-contracts";
 
-/** Emitted when an account is deleted; the media service deletes the user's media. Payload: { userId, deletedAt }. */
-export const USER_DELETED_EVENT = "user.deleted";
-
-/**
- * Broadcast when sessions end before their time (sign-out, password change, account deletion, role change):
- * every api node disconnects those sessions' sockets. Payload: SessionsEnded.
- */
-export const SESSIONS_ENDED_EVENT = "session.ended";
-
-export interface SessionsEnded {
-  readonly userId: string;
-  readonly sessionIds: readonly string[];
-  readonly reason: "signed_out" | "password_changed" | "account_deleted" | "role_changed";
-}
-
-const ulid = { type: "string", pattern: /^[0-9A-HJKMNP-TV-Z]{26}$/, messages: { stringPattern: "is not a user id" } };
+const ulid = ulidParam("user");
 const username = {
   type: "string",
   trim: true,
@@ -191,7 +178,8 @@ export function usersService(runtime: Runtime): ServiceSchema {
           authorize(actor, "delete", { kind: "account", id: actor.id }, "account");
           const ended = await accounts.deleteAccount(actor.id, ctx.params.password, originOf(ctx));
           await this.sessionsEnded({ userId: actor.id, sessionIds: ended, reason: "account_deleted" }, true);
-          await this.broker.emit(USER_DELETED_EVENT, { userId: actor.id, deletedAt: new Date().toISOString() });
+          const deleted: UserDeleted = { userId: actor.id, deletedAt: new Date().toISOString() };
+          await this.broker.emit(USER_DELETED_EVENT, deleted);
           ctx.meta.$clearSession = true;
           ctx.meta.$statusCode = 204;
           return null;

@@ -1,4 +1,5 @@
 import { ErrorCode, nanos } from "nats";
+import { MEDIA_DEAD_LETTER_CHANNEL, MEDIA_JOBS_CHANNEL } from "../service-contracts";
 
 /**
  * The durable job channel (@moleculer/channels) and, in cluster mode, its JetStream streams.
@@ -9,14 +10,6 @@ import { ErrorCode, nanos } from "nats";
  * "no responders" (503) and the message is gone. So the publishing side makes the same streams itself,
  * through the adapter the channels middleware puts on the broker, once connected and again after a 503.
  */
-
-/** Broadcast locally once the channels middleware has connected its adapter (moleculer.config.ts). */
-export const CHANNEL_ADAPTER_CONNECTED_EVENT = "jobs.channelAdapterConnected";
-
-/** Payload `{ id, ownerId, kind }`, published by the media service, consumed by the processing workers. */
-export const MEDIA_JOBS_CHANNEL = "media.jobs";
-/** Where the adapter moves a job message whose handler kept throwing (JetStream only). */
-export const MEDIA_DEAD_LETTER_CHANNEL = `${MEDIA_JOBS_CHANNEL}.dead`;
 
 const JOB_MESSAGE_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
 
@@ -37,11 +30,6 @@ export function jobChannelNatsOptions(): JobChannelNatsOptions {
     // when the consumer is created: an existing durable keeps its configuration and its position.
     consumerOptions: { config: { deliver_policy: "all" } },
   };
-}
-
-/** What the channels middleware adds to the broker. */
-export interface SendToChannel {
-  sendToChannel(channel: string, payload: unknown, options?: Record<string, unknown>): Promise<void>;
 }
 
 /** What this module uses of @moleculer/channels' NatsAdapter (`broker.channelAdapter`). */

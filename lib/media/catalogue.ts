@@ -10,7 +10,8 @@ import type { MediaChange } from "./media-cache";
 import { cleanDeclaredMime, cleanOriginalName, cleanText } from "./media-input";
 import type { MediaEdit, MediaRepository } from "./media-repository";
 import { toMediaJson } from "./media-view";
-import type { MediaJson, MediaKind, MediaRow } from "./media-view";
+import type { MediaKind } from "../../config/settings";
+import type { MediaJson, MediaRow } from "./media-view";
 
 /** What the upload pipeline hands over once the original is stored. */
 export interface NewMedia {

@@ -1,8 +1,8 @@
+import type { MediaKind } from "../../config/settings";
 import type { MediaTable, VariantsTable } from "../db/schemas/media";
 
 export type MediaRow = MediaTable;
 export type VariantRow = VariantsTable;
-export type MediaKind = MediaRow["kind"];
 export type MediaVisibility = MediaRow["visibility"];
 export type MediaStatus = MediaRow["status"];
 

@@ -2,14 +2,8 @@ import type http from "node:http";
 import { createAdapter } from "@socket.io/redis-adapter";
 import type { Redis } from "ioredis";
 import { Server } from "socket.io";
+import type { ProgressUpdate } from "../service-contracts";
 import { watchSessionEnd } from "./session-end-watch";
-
-export interface ProgressUpdate {
-  readonly mediaId: string;
-  readonly ownerId: string;
-  readonly stage: string;
-  readonly percent: number;
-}
 
 /** A finished item as its owner sees it (GET /api/media/:id); only its refusal reason is read here. */
 export interface MediaOutcome {
@@ -38,9 +32,6 @@ export interface ProgressHubOptions {
   /** Cluster mode: rooms shared through Redis, so any api node reaches any client. */
   readonly redis: Redis | undefined;
 }
-
-/** The broker event workers emit; the hub turns it into socket events. */
-export const PROGRESS_EVENT = "media.progress";
 
 /** What the owner's sockets receive (the API contract). */
 export const SOCKET_EVENTS = {

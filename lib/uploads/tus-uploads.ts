@@ -45,10 +45,11 @@ export type UploadOutcome = { readonly mediaId: string } | { readonly error: { s
 /** Where the upload path reports what went wrong on our side (a Moleculer logger fits). */
 export interface UploadLogger {
   error(message: string, ...details: unknown[]): void;
+  warn(message: string, ...details: unknown[]): void;
   info(message: string, ...details: unknown[]): void;
 }
 
-export const SILENT_LOGGER: UploadLogger = { error: () => undefined, info: () => undefined };
+export const SILENT_LOGGER: UploadLogger = { error: () => undefined, warn: () => undefined, info: () => undefined };
 
 export interface TusUploadsOptions {
   readonly path: string;

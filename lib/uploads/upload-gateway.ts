@@ -57,6 +57,7 @@ const MULTIPART_RESERVATION_MS = 3600_000;
 /** Both ways in for bytes: tus (resumable) and multipart/form-data (scripts), through the same checks and catalogue. */
 export class UploadGateway {
   readonly tus: TusUploads;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: UploadGatewayOptions) {
     const { catalogue, uploads } = options;
@@ -172,11 +173,17 @@ export class UploadGateway {
     return outcome.mediaId;
   }
 
-  sweepExpired(): Promise<number> {
-    return this.tus.sweepExpired();
+  /** Drops expired unfinished uploads every `intervalMs` until closed (their quota reservations expire on their own). */
+  sweepExpiredEvery(intervalMs: number): void {
+    clearInterval(this.sweeper);
+    this.sweeper = setInterval(() => {
+      this.tus.sweepExpired().catch((error: Error) => this.options.log?.warn(`sweeping expired uploads failed: ${error.message}`));
+    }, intervalMs);
+    this.sweeper.unref();
   }
 
   close(): void {
+    clearInterval(this.sweeper);
     this.tus.close();
   }
 }

@@ -63,8 +63,8 @@ function retryAfter(answer: ApiResponse): number {
 
 async function replicaInRotation(node: RunningNode): Promise<void> {
   await eventually(
-    async () => (await fetch(`${node.baseUrl}/api/health`).then((r) => r.json())) as { checks: Record<string, { replicas?: { inRotation: boolean }[] }> },
-    (health) => health.checks["database:membership"]?.replicas?.[0]?.inRotation === true,
+    () => node.broker.call<{ health: { replicas: { inRotation: boolean }[] } }, object>("users.replicationStatus", {}, { nodeID: node.broker.nodeID }),
+    (status) => status.health.replicas[0]?.inRotation === true,
   );
 }
 

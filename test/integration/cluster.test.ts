@@ -93,7 +93,7 @@ test("health lists each dependency of the node, with every replica's lag and rot
   );
   expect(a.status).toBe(200);
   expect(a.body.status).toBe("ok");
-  expect(Object.keys(a.body.checks).sort()).toEqual(["cache", "database:membership", "database:site", "storage", "transporter"]);
+  expect(Object.keys(a.body.checks).sort()).toEqual(["cache", "database:membership", "database:site", "storage", "transporter", "uploads"]);
   expect(a.body.checks["database:membership"]?.replicas).toEqual([expect.objectContaining({ inRotation: true, lagSeconds: expect.any(Number) })]);
   expect(a.body.checks.cache).toMatchObject({ status: "ok", kind: "redis" });
   expect(a.body.checks.transporter).toMatchObject({ status: "ok", kind: "nats" });

@@ -40,7 +40,9 @@ afterAll(async () => {
 test("GET /api/openapi.json answers an OpenAPI 3.0 document for this server", () => {
   expect(document.openapi).toMatch(/^3\.0\.\d+$/);
   expect(document.info).toMatchObject({ title: expect.any(String), version: expect.any(String) });
-  expect(document.servers).toEqual([{ url: node.publicUrl }]);
+  // PORT=0 and no SHOAL_PUBLIC_URL: the default public URL names the port actually bound, not :0.
+  expect(node.settings.publicUrl).toBe("http://localhost:0");
+  expect(document.servers).toEqual([{ url: `http://localhost:${node.port ?? "?"}` }]);
 });
 
 test("every route in API_ALIASES is in the document, with its method, path and action (the drift check)", () => {

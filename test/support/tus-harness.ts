@@ -12,7 +12,7 @@ import type { TusUploadHooks, UploadLogger } from "../../lib/uploads/tus-uploads
 export const TUS_PATH = "/api/uploads";
 
 export interface LogEntry {
-  readonly level: "error" | "info";
+  readonly level: "error" | "warn" | "info";
   readonly message: string;
   readonly details: readonly unknown[];
 }
@@ -22,6 +22,7 @@ export function recordingLogger(): UploadLogger & { readonly entries: LogEntry[]
   return {
     entries,
     error: (message, ...details) => entries.push({ level: "error", message, details }),
+    warn: (message, ...details) => entries.push({ level: "warn", message, details }),
     info: (message, ...details) => entries.push({ level: "info", message, details }),
   };
 }

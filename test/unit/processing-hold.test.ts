@@ -12,7 +12,7 @@ import type { Service } from "moleculer";
 import { parseSettings } from "../../config/settings";
 import type { Processor } from "../../lib/jobs/processor";
 import type { Runtime } from "../../lib/runtime";
-import { MEDIA_JOBS_CHANNEL } from "../../services/media.service";
+import { MEDIA_JOBS_CHANNEL } from "../../lib/service-contracts";
 import { processingService } from "../../services/processing.service";
 
 type Handler = (this: Service, message: { id: string; ownerId: string; kind: string }, raw?: unknown) => Promise<void>;

@@ -1,8 +1,10 @@
+import type { MediaKind } from "../../../config/settings";
+
 /** Tables of the media database. Times are milliseconds since the epoch. */
 export interface MediaTable {
   id: string;
   owner_id: string;
-  kind: "image" | "video" | "audio";
+  kind: MediaKind;
   title: string | null;
   description: string | null;
   visibility: "private" | "unlisted" | "public";
