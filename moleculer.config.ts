@@ -6,7 +6,7 @@ import { Middleware as ChannelsMiddleware } from "@moleculer/channels";
 import { jitteredTtl } from "./lib/cache/cache-keys";
 import { runWithConsistencyKey } from "./lib/db/read-your-writes";
 import { AppError } from "./lib/errors";
-import { CHANNEL_ADAPTER_CONNECTED_EVENT } from "./lib/jobs/job-channel";
+import { CHANNEL_ADAPTER_CONNECTED_EVENT } from "./lib/service-contracts";
 import { paramsValidationMiddleware } from "./mixins/params-validation.middleware";
 
 /** What the API and services put in ctx.meta. */
