@@ -59,6 +59,11 @@ export interface RateLimitSettings {
   readonly loginFailuresPerIpPerHour: number;
   readonly registrationsPerIpPerHour: number;
   readonly apiRequestsPerIpPerMinute: number;
+  /**
+   * Cluster mode: a node admits up to this many of an address's API requests before Redis has counted them,
+   * so the shared limit may be exceeded by at most nodes × this per minute.
+   */
+  readonly apiRequestsSyncBatch: number;
   readonly uploadsPerUserPerHour: number;
 }
 
@@ -383,6 +388,7 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
       loginFailuresPerIpPerHour: reader.withDefault("RATE_LOGIN_FAILURES_PER_IP_PER_HOUR", schemas.positiveInt, 100),
       registrationsPerIpPerHour: reader.withDefault("RATE_REGISTRATIONS_PER_IP_PER_HOUR", schemas.positiveInt, 10),
       apiRequestsPerIpPerMinute: reader.withDefault("RATE_API_REQUESTS_PER_IP_PER_MINUTE", schemas.positiveInt, 1200),
+      apiRequestsSyncBatch: reader.withDefault("RATE_API_SYNC_BATCH", schemas.positiveInt, 20),
       uploadsPerUserPerHour: reader.withDefault("RATE_UPLOADS_PER_USER_PER_HOUR", schemas.positiveInt, 200),
     },
   };

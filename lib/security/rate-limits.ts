@@ -3,8 +3,11 @@ import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limite
 import type { RateLimiterAbstract } from "rate-limiter-flexible";
 import type { RateLimitSettings } from "../../config/settings";
 import { RateLimitedError } from "../errors";
+import { BatchedRateLimiter, RateLimitExceeded } from "./batched-rate-limiter";
 
 const HOUR = 3600;
+/** How often a node sends the API request counts it has not yet sent to Redis, however few. */
+const API_SYNC_INTERVAL_MS = 1000;
 
 /**
  * The limits every node shares (Redis in cluster mode, memory when embedded). Each check
@@ -14,7 +17,8 @@ export class RateLimits {
   private readonly loginFailuresByAccount: RateLimiterAbstract;
   private readonly loginFailuresByIp: RateLimiterAbstract;
   private readonly registrationsByIp: RateLimiterAbstract;
-  private readonly apiRequestsByIp: RateLimiterAbstract;
+  /** Every API request passes here: in cluster mode counted locally first and sent to Redis in batches. */
+  private readonly apiRequestsByIp: RateLimiterAbstract | BatchedRateLimiter;
   private readonly uploadsByUser: RateLimiterAbstract;
 
   constructor(limits: RateLimitSettings, redis: Redis | undefined) {
@@ -28,7 +32,14 @@ export class RateLimits {
     this.loginFailuresByAccount = make("login-account", limits.loginFailuresPerAccountPerHour, HOUR);
     this.loginFailuresByIp = make("login-ip", limits.loginFailuresPerIpPerHour, HOUR);
     this.registrationsByIp = make("register-ip", limits.registrationsPerIpPerHour, HOUR);
-    this.apiRequestsByIp = make("api-ip", limits.apiRequestsPerIpPerMinute, 60);
+    const apiRequests = make("api-ip", limits.apiRequestsPerIpPerMinute, 60);
+    this.apiRequestsByIp = redis
+      ? new BatchedRateLimiter(apiRequests, {
+          points: limits.apiRequestsPerIpPerMinute,
+          syncBatch: limits.apiRequestsSyncBatch,
+          syncIntervalMs: API_SYNC_INTERVAL_MS,
+        })
+      : apiRequests;
     this.uploadsByUser = make("upload-user", limits.uploadsPerUserPerHour, HOUR);
   }
 
@@ -72,7 +83,21 @@ export class RateLimits {
   }
 
   async consumeApiRequest(ip: string): Promise<void> {
-    await consumeOrThrow(this.apiRequestsByIp, ip, "Too many requests. Slow down and try again shortly.");
+    const message = "Too many requests. Slow down and try again shortly.";
+    if (!(this.apiRequestsByIp instanceof BatchedRateLimiter)) return consumeOrThrow(this.apiRequestsByIp, ip, message);
+    try {
+      await this.apiRequestsByIp.consume(ip);
+    } catch (rejection) {
+      if (rejection instanceof RateLimitExceeded) throw new RateLimitedError(message, rejection.msBeforeNext / 1000);
+      throw rejection;
+    }
+  }
+
+  /** Sends the counts not yet in Redis and stops the timer that sends them. */
+  async close(): Promise<void> {
+    if (!(this.apiRequestsByIp instanceof BatchedRateLimiter)) return;
+    this.apiRequestsByIp.close();
+    await this.apiRequestsByIp.syncAll();
   }
 
   async consumeUpload(userId: string): Promise<void> {

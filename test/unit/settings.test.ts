@@ -96,6 +96,7 @@ describe("parseSettings: embedded mode (no environment)", () => {
         loginFailuresPerIpPerHour: 100,
         registrationsPerIpPerHour: 10,
         apiRequestsPerIpPerMinute: 1200,
+        apiRequestsSyncBatch: 20,
         uploadsPerUserPerHour: 200,
       },
       metrics: { port: undefined, host: "127.0.0.1", token: undefined },
