@@ -11,7 +11,7 @@ import type { ErrorBody } from "./error-body";
 import { localEtag } from "../storage/local-storage";
 import { isValidObjectKey } from "../storage/storage-rules";
 import type { LocalStorage } from "../storage/local-storage";
-import { attachmentDisposition, encodeKeyPath, FILES_PATH_PREFIX, UrlSigner } from "../storage/signed-url";
+import { attachmentDisposition, encodeKeyPath, FILES_PATH_PREFIX, signedObjectCacheControl, UrlSigner } from "../storage/signed-url";
 
 export type FileServerStorage = Pick<LocalStorage, "directory" | "contentTypeOf">;
 
@@ -136,7 +136,7 @@ export function createFileServer(options: FileServerOptions): FileRequestHandler
     }
 
     // A shared cache must not keep it (the URL is the permission), and a browser only as long as the URL holds.
-    res.setHeader("Cache-Control", `private, max-age=${Math.max(0, expires - signer.nowSeconds())}`);
+    res.setHeader("Cache-Control", signedObjectCacheControl(expires - signer.nowSeconds()));
     setSecurityHeaders(res);
     const contentType = await storage.contentTypeOf(key);
     res.setHeader("Content-Type", contentType);

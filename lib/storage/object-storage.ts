@@ -31,6 +31,7 @@ export interface StoredObject {
 export type StagedContent = { readonly kind: "file"; readonly path: string } | { readonly kind: "object"; readonly key: string };
 
 export interface SignedUrlOptions {
+  /** The URL's lifetime; its expiry is rounded to a window (signingWindow in signed-url.ts), so repeated calls give the same URL for a while. */
   readonly expiresInSeconds: number;
   /** Offered as the download's file name (Content-Disposition: attachment). */
   readonly downloadName?: string;

@@ -29,7 +29,7 @@ import {
   RangeNotSatisfiableError,
 } from "./storage-rules";
 import type { ByteRange, ObjectInfo, ObjectStorage, PutInfo, SignedUrlOptions, StagedContent, StoredObject } from "./object-storage";
-import { assertExpiresInSeconds, attachmentDisposition } from "./signed-url";
+import { attachmentDisposition, signedObjectCacheControl, signingWindow } from "./signed-url";
 
 export interface S3StorageOptions {
   readonly endpoint: string | undefined;
@@ -301,15 +301,20 @@ export class S3Storage implements ObjectStorage {
     return deleted;
   }
 
+  /**
+   * Signed as of the start of the current window (signingWindow), so the URL is the same all through it, on
+   * every node. The store is asked to send Cache-Control for the least time the URL has left when handed out.
+   */
   async signedUrl(key: string, options: SignedUrlOptions): Promise<string> {
     assertObjectKey(key);
-    assertExpiresInSeconds(options.expiresInSeconds);
+    const window = signingWindow(Math.floor(Date.now() / 1000), options.expiresInSeconds);
     const command = new GetObjectCommand({
       Bucket: this.options.bucket,
       Key: key,
+      ResponseCacheControl: signedObjectCacheControl(window.windowSeconds),
       ...(options.downloadName === undefined ? {} : { ResponseContentDisposition: attachmentDisposition(options.downloadName) }),
     });
-    return getSignedUrl(this.client, command, { expiresIn: options.expiresInSeconds });
+    return getSignedUrl(this.client, command, { signingDate: new Date(window.signedAt * 1000), expiresIn: window.expires - window.signedAt });
   }
 
   async check(): Promise<CheckResult> {

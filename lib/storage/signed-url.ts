@@ -59,6 +59,38 @@ export function assertExpiresInSeconds(seconds: number): void {
   }
 }
 
+/**
+ * When a signed URL is made and until when it holds. Time is cut into windows of half the lifetime
+ * (`W = max(1, floor(ttl / 2))` seconds, counted from the epoch); every URL handed out during window k is
+ * signed as made at its start (`k·W`) and expires at the end of the next window (`(k + 2)·W`). So the same
+ * object gets the same URL all through a window (browsers and caches can keep what they fetched), and a URL
+ * has more than W and at most 2·W ≤ ttl seconds left when it is handed out.
+ */
+export interface SigningWindow {
+  /** Unix seconds: the start of the current window, the time the URL is signed as of. */
+  readonly signedAt: number;
+  /** Unix seconds after which the URL is refused. */
+  readonly expires: number;
+  /** W: how long one URL is handed out, and the least time it has left when it is. */
+  readonly windowSeconds: number;
+}
+
+export function signingWindow(nowSeconds: number, ttlSeconds: number): SigningWindow {
+  assertExpiresInSeconds(ttlSeconds);
+  const windowSeconds = Math.max(1, Math.floor(ttlSeconds / 2));
+  const signedAt = Math.floor(nowSeconds / windowSeconds) * windowSeconds;
+  return { signedAt, expires: signedAt + 2 * windowSeconds, windowSeconds };
+}
+
+/**
+ * Cache-Control for an object fetched by signed URL: only the browser may keep it (the URL is the
+ * permission), for as long as the URL holds, and need not revalidate meanwhile (keys are never rewritten
+ * with other content: see object-keys.ts).
+ */
+export function signedObjectCacheControl(secondsLeft: number): string {
+  return `private, max-age=${Math.max(0, Math.floor(secondsLeft))}, immutable`;
+}
+
 /** Each segment percent-encoded, so that the path survives any key a caller may sign. */
 export function encodeKeyPath(key: string): string {
   return key.split("/").map(encodeURIComponent).join("/");
@@ -147,10 +179,9 @@ export class UrlSigner {
   }
 
   sign(key: string, options: SignedUrlOptions): string {
-    assertExpiresInSeconds(options.expiresInSeconds);
     const claims: FileUrlClaims = {
       key,
-      expires: this.nowSeconds() + options.expiresInSeconds,
+      expires: signingWindow(this.nowSeconds(), options.expiresInSeconds).expires,
       ...(options.downloadName === undefined ? {} : { downloadName: options.downloadName }),
     };
     return signFileUrl(this.secret, claims, this.pathPrefix);

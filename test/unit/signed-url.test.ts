@@ -4,6 +4,7 @@ import {
   fileUrlSignature,
   MAX_SIGNED_URL_SECONDS,
   signFileUrl,
+  signingWindow,
   UrlSigner,
   verifyFileUrl,
 } from "../../lib/storage/signed-url";
@@ -136,14 +137,41 @@ describe("verifyFileUrl", () => {
   });
 });
 
+describe("signingWindow", () => {
+  it("hands out one expiry per half-lifetime window, with more than half the lifetime left", () => {
+    // NOW is a multiple of 450: the start of a window of a 900-second lifetime.
+    expect(signingWindow(NOW, 900)).toEqual({ signedAt: NOW, expires: NOW + 900, windowSeconds: 450 });
+    expect(signingWindow(NOW + 449, 900)).toEqual(signingWindow(NOW, 900));
+    expect(signingWindow(NOW + 450, 900)).toEqual({ signedAt: NOW + 450, expires: NOW + 1350, windowSeconds: 450 });
+    for (const now of [NOW, NOW + 1, NOW + 200, NOW + 449]) {
+      const left = signingWindow(now, 900).expires - now;
+      expect(left).toBeGreaterThan(450);
+      expect(left).toBeLessThanOrEqual(900);
+    }
+  });
+
+  it("never exceeds an odd lifetime, and keeps a window of at least a second", () => {
+    const odd = signingWindow(NOW + 7, 901);
+    expect(odd.windowSeconds).toBe(450);
+    expect(odd.expires - odd.signedAt).toBeLessThanOrEqual(901);
+    expect(signingWindow(NOW, 1).windowSeconds).toBe(1);
+    expect(() => signingWindow(NOW, 0)).toThrow(RangeError);
+  });
+});
+
 describe("UrlSigner", () => {
-  it("signs for the requested lifetime from its clock and verifies with it", () => {
-    let nowMs = NOW * 1000;
+  it("signs until the end of the next window from its clock and verifies with it", () => {
+    let nowMs = (NOW + 10) * 1000;
     const signer = new UrlSigner(SECRET, "/files/", () => nowMs);
     const url = signer.sign(KEY, { expiresInSeconds: 60 });
     expect(url).toContain(`expires=${NOW + 60}`);
     expect(signer.verify(url).valid).toBe(true);
-    nowMs += 60_000;
+    nowMs += 19_000;
+    expect(signer.sign(KEY, { expiresInSeconds: 60 })).toBe(url);
+    nowMs += 1_000;
+    expect(signer.sign(KEY, { expiresInSeconds: 60 })).not.toBe(url);
+    expect(signer.verify(url).valid).toBe(true);
+    nowMs = (NOW + 60) * 1000;
     expect(signer.verify(url)).toEqual({ valid: false, reason: "expired" });
   });
 
