@@ -1,0 +1,83 @@
+/**
+ * The HAProxy template and its renderings: what `npm run cluster` writes for its ports, and the
+ * checked-in rendering docker-compose mounts, both accepted by HAProxy itself (`haproxy -c`).
+ */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { COMPOSE_HAPROXY_CONFIG, COMPOSE_HAPROXY_OPTIONS, renderHaproxyConfig } from "../../scripts/cluster/haproxy-config";
+
+function haproxyCheck(config: string): { status: number | null; output: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shoal-haproxy-"));
+  try {
+    const file = path.join(dir, "haproxy.cfg");
+    fs.writeFileSync(file, config);
+    const check = spawnSync("haproxy", ["-c", "-f", file], { encoding: "utf8" });
+    if (check.error !== undefined) throw new Error(`haproxy could not be run (${check.error.message}): apt-get install haproxy`);
+    return { status: check.status, output: `${check.stdout}${check.stderr}`.replace(/^\[NOTICE\].*\n?/gm, "").trim() };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const local = renderHaproxyConfig({
+  bind: "127.0.0.1:8080",
+  apiServers: [
+    { name: "api-1", address: "127.0.0.1:41001" },
+    { name: "api-2", address: "127.0.0.1:41002" },
+    { name: "api-3", address: "127.0.0.1:41003" },
+  ],
+});
+
+describe("HAProxy configuration", () => {
+  it("renders for the local cluster's ports into a configuration HAProxy accepts without a warning", () => {
+    expect(haproxyCheck(local)).toEqual({ status: 0, output: "Configuration file is valid" });
+    expect(local).toMatch(/^\s+bind 127\.0\.0\.1:8080$/m);
+    expect(local.match(/^\s+server .*$/gm)?.map((line) => line.trim())).toEqual([
+      "server api-1 127.0.0.1:41001 cookie api-1",
+      "server api-2 127.0.0.1:41002 cookie api-2",
+      "server api-3 127.0.0.1:41003 cookie api-3",
+    ]);
+  });
+
+  it("checks readiness, retries only idempotent requests elsewhere, and names the answering node", () => {
+    expect(local).toMatch(/^\s+http-check send meth GET uri \/api\/health\b/m);
+    expect(local).toMatch(/^\s+http-check expect status 200$/m);
+    expect(local).toMatch(/^\s+option redispatch\b/m);
+    expect(local).toMatch(/^\s+http-request disable-l7-retry if !idempotent$/m);
+    expect(local).toMatch(/^\s+acl idempotent method GET HEAD OPTIONS$/m);
+    expect(local).toMatch(/^\s+http-response set-header X-Shoal-Backend %s$/m);
+    expect(local).toMatch(/^\s+cookie SHOAL_NODE insert indirect nocache httponly$/m);
+  });
+
+  it("keeps websockets open past socket.io's 45 s heartbeat and passes the client's address", () => {
+    const seconds = (value: string | undefined) => {
+      const match = /^(\d+)(s|m|h)$/.exec(value ?? "");
+      return match === null ? Number.NaN : Number(match[1]) * { s: 1, m: 60, h: 3600 }[match[2] as "s" | "m" | "h"];
+    };
+    expect(seconds(/^\s+timeout tunnel (\S+)$/m.exec(local)?.[1])).toBeGreaterThan(45);
+    expect(seconds(/^\s+timeout server (\S+)$/m.exec(local)?.[1])).toBeGreaterThan(45);
+    expect(local).toMatch(/^\s+option forwardfor$/m);
+    expect(local).toMatch(/^\s+http-request del-header X-Forwarded-For$/m);
+    expect(local).toMatch(/^\s+http-request set-header X-Forwarded-Proto /m);
+    expect(local).toMatch(/^\s+http-request set-header X-Forwarded-Host /m);
+  });
+
+  it("has docker-compose's rendering checked in, up to date, and accepted by HAProxy", () => {
+    const rendered = renderHaproxyConfig(COMPOSE_HAPROXY_OPTIONS);
+    // On failure: npx tsx scripts/cluster.ts haproxy-config --compose > deploy/haproxy/haproxy.compose.cfg
+    expect(fs.readFileSync(COMPOSE_HAPROXY_CONFIG, "utf8")).toBe(rendered);
+    expect(haproxyCheck(rendered)).toEqual({ status: 0, output: "Configuration file is valid" });
+  });
+
+  it("refuses names and addresses that would break the configuration", () => {
+    const render = (name: string, address: string) => () => renderHaproxyConfig({ bind: "127.0.0.1:8080", apiServers: [{ name, address }] });
+    expect(render("api 1", "127.0.0.1:1")).toThrow(/server name/);
+    expect(render("api-1", "127.0.0.1")).toThrow(/host:port/);
+    expect(() => renderHaproxyConfig({ bind: "127.0.0.1:8080", apiServers: [] })).toThrow(/at least one/);
+    expect(() => renderHaproxyConfig({ bind: "127.0.0.1:8080", apiServers: [{ name: "a", address: "h:1" }] }, "bind {{BIND}}\n{{OTHER}}\n")).toThrow(
+      /placeholder nothing fills: \{\{OTHER\}\}/,
+    );
+  });
+});
