@@ -3,6 +3,7 @@ import { Errors } from "moleculer";
 import type { Context } from "moleculer";
 import type { SessionGate } from "../lib/auth/session-gate";
 import { findForbiddenKey } from "../lib/security/forbidden-keys";
+import { REVALIDATED_ACTIONS, REVALIDATED_CACHE_CONTROL, UNCACHED_CACHE_CONTROL, weakJsonEtag } from "../lib/http/revalidation";
 import type { RateLimits } from "../lib/security/rate-limits";
 import type { ShoalMeta } from "../moleculer.config";
 
@@ -109,10 +110,16 @@ export function apiRoutes(handlers: ApiRouteHandlers): object[] {
       },
       aliases: API_ALIASES,
       onBeforeCall: identifyClient,
-      onAfterCall(ctx: GatewayContext, _route: unknown, _req: IncomingMessage, res: ServerResponse, data: unknown) {
+      onAfterCall(ctx: GatewayContext, _route: unknown, req: IncomingMessage & { $action?: { name?: string } }, res: ServerResponse, data: unknown) {
         if (ctx.meta.$setSession) res.setHeader("Set-Cookie", gate.cookieHeader(ctx.meta.$setSession.token, ctx.meta.$setSession.maxAgeSeconds));
         else if (ctx.meta.$clearSession) res.setHeader("Set-Cookie", gate.cookieHeader("", 0));
-        res.setHeader("Cache-Control", "no-store");
+        if (req.method === "GET" && REVALIDATED_ACTIONS.has(req.$action?.name ?? "") && data !== null && data !== undefined) {
+          res.setHeader("Cache-Control", REVALIDATED_CACHE_CONTROL);
+          // moleculer-web compares it with If-None-Match and answers 304 without the body when it matches.
+          res.setHeader("ETag", weakJsonEtag(data));
+        } else {
+          res.setHeader("Cache-Control", UNCACHED_CACHE_CONTROL);
+        }
         return data;
       },
     },

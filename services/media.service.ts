@@ -72,20 +72,11 @@ export function mediaService(runtime: Runtime): ServiceSchema {
   /** The catalogue's links to the rest of the system, bound to the caller's context (meta, tracing, read-your-writes). */
   function hooksFor(ctx: MediaContext<unknown>): CatalogueHooks {
     return {
-      // users.get is cached; an account that is gone (its media are about to go too) shows no username.
+      // One call for a page's owners, each cached there; an account that is gone (its media are about to go too) shows no username.
       async usernames(ids) {
-        const found = await Promise.all(
-          ids.map((id) =>
-            ctx.call<{ user: { username: string } }, { id: string }>("users.get", { id }).then(
-              (answer): [string, string] | undefined => [id, answer.user.username],
-              (error: { code?: unknown }) => {
-                if (error.code === 404) return undefined;
-                throw error;
-              },
-            ),
-          ),
-        );
-        return new Map(found.filter((entry) => entry !== undefined));
+        if (ids.length === 0) return new Map();
+        const answer = await ctx.call<{ users: { id: string; username: string }[] }, { ids: readonly string[] }>("users.getMany", { ids });
+        return new Map(answer.users.map((user) => [user.id, user.username]));
       },
       async releaseQuota(ownerId, bytes) {
         await ctx.call("users.releaseQuota", { userId: ownerId, bytes });

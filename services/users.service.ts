@@ -1,4 +1,4 @@
-import type { Context, ServiceSchema } from "moleculer";
+import type { Context, Service, ServiceSchema } from "moleculer";
 import { authorize } from "../lib/auth/policy";
 import { PASSWORD_MAX_LENGTH } from "../lib/auth/passwords";
 import { csrfTokenFor } from "../lib/auth/session-tokens";
@@ -9,6 +9,8 @@ import { NotFoundError, UnauthenticatedError } from "../lib/errors";
 import type { Runtime } from "../lib/runtime";
 import { Accounts, generatePassword } from "../lib/users/accounts";
 import type { AuditEntry, RequestOrigin, SignedIn } from "../lib/users/accounts";
+import { publicProfilesOf } from "../lib/users/profile-batch";
+import type { ProfileCache, PublicProfile } from "../lib/users/profile-batch";
 import { SessionRepository } from "../lib/users/session-repository";
 import type { Role } from "../lib/users/user-repository";
 import { UserRepository } from "../lib/users/user-repository";
@@ -194,6 +196,31 @@ export function usersService(runtime: Runtime): ServiceSchema {
           const user = await users.findById(ctx.params.id);
           if (!user) throw new NotFoundError("user");
           return { user: publicProfile(user) };
+        },
+      },
+
+      /**
+       * Public profiles of many accounts (the owners on a page of media) in one call, for other services (not
+       * routed): each cached as users.get caches it, so the same writes clean it; ids without an account are left out.
+       */
+      getMany: {
+        visibility: "public",
+        params: { $$strict: true, ids: { type: "array", items: ulid, max: 100 } },
+        async handler(this: Service, ctx: UsersContext<{ ids: string[] }>) {
+          const cacher = this.broker.cacher;
+          const keyOf = (id: string) => (cacher as NonNullable<typeof cacher>).getCacheKey("users.get", { id }, {}, ["id"]);
+          const cache: ProfileCache = cacher
+            ? {
+                async get(id) {
+                  const entry = (await cacher.get(keyOf(id))) as { user?: PublicProfile } | null;
+                  return entry?.user ?? undefined;
+                },
+                async set(id, profile) {
+                  await cacher.set(keyOf(id), { user: profile });
+                },
+              }
+            : { get: async () => undefined, set: async () => undefined };
+          return { users: await publicProfilesOf(ctx.params.ids, cache, (ids) => users.findByIds(ids)) };
         },
       },
 

@@ -175,9 +175,11 @@ export class MediaCatalogue {
       rows = await this.repository.listPublic(position, query.limit + 1);
     }
     const page = pageOf(rows, query.limit);
+    // The public feed is shown as to anyone, whoever asks (no owner's originalUrl): one answer, cached once for every viewer.
+    const viewer: Actor = query.scope === "public" ? undefined : actor;
     // The queries already select only what the caller may read; the policy has the last word all the same.
-    const readable = page.rows.filter((row) => decide(actor, "read", resourceOf(row)) === "allow");
-    return { items: await this.views(readable, actor, hooks), nextCursor: page.next };
+    const readable = page.rows.filter((row) => decide(viewer, "read", resourceOf(row)) === "allow");
+    return { items: await this.views(readable, viewer, hooks), nextCursor: page.next };
   }
 
   /** Changes title, description or visibility (owner or admin); fields left out stay as they are. */

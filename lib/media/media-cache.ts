@@ -4,7 +4,7 @@
  *
  *   media.get:<id>|<caller>                        every caller's view of one item
  *   media.list:mine|<owner>|<cursor>|<limit>       one owner's own listing
- *   media.list:public|<caller>|<cursor>|<limit>    the public feed, per caller (the owner sees originalUrl)
+ *   media.list:public|<cursor>|<limit>             the public feed, one entry for every caller (shown as to anyone)
  *
  * Ids are nanoids and ULIDs: no "." (which a memory-cacher "*" would not cross) and no
  * glob characters, so they can be put into patterns as they are.
@@ -18,13 +18,16 @@ export const DEFAULT_LIST_LIMIT = 24;
 /**
  * The listing's cache key: scope "public" and the default limit when absent, the limit as a
  * number, so that `GET /media`, `limit=24` and `limit="24"` share one entry and the "public"
- * pattern reaches it. The params are validated (defaults filled in, query strings converted)
+ * pattern reaches it. The public feed does not depend on who asks (the catalogue shows it as
+ * to anyone), so its key leaves the caller out and all viewers share one entry. The params are validated (defaults filled in, query strings converted)
  * before the cache is asked (mixins/params-validation.middleware.ts); invalid ones never
  * reach it.
  */
 export function listCacheKey(actionName: string, params: { scope?: unknown; cursor?: unknown; limit?: unknown }, userId: unknown): string {
   const limit = params.limit === undefined ? DEFAULT_LIST_LIMIT : Number(params.limit);
-  return `${actionName}:${String(params.scope ?? "public")}|${String(userId)}|${String(params.cursor)}|${String(limit)}`;
+  const scope = String(params.scope ?? "public");
+  const page = `${String(params.cursor)}|${String(limit)}`;
+  return scope === "public" ? `${actionName}:public|${page}` : `${actionName}:${scope}|${String(userId)}|${page}`;
 }
 
 /** What a write did to one item, as far as cached reads are concerned. */

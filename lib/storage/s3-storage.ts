@@ -28,6 +28,7 @@ import {
   InvalidObjectKeyError,
   RangeNotSatisfiableError,
 } from "./storage-rules";
+import { storedCacheControl } from "./object-keys";
 import type { ByteRange, ObjectInfo, ObjectStorage, PutInfo, SignedUrlOptions, StagedContent, StoredObject } from "./object-storage";
 import { attachmentDisposition, signedObjectCacheControl, signingWindow } from "./signed-url";
 
@@ -147,7 +148,8 @@ export class S3Storage implements ObjectStorage {
     body.on("error", onSourceError);
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: this.options.bucket, Key: key, Body: body, ContentType: contentType },
+      // Versioned variants are stored immutable, for a CDN or public bucket in front of them (MEDIA_PUBLIC_BASE_URL).
+      params: { Bucket: this.options.bucket, Key: key, Body: body, ContentType: contentType, CacheControl: storedCacheControl(key) },
       partSize: PART_SIZE,
       queueSize: UPLOAD_QUEUE_SIZE,
       leavePartsOnError: false,

@@ -36,6 +36,12 @@ export class UserRepository {
     return this.db.read((db) => db.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirst());
   }
 
+  /** The accounts among `ids` that exist, in no particular order; one query. */
+  findByIds(ids: readonly string[]): Promise<UserRow[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    return this.db.read((db) => db.selectFrom("users").selectAll().where("id", "in", [...ids]).execute());
+  }
+
   async create(input: NewUser): Promise<UserRow> {
     const at = this.now();
     const row: UserRow = {

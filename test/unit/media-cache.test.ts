@@ -51,11 +51,18 @@ describe("media cache keys and what a write cleans", () => {
     }
   });
 
+  test("the public feed is one entry whoever asks, anonymous or signed in", () => {
+    const anonymous = listCacheKey("media.list", { scope: "public" }, undefined);
+    expect(listCacheKey("media.list", { scope: "public" }, OWNER)).toBe(anonymous);
+    expect(listCacheKey("media.list", { scope: "public" }, OTHER)).toBe(anonymous);
+    expect(anonymous).not.toContain(OWNER);
+  });
+
   test("the listing key fills in the defaults the validator will apply, so equivalent requests share an entry", () => {
     expect(listCacheKey("media.list", {}, undefined)).toBe(listCacheKey("media.list", { scope: "public", limit: 24 }, undefined));
     expect(listCacheKey("media.list", { limit: "24" }, OWNER)).toBe(listCacheKey("media.list", { limit: 24 }, OWNER));
     expect(listCacheKey("media.list", { scope: "mine" }, OWNER)).not.toBe(listCacheKey("media.list", { scope: "public" }, OWNER));
-    expect(listCacheKey("media.list", {}, OWNER)).not.toBe(listCacheKey("media.list", {}, OTHER));
+    expect(listCacheKey("media.list", { scope: "mine" }, OWNER)).not.toBe(listCacheKey("media.list", { scope: "mine" }, OTHER));
     expect(listCacheKey("media.list", { cursor: CURSOR }, OWNER)).not.toBe(listCacheKey("media.list", {}, OWNER));
     expect(MEDIA_LIST_CACHE_KEYS).toEqual(["scope", "#user.id", "cursor", "limit"]);
   });
