@@ -61,6 +61,57 @@ export const HOST_IDENTIFYING_METRICS = [
   "process.ppid",
 ] as const;
 
+/**
+ * Moleculer's metrics that are updated on every action call, cache access or transporter packet and cost the most
+ * per request (a histogram with quantiles, in-flight gauges, per-packet counters), and that `/metrics` does not
+ * serve: their updates are dropped. Request and error counts, cache gets and hits, and process metrics stay.
+ */
+export const UNSERVED_METRICS = [
+  "moleculer.request.time",
+  "moleculer.request.active",
+  "moleculer.request.levels",
+  "moleculer.event.received.time",
+  "moleculer.event.received.active",
+  "moleculer.cacher.get.time",
+  "moleculer.cacher.set.time",
+  "moleculer.cacher.del.time",
+  "moleculer.cacher.clean.time",
+  "moleculer.transit.publish.total",
+  "moleculer.transit.receive.total",
+  "moleculer.transit.requests.active",
+  "moleculer.transit.streams.send.active",
+  "moleculer.transporter.packets.sent.total",
+  "moleculer.transporter.packets.sent.bytes",
+  "moleculer.transporter.packets.received.total",
+  "moleculer.transporter.packets.received.bytes",
+] as const;
+
+type MetricUpdates = Record<"increment" | "decrement" | "set" | "observe", (...args: unknown[]) => unknown>;
+
+/**
+ * Makes the unserved metrics' updates no-ops. Moleculer registers its metrics unconditionally and the Prometheus
+ * reporter's excludes only filter what is rendered, so excluding alone would leave the cost of every update.
+ * A middleware given as a function runs when it is registered: after the cacher registered its metrics, before
+ * the built-in Metrics middleware registers the request metrics.
+ */
+function unservedMetricsMiddleware(broker: ServiceBroker): { name: string } {
+  const unserved = new Set<string>(UNSERVED_METRICS);
+  const registry = broker.metrics;
+  const silence = (metric: unknown): void => {
+    if (!metric) return;
+    const noop = () => undefined;
+    Object.assign(metric as MetricUpdates, { increment: noop, decrement: noop, set: noop, observe: noop });
+  };
+  for (const name of unserved) if (registry.hasMetric(name)) silence(registry.getMetric(name));
+  const register = registry.register.bind(registry);
+  registry.register = (options) => {
+    const metric = register(options);
+    if (unserved.has(options.name)) silence(metric);
+    return metric;
+  };
+  return { name: "UnservedMetrics" };
+}
+
 /** Every action runs with its caller as the read-your-writes key, so the data layer needs no argument for it. */
 const consistencyKeyMiddleware = {
   name: "ConsistencyKey",
@@ -168,9 +219,9 @@ export function brokerOptions(settings: Settings): BrokerOptions {
     registry: { strategy: "RoundRobin", preferLocal: true },
     // The typings accept only reporter names and options; Moleculer also takes an instance.
     // Process metrics are collected under NODE_ENV=test too, so that tests see what production serves.
-    metrics: { enabled: true, collectProcessMetrics: true, reporter: [new GatewayPrometheusReporter({ excludes: [...HOST_IDENTIFYING_METRICS] }) as unknown as string] },
+    metrics: { enabled: true, collectProcessMetrics: true, reporter: [new GatewayPrometheusReporter({ excludes: [...HOST_IDENTIFYING_METRICS, ...UNSERVED_METRICS] }) as unknown as string] },
     tracing: { enabled: false },
-    middlewares: [consistencyKeyMiddleware, cacherTuningMiddleware, paramsValidationMiddleware, ...(jobsOnThisNode ? [channelsMiddleware(settings), channelsConnectedMiddleware] : [])] as unknown as BrokerOptions["middlewares"],
+    middlewares: [unservedMetricsMiddleware, consistencyKeyMiddleware, cacherTuningMiddleware, paramsValidationMiddleware, ...(jobsOnThisNode ? [channelsMiddleware(settings), channelsConnectedMiddleware] : [])] as unknown as BrokerOptions["middlewares"],
     errorHandler(error) {
       throw toMoleculerError(error);
     },

@@ -56,6 +56,9 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
     mixins: [ApiGateway],
     settings: {
       server: false,
+      // Not a line for every request and the action it calls at the default level: LOG_LEVEL=debug shows them.
+      logRequest: "debug",
+      logResponse: "debug",
       // CORS for CORS_ORIGINS (lib/http/cors.ts; the tus handler drops the headers @tus/server would add).
       use: [headers, corsFor(settings.corsOrigins)],
       routes: apiRoutes({
