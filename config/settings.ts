@@ -45,6 +45,8 @@ export type StorageSettings =
       readonly accessKeyId: string | undefined;
       readonly secretAccessKey: string | undefined;
       readonly forcePathStyle: boolean;
+      /** Uploads signed with UNSIGNED-PAYLOAD instead of a SHA-256 of their bytes (lib/storage/s3-storage.ts). */
+      readonly unsignedPayload: boolean;
     };
 
 export interface SessionSettings {
@@ -302,6 +304,7 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
   const ttlSeconds = reader.withDefault("CACHE_TTL_SECONDS", schemas.positiveInt, 60);
   const cacheEnabled = reader.withDefault("CACHE_ENABLED", schemas.bool, true);
   const maxLagSeconds = reader.withDefault("DB_MAX_REPLICA_LAG_SECONDS", schemas.positiveNumber, 5);
+  const s3Endpoint = cluster ? reader.optional("S3_ENDPOINT", schemas.http) : undefined;
 
   const port = reader.withDefault("PORT", schemas.port, 3000);
   const settings: Settings = {
@@ -332,12 +335,14 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
     storage: cluster
       ? {
           kind: "s3",
-          endpoint: reader.optional("S3_ENDPOINT", schemas.http),
+          endpoint: s3Endpoint,
           region: reader.withDefault("S3_REGION", schemas.nonEmpty, "us-east-1"),
           bucket: reader.required("S3_BUCKET", schemas.nonEmpty, whyCluster),
           accessKeyId: reader.optional("S3_ACCESS_KEY_ID", schemas.nonEmpty),
           secretAccessKey: reader.optional("S3_SECRET_ACCESS_KEY", schemas.nonEmpty),
           forcePathStyle: reader.withDefault("S3_FORCE_PATH_STYLE", schemas.bool, false),
+          // Over TLS the payload hash adds nothing the connection does not give; over http only a trusted network may skip it.
+          unsignedPayload: reader.withDefault("S3_UNSIGNED_PAYLOAD", schemas.bool, !s3Endpoint?.startsWith("http:")),
         }
       : { kind: "local", dir: path.join(dataDir, "objects") },
     userQuotaBytes: reader.withDefault("USER_QUOTA_BYTES", schemas.positiveInt, 5 * 1024 ** 3),

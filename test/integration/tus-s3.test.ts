@@ -51,6 +51,7 @@ function storageSettings(overrides: { bucket?: string; endpoint?: string } = {})
     accessKeyId: s3.accessKeyId,
     secretAccessKey: s3.secretAccessKey,
     forcePathStyle: true,
+    unsignedPayload: false,
   };
 }
 

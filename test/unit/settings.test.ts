@@ -246,6 +246,7 @@ describe("parseSettings: cluster mode", () => {
       accessKeyId: undefined,
       secretAccessKey: undefined,
       forcePathStyle: false,
+      unsignedPayload: true,
     });
     const primary = "mysql://shoal:pw@db-primary:3306";
     expect(mysqlDatabases(settings)).toEqual({
@@ -322,6 +323,18 @@ describe("parseSettings: cluster mode", () => {
     expect(settings.storage).toMatchObject({ endpoint: "http://minio:9000", region: "eu-west-3", forcePathStyle: true });
     expect(settings.cache).toEqual({ kind: "redis", enabled: true, url: "redis://cache:6379", ttlSeconds: 120 });
     expectOneLineNaming(settingsError({ ...CLUSTER, S3_FORCE_PATH_STYLE: "maybe" }), "S3_FORCE_PATH_STYLE");
+  });
+
+  it("signs uploads without a payload hash over TLS only, unless S3_UNSIGNED_PAYLOAD says otherwise", () => {
+    const unsignedWith = (env: Record<string, string>) => {
+      const { storage } = parseSettings({ ...CLUSTER, ...env }, CWD);
+      return storage.kind === "s3" && storage.unsignedPayload;
+    };
+    expect(unsignedWith({ S3_ENDPOINT: "https://s3.example.org" })).toBe(true);
+    expect(unsignedWith({ S3_ENDPOINT: "http://minio:9000" })).toBe(false);
+    expect(unsignedWith({ S3_ENDPOINT: "http://minio:9000", S3_UNSIGNED_PAYLOAD: "true" })).toBe(true);
+    expect(unsignedWith({ S3_ENDPOINT: "https://s3.example.org", S3_UNSIGNED_PAYLOAD: "false" })).toBe(false);
+    expectOneLineNaming(settingsError({ ...CLUSTER, S3_UNSIGNED_PAYLOAD: "maybe" }), "S3_UNSIGNED_PAYLOAD");
   });
 });
 
