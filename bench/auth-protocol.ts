@@ -1,5 +1,5 @@
 /** What bench/auth.ts and its server child (bench/auth-server.ts) say to each other over IPC. */
-import type { WindowAnswer, WindowRequest } from "./common";
+import type { WindowAnswer, WindowRequest } from "./harness/common";
 
 /** How busy the server's main thread was over one window. */
 export interface LoopReport {

@@ -13,7 +13,7 @@ import type { EventLoopUtilization } from "node:perf_hooks";
 import { parseSettings } from "../config/settings";
 import { createNode } from "../node";
 import { MONITOR_RESOLUTION_MS } from "./auth-protocol";
-import { exitWithError, stopOnce } from "./common";
+import { exitWithError, stopOnce } from "./harness/common";
 import type { FromServer, LoopReport, ToServer } from "./auth-protocol";
 
 function send(message: FromServer): void {

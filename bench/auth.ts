@@ -27,7 +27,7 @@ import autocannon from "autocannon";
 import { ARGON2_OPTIONS, hashPassword, verifyPassword } from "../lib/auth/passwords";
 import { MONITOR_RESOLUTION_MS } from "./auth-protocol";
 import type { FromServer, LoopReport } from "./auth-protocol";
-import { BenchChild, baseEnv } from "./children";
+import { BenchChild, baseEnv } from "./harness/children";
 import {
   PROJECT_ROOT,
   codeState,
@@ -46,7 +46,7 @@ import {
   statusCounts,
   stopOnInterrupt,
   writeReport,
-} from "./common";
+} from "./harness/common";
 
 const SERVER_SCRIPT = path.join(__dirname, "auth-server.ts");
 const USER_CREATE_SCRIPT = path.join(PROJECT_ROOT, "scripts", "user-create.ts");

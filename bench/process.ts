@@ -4,7 +4,7 @@
  * One run, on this machine; every Shoal node, every direct run and the cluster's services are child
  * processes, and the parent only uploads, listens and times:
  *   (a) images through the worker, embedded mode: a 12-megapixel JPEG uploaded with POST /api/media
- *       (multipart, bearer token) to a Shoal node (bench/read-server.ts, BENCH_ROLE=shoal), timed from
+ *       (multipart, bearer token) to a Shoal node (bench/harness/shoal-node.ts, BENCH_ROLE=shoal), timed from
  *       "upload accepted" (the 201) until socket.io `media:ready`; all variants (thumb, display,
  *       display-jpeg, placeholder);
  *   (b) the same images through processImage() called directly (bench/process-direct.ts), same options;
@@ -13,7 +13,7 @@
  *       file and replayed for each measured file (bench/process-direct.ts);
  *   (e) cluster mode, images: one gateway node without processing (SERVICES=api,users,media,site) and
  *       either one or two worker processes (SERVICES=processing, WORKER_CONCURRENCY=1, one thread per
- *       job), on a private MariaDB, Redis, NATS JetStream and S3 (bench/services.ts). The jobs
+ *       job), on a private MariaDB, Redis, NATS JetStream and S3 (bench/harness/services.ts). The jobs
  *       are uploaded while no worker process runs and wait in JetStream; then the worker process(es)
  *       start, each does one warm-up job, and all subscribe at once: the round lasts from that moment
  *       until the last `media:ready` (worker throughput on queued jobs);
@@ -44,7 +44,7 @@ import type { Socket } from "socket.io-client";
 import { MEDIA_JOBS_CHANNEL } from "../lib/service-contracts";
 import type { MediaJson } from "../lib/media/media-view";
 import { ffmpegBinaries } from "../lib/processing/ffmpeg-binaries";
-import { BenchChild, ShoalChild, startServicesChild, waitForHealth } from "./children";
+import { BenchChild, ShoalChild, startServicesChild, waitForHealth } from "./harness/children";
 import {
   PROJECT_ROOT,
   cpuProfDirFromEnv,
@@ -62,9 +62,9 @@ import {
   startRun,
   stopOnInterrupt,
   writeReport,
-} from "./common";
+} from "./harness/common";
 import type { DirectResult, RecordedCommand } from "./process-protocol";
-import type { JobLine } from "./read-server";
+import type { JobLine } from "./harness/shoal-node";
 
 const DIRECT_SCRIPT = path.join(__dirname, "process-direct.ts");
 const VIDEO_FIXTURE = path.join(PROJECT_ROOT, "test/fixtures/video/mp4_h264_aac51_1080p60.mp4");
@@ -1168,7 +1168,7 @@ async function main(): Promise<void> {
           : null,
         cluster: options.cluster
           ? {
-              services: "MariaDB primary (no replica), Redis, NATS with JetStream, s3rver; one child process (bench/services.ts)",
+              services: "MariaDB primary (no replica), Redis, NATS with JetStream, s3rver; one child process (bench/harness/services.ts)",
               gateway: { SERVICES: GATEWAY_SERVICES },
               workers: { SERVICES: "processing", ...CLUSTER_WORKER, sharpThreadsPerImage: 1 },
               workerProcesses: "1 in (e1)/(f1)/(e1u)/(f1u); 2 in (e2)/(f2)/(e2u)/(f2u); started for each round and stopped after it",

@@ -19,8 +19,8 @@ import os from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
 import { envFor, startServices } from "../scripts/services";
-import { ShoalChild, waitForHealth } from "./children";
-import type { ReadyLine } from "./read-server";
+import { ShoalChild, waitForHealth } from "./harness/children";
+import type { ReadyLine } from "./harness/shoal-node";
 import {
   Resources,
   cpuProfDirFromEnv,
@@ -39,8 +39,8 @@ import {
   statusCounts,
   stopOnInterrupt,
   writeReport,
-} from "./common";
-import type { Mode } from "./common";
+} from "./harness/common";
+import type { Mode } from "./harness/common";
 
 const CONNECTIONS = 64;
 const PIPELINING = 1;
@@ -103,7 +103,7 @@ function readOptions(): Options {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Servers under test, each a child process running bench/read-server.ts
+// Servers under test, each a child process running bench/harness/shoal-node.ts
 
 async function startChild(
   resources: Resources,

@@ -1,5 +1,5 @@
-/** What bench/upload.ts and its children (bench/upload-server.ts, bench/services.ts with BENCH_WATCH_WINDOW=1) say to each other over IPC. */
-import type { WindowAnswer, WindowRequest } from "./common";
+/** What bench/upload.ts and its children (bench/upload-server.ts, bench/harness/services.ts with BENCH_WATCH_WINDOW=1) say to each other over IPC. */
+import type { WindowAnswer, WindowRequest } from "./harness/common";
 
 /** A child's own view of one window: its memory, sampled every SAMPLE_INTERVAL_MS with process.memoryUsage(), its GC and its main thread. */
 export interface WindowReport {

@@ -17,7 +17,7 @@ import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
-import { exitWithError, serveUntilStopped, stopOnce } from "./common";
+import { exitWithError, serveUntilStopped, stopOnce } from "./harness/common";
 import type { FromServer } from "./upload-protocol";
 import { watchWindow } from "./upload-window";
 

@@ -2,7 +2,7 @@
  * A child's own view of a measurement window, for bench/upload.ts: process.memoryUsage() sampled every
  * SAMPLE_INTERVAL_MS, GC pauses and main-thread load. The parent starts a window with {type:"reset"} and
  * reads it with {type:"report"} over the IPC channel. Used by bench/upload-server.ts (the Shoal node and the
- * raw server) and bench/services.ts (s3rver, for round (d)).
+ * raw server) and bench/harness/services.ts (s3rver, for round (d)).
  */
 import { constants, performance, PerformanceObserver } from "node:perf_hooks";
 import type { PerformanceEntry } from "node:perf_hooks";

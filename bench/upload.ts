@@ -10,7 +10,7 @@
  *   (d) cluster mode only: one plain PUT /<bucket>/<key> straight to the S3 server (s3rver), its own ingest
  *       ceiling for one stream on this machine.
  * The Shoal node and the raw server each run in a child process (bench/upload-server.ts); in cluster mode
- * the private services run in another (bench/services.ts). Prints MB/s per path, a/c and b/c (and
+ * the private services run in another (bench/harness/services.ts). Prints MB/s per path, a/c and b/c (and
  * a/d, b/d and s3rver's CPU in cluster mode), and
  * the Shoal child's RSS growth during (a) and (b): VmRSS from /proc/<pid>/status every 100 ms, and VmHWM
  * after resetting it, against the RSS just before the upload. Writes bench/results/upload.json.
@@ -28,7 +28,7 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { deleteDirectoryWhenProcessEnds, removeDirectory } from "../scripts/services/processes";
-import { BenchChild, startServicesChild, waitForHealth } from "./children";
+import { BenchChild, startServicesChild, waitForHealth } from "./harness/children";
 import {
   PROJECT_ROOT,
   Resources,
@@ -51,14 +51,14 @@ import {
   startRun,
   stopOnInterrupt,
   writeReport,
-} from "./common";
-import type { Mode } from "./common";
+} from "./harness/common";
+import type { Mode } from "./harness/common";
 import { abortAllRequests, deleteMedia, deleteS3Object, uploadMultipart, uploadRaw, uploadS3Put, uploadTus } from "./upload-client";
 import type { UploadOutcome } from "./upload-client";
 import { UploadContent } from "./upload-content";
 import type { ContentStream } from "./upload-content";
 import { SAMPLE_INTERVAL_MS } from "./upload-protocol";
-import type { ServicesReady } from "./services";
+import type { ServicesReady } from "./harness/services";
 import type { FromServer, MemoryFigures, WindowReport } from "./upload-protocol";
 
 const SERVER_SCRIPT = path.join(__dirname, "upload-server.ts");

@@ -1,9 +1,9 @@
 /**
  * The benchmarks' child processes, seen from the parent: each a Node process running a bench script with
  * tsx, with only the environment the benchmark gives it. A child talks back either with JSON lines on its
- * stdout (`{"<key>":…}`, bench/read-server.ts and bench/process-direct.ts; the parent writes to its stdin,
+ * stdout (`{"<key>":…}`, bench/harness/shoal-node.ts and bench/process-direct.ts; the parent writes to its stdin,
  * and closing that tells it to stop) or over Node's IPC channel (`{type, …}` messages: bench/upload-server.ts,
- * bench/auth-server.ts, bench/services.ts). Its other output is kept (the last 40 lines) for error messages.
+ * bench/auth-server.ts, bench/harness/services.ts). Its other output is kept (the last 40 lines) for error messages.
  * Every child still running when the parent exits is killed.
  */
 import { spawn } from "node:child_process";
@@ -11,7 +11,7 @@ import type { ChildProcess } from "node:child_process";
 import path from "node:path";
 import readline from "node:readline";
 import { PROJECT_ROOT, delay, progress } from "./common";
-import type { BenchAnswer, BenchCommand, ReadyLine } from "./read-server";
+import type { BenchAnswer, BenchCommand, ReadyLine } from "./shoal-node";
 import type { ServicesReady } from "./services";
 
 const liveChildren = new Set<ChildProcess>();
@@ -166,7 +166,7 @@ export class BenchChild<M extends Message = Message> {
 }
 
 /**
- * A Shoal node (or the raw server) of bench/read-server.ts: `ready` once it listens, `stats` from its
+ * A Shoal node (or the raw server) of bench/harness/shoal-node.ts: `ready` once it listens, `stats` from its
  * `benchStats` line on the way out, and commands to a node started with BENCH_DEFER_SUBSCRIBE=1.
  */
 export class ShoalChild extends BenchChild {
@@ -176,7 +176,7 @@ export class ShoalChild extends BenchChild {
   private readonly answers = new Map<string, Array<(answer: BenchAnswer) => void>>();
 
   constructor(label: string, env: Record<string, string>, options: { startTimeoutMs: number; stopTimeoutMs: number; nodeFlags?: readonly string[] }) {
-    super(label, path.join(__dirname, "read-server.ts"), env, { channel: "lines", ...options });
+    super(label, path.join(__dirname, "shoal-node.ts"), env, { channel: "lines", ...options });
     this.ready = this.firstLine<ReadyLine>("benchReady", options.startTimeoutMs);
     this.on("benchStats", (value) => {
       this.stats = value;
@@ -211,7 +211,7 @@ export class ShoalChild extends BenchChild {
 }
 
 /**
- * Starts the private cluster services (bench/services.ts) in a child process; `ready` resolves once they run.
+ * Starts the private cluster services (bench/harness/services.ts) in a child process; `ready` resolves once they run.
  * With watchWindow, the child also answers {type:"reset"} and {type:"report"} (bench/upload-window.ts).
  */
 export function startServicesChild<M extends Message = ServicesReady>(options: {

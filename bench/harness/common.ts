@@ -10,7 +10,7 @@ import type autocannon from "autocannon";
  * What every benchmark shares: rounding, env options, progress lines, a record of the machine and code
  * measured, CPU time from /proc, and (for the children) stopping once and serving on a port.
  */
-export const PROJECT_ROOT = path.resolve(__dirname, "..");
+export const PROJECT_ROOT = path.resolve(__dirname, "../..");
 
 export const round = (value: number, digits: number): number => Number(value.toFixed(digits));
 
@@ -269,7 +269,7 @@ export function machineBusySeconds(): number {
 
 /**
  * Parent -> a child that watches its own measuring windows (bench/auth-server.ts; bench/upload-window.ts in
- * bench/upload-server.ts and bench/services.ts), over IPC: "reset" starts a window, "report" asks for it so far.
+ * bench/upload-server.ts and bench/harness/services.ts), over IPC: "reset" starts a window, "report" asks for it so far.
  */
 export type WindowRequest = { readonly type: "reset" } | { readonly type: "report" };
 

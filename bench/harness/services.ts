@@ -1,7 +1,7 @@
 /**
  * The private cluster services of bench/upload.ts and bench/process.ts (scripts/services: a MariaDB primary
  * with BENCH_MARIADB_REPLICAS replicas (0 or 1), Redis, NATS with JetStream, S3), started in a process of
- * their own (bench/children.ts startServicesChild()). MariaDB, Redis and NATS are server binaries anyway, but
+ * their own (bench/harness/children.ts startServicesChild()). MariaDB, Redis and NATS are server binaries anyway, but
  * the S3 server (s3rver) is JavaScript that runs inside the process that starts it: here it gets its own event
  * loop instead of sharing the benchmark client's, which times the uploads or jobs and would otherwise be slowed
  * down by exactly their S3 work.
@@ -21,9 +21,9 @@
  * when the IPC channel closes. If this process is killed outright, the watchdog of scripts/services/processes.ts
  * stops the servers and deletes their directories.
  */
-import { envFor, startServices } from "../scripts/services";
+import { envFor, startServices } from "../../scripts/services";
 import { exitWithError, stopOnce } from "./common";
-import { watchWindow } from "./upload-window";
+import { watchWindow } from "../upload-window";
 
 /** What this process sends to its parent over IPC once the private services run. */
 export interface ServicesReady {
@@ -36,7 +36,7 @@ export interface ServicesReady {
 
 async function main(): Promise<void> {
   const send = process.send?.bind(process);
-  if (send === undefined) throw new Error("bench/services.ts is started by a benchmark with an IPC channel (bench/children.ts)");
+  if (send === undefined) throw new Error("bench/harness/services.ts is started by a benchmark with an IPC channel (bench/harness/children.ts)");
   const replicas = process.env.BENCH_MARIADB_REPLICAS ?? "0";
   if (replicas !== "0" && replicas !== "1") throw new Error(`BENCH_MARIADB_REPLICAS must be 0 or 1 (got ${JSON.stringify(replicas)})`);
   if (process.env.BENCH_WATCH_WINDOW === "1") watchWindow();

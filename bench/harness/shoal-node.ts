@@ -27,11 +27,11 @@
  */
 import http from "node:http";
 import readline from "node:readline";
-import { parseSettings } from "../config/settings";
-import { MEDIA_JOBS_CHANNEL } from "../lib/service-contracts";
-import type { JobMessage } from "../lib/jobs/processor";
-import { PROGRESS_EVENT } from "../lib/service-contracts";
-import { createNode } from "../node";
+import { parseSettings } from "../../config/settings";
+import { MEDIA_JOBS_CHANNEL } from "../../lib/service-contracts";
+import type { JobMessage } from "../../lib/jobs/processor";
+import { PROGRESS_EVENT } from "../../lib/service-contracts";
+import { createNode } from "../../node";
 import { exitWithError, serveUntilStopped, stopOnce } from "./common";
 
 export interface ReadyLine {
