@@ -3,7 +3,7 @@ import { Errors } from "moleculer";
 import type { Context } from "moleculer";
 import type { SessionGate } from "../lib/auth/session-gate";
 import { findForbiddenKey } from "../lib/security/forbidden-keys";
-import { REVALIDATED_ACTIONS, REVALIDATED_CACHE_CONTROL, UNCACHED_CACHE_CONTROL, weakJsonEtag } from "../lib/http/revalidation";
+import { matchesIfNoneMatch, REVALIDATED_ACTIONS, REVALIDATED_CACHE_CONTROL, UNCACHED_CACHE_CONTROL, weakJsonEtag } from "../lib/http/revalidation";
 import type { RateLimits } from "../lib/security/rate-limits";
 import type { ShoalMeta } from "../moleculer.config";
 
@@ -114,9 +114,14 @@ export function apiRoutes(handlers: ApiRouteHandlers): object[] {
         if (ctx.meta.$setSession) res.setHeader("Set-Cookie", gate.cookieHeader(ctx.meta.$setSession.token, ctx.meta.$setSession.maxAgeSeconds));
         else if (ctx.meta.$clearSession) res.setHeader("Set-Cookie", gate.cookieHeader("", 0));
         if (req.method === "GET" && REVALIDATED_ACTIONS.has(req.$action?.name ?? "") && data !== null && data !== undefined) {
+          const etag = weakJsonEtag(data);
           res.setHeader("Cache-Control", REVALIDATED_CACHE_CONTROL);
-          // moleculer-web compares it with If-None-Match and answers 304 without the body when it matches.
-          res.setHeader("ETag", weakJsonEtag(data));
+          res.setHeader("ETag", etag);
+          if (matchesIfNoneMatch(req.headers["if-none-match"], etag)) {
+            // No body: the browser still has it.
+            ctx.meta.$statusCode = 304;
+            return null;
+          }
         } else {
           res.setHeader("Cache-Control", UNCACHED_CACHE_CONTROL);
         }

@@ -15,3 +15,14 @@ export const UNCACHED_CACHE_CONTROL = "no-store";
 export function weakJsonEtag(body: unknown): string {
   return `W/"${createHash("sha256").update(JSON.stringify(body)).digest("base64url").slice(0, 27)}"`;
 }
+
+/**
+ * Whether an If-None-Match header names this ETag (weak comparison, RFC 9110 §13.1.2), so the answer is
+ * 304. Decided here rather than left to moleculer-web's `fresh`, which ignores If-None-Match whenever the
+ * request says `Cache-Control: no-cache`, as fetch() adds to any request that carries a validator.
+ */
+export function matchesIfNoneMatch(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  const opaque = (tag: string) => tag.trim().replace(/^W\//, "");
+  return header.split(",").some((tag) => tag.trim() === "*" || opaque(tag) === opaque(etag));
+}
