@@ -340,13 +340,13 @@ export function mediaService(runtime: Runtime): ServiceSchema {
             },
           },
         },
-        async handler(ctx: MediaContext<{ id: string; variants: StoredVariant[] }>) {
+        async handler(this: Service, ctx: MediaContext<{ id: string; variants: StoredVariant[] }>) {
           const { id, variants } = ctx.params;
           if (new Set(variants.map((variant) => variant.name)).size !== variants.length) {
             throw new ValidationError("Each variant name may appear once.", { variants: "names repeat" });
           }
           const now = Date.now();
-          await processing.saveVariants(
+          const replaced = await processing.saveVariants(
             id,
             variants.map((variant) => ({
               name: variant.name,
@@ -358,6 +358,13 @@ export function mediaService(runtime: Runtime): ServiceSchema {
               bytes: variant.bytes,
               created_at: now,
             })),
+          );
+          // A reprocessed (or redelivered) job stores its variants under new keys: the objects they replace go.
+          // Should a delete fail, that object is left until the item is deleted (its whole prefix goes then).
+          await Promise.all(
+            replaced.map((key) =>
+              runtime.storage.delete(key).catch((error: Error) => this.logger.warn(`could not delete replaced variant ${key}: ${error.message}`)),
+            ),
           );
           return { saved: variants.length };
         },

@@ -110,15 +110,19 @@ export class ProcessingRepository {
    * and no concurrent delete-then-insert transactions on one item, whose gap locks block each other
    * on InnoDB.
    */
-  async saveVariants(mediaId: string, variants: readonly Omit<VariantRow, "media_id">[]): Promise<void> {
-    if (variants.length === 0) return;
-    await this.db.write(async (trx) => {
+  /** Returns the object keys of the variants replaced, which nothing refers to any more. */
+  async saveVariants(mediaId: string, variants: readonly Omit<VariantRow, "media_id">[]): Promise<string[]> {
+    if (variants.length === 0) return [];
+    return this.db.write(async (trx) => {
       const names = variants.map((variant) => variant.name);
+      const replaced = await trx.selectFrom("variants").select("object_key").where("media_id", "=", mediaId).where("name", "in", names).execute();
       await trx.deleteFrom("variants").where("media_id", "=", mediaId).where("name", "in", names).execute();
       await trx
         .insertInto("variants")
         .values(variants.map((variant) => ({ ...variant, media_id: mediaId })))
         .execute();
+      const kept = new Set(variants.map((variant) => variant.object_key));
+      return replaced.map((row) => row.object_key).filter((key) => !kept.has(key));
     });
   }
 

@@ -229,7 +229,7 @@ describe("signing windows", () => {
 });
 
 describe("public items behind MEDIA_PUBLIC_BASE_URL", () => {
-  test("a reprocessed public item gets new public URLs", async () => {
+  test("a reprocessed public item gets new public URLs, and the replaced objects go", async () => {
     const node = await startNode({ ...ENV, MEDIA_PUBLIC_BASE_URL: CDN });
     const owner = await signUp(node);
     const admin = memberCredentials("admin");
@@ -252,8 +252,13 @@ describe("public items behind MEDIA_PUBLIC_BASE_URL", () => {
     await node.broker.call("media.reprocess", { id }, metaFor({ id: adminUser.id, username: admin.username }, "admin"));
     const after = await eventually(ready, (media) => media.status === "ready" && thumbUrl(media) !== thumbUrl(before), 60_000);
     expect(thumbUrl(after).startsWith(`${CDN}/media/${id}/`)).toBe(true);
+    const keyOf = (url: string) => url.slice(`${CDN}/`.length);
     for (const variant of before.variants) {
-      expect(after.variants.find((other) => other.name === variant.name)?.url).not.toBe(variant.url);
+      const replacement = after.variants.find((other) => other.name === variant.name);
+      expect(replacement?.url).not.toBe(variant.url);
+      // The replaced bytes are gone; the new ones are there.
+      expect(await node.runtime.storage.head(keyOf(variant.url))).toBeUndefined();
+      expect(await node.runtime.storage.head(keyOf(replacement!.url))).toBeDefined();
     }
   });
 });
