@@ -213,6 +213,8 @@ export function brokerOptions(settings: Settings): BrokerOptions {
             },
           }
         : { type: "Memory", options: { ttl: settings.cache.ttlSeconds, clone: true, lock: { enabled: true, ttl: lockTtlMs } } },
+    // server.ts handles SIGTERM and SIGINT: it drains the node before the broker stops.
+    skipProcessEventRegistration: true,
     requestTimeout: 30_000,
     retryPolicy: { enabled: false },
     circuitBreaker: { enabled: false },

@@ -111,7 +111,12 @@ export function createNode(settings: Settings, options: NodeOptions = {}): Shoal
       runtime.health.setPhase("ready");
     },
     async stop() {
+      // Readiness answers 503 at once; requests and tus PATCHes in flight finish, jobs held here go back to
+      // the other workers, all within SHUTDOWN_TIMEOUT_SECONDS; then the services stop (sockets close).
       runtime.health.setPhase("stopping");
+      const deadline = Date.now() + settings.shutdownTimeoutSeconds * 1000;
+      const processing = broker.getLocalService("processing") as { handBackJobs?(deadline: number): Promise<void> } | undefined;
+      await Promise.all([frontDoor?.drain(deadline), processing?.handBackJobs?.(deadline)]);
       await broker.stop();
       await frontDoor?.close();
       await metricsListener?.close();

@@ -16,12 +16,21 @@ function loadSettings(): Settings {
 }
 
 async function main(): Promise<void> {
-  const node = createNode(loadSettings());
+  const settings = loadSettings();
+  const node = createNode(settings);
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      node.broker.logger.warn(`${signal} received again: stopping at once`);
+      process.exit(1);
+    }
     stopping = true;
-    node.broker.logger.info(`${signal} received, stopping`);
+    node.broker.logger.info(`${signal} received, stopping (at most ${settings.shutdownTimeoutSeconds} s for work in flight)`);
+    // Past the drain and a little for the services themselves, stop regardless.
+    setTimeout(() => {
+      node.broker.logger.error("stopping took too long: exiting");
+      process.exit(1);
+    }, (settings.shutdownTimeoutSeconds + 10) * 1000).unref();
     node.stop().then(
       () => process.exit(0),
       (error: unknown) => {

@@ -286,6 +286,17 @@ export function mediaService(runtime: Runtime): ServiceSchema {
         },
       },
 
+      /** A stopping worker gives back a job it claimed: queued again, the attempt not counted. */
+      handBackProcessing: {
+        visibility: "public",
+        params: { $$strict: true, id: mediaId },
+        async handler(ctx: MediaContext<{ id: string }>) {
+          const row = await processing.handBack(ctx.params.id, Date.now());
+          if (row) await changedRow(ctx, row);
+          return { done: row !== undefined };
+        },
+      },
+
       /** A failed attempt that will be retried: back to `uploaded`. */
       releaseProcessing: {
         visibility: "public",

@@ -33,6 +33,8 @@ const BUSY_REDELIVERY_MIN_MS = 50;
 const BUSY_REDELIVERY_MAX_MS = 1000;
 /** While a node holds a JetStream message, it tells JetStream so this often (its ack wait is 30 s). */
 const HOLD_KEEPALIVE_MS = 10_000;
+/** A message reaching a stopping worker goes back to the group after this long (to another member, most likely). */
+const HAND_BACK_REDELIVERY_MS = 250;
 
 /** The JetStream message behind a job (NATS adapter); the in-process adapter of embedded mode passes none. */
 interface JetStreamDelivery {
@@ -77,6 +79,9 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
       },
       async release(mediaId) {
         await call("media.releaseProcessing", { id: mediaId });
+      },
+      async handBack(mediaId) {
+        await call("media.handBackProcessing", { id: mediaId });
       },
       async republish(message) {
         await broker.sendToChannel(MEDIA_JOBS_CHANNEL, message);
@@ -152,13 +157,12 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
   }
 
   /** One round: under the lock, re-enqueue what is stuck past the deadline. Returns how many were re-enqueued. */
-  async function reconcile(service: Service): Promise<number> {
+  async function reconcile(service: Service, deadlineMs = jobs.deadlineSeconds * 1000): Promise<number> {
     const leaseMs = Math.max(30_000, jobs.reconcileIntervalSeconds * 1000);
     const release = await lock.tryAcquire(leaseMs);
     if (!release) return 0;
     try {
       const now = Date.now();
-      const deadlineMs = jobs.deadlineSeconds * 1000;
       const { items } = await service.broker.call<{ items: StuckCandidate[] }, object>("media.stuck", { before: now - deadlineMs, limit: RECONCILE_BATCH });
       const plan = planReconcile(items, now, { deadlineMs, kinds });
       for (const [kind, count] of plan.waiting) {
@@ -216,6 +220,7 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
               maxDelayMs: jobs.retryMaxDelayMs,
               heartbeatMs: Math.max(1000, (jobs.deadlineSeconds * 1000) / 4),
               slot,
+              stopping: stopping.signal,
             });
           if (!kinds.has(message.kind)) {
             // Nothing to run here: answer at once instead of waiting for a slot behind running jobs.
@@ -224,6 +229,11 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
             return;
           }
           const delivery = jetStreamDelivery(raw);
+          if (stopping.signal.aborted) {
+            // Stopping: take nothing new. JetStream offers it to the group again; embedded, the next start's reconciler takes it.
+            delivery?.nak(HAND_BACK_REDELIVERY_MS);
+            return;
+          }
           if (delivery !== undefined && onThisNode.activeCount + onThisNode.pendingCount >= holdLimit) {
             // Busy: give the message back, to be offered to the group again (another worker, or this one
             // once a slot is free). JetStream counts it as a delivery; the adapter's ack after a nak is a no-op.
@@ -235,13 +245,30 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
           keepAlive?.unref();
           try {
             await onThisNode(async () => {
+              if (stopping.signal.aborted) {
+                delivery?.nak(HAND_BACK_REDELIVERY_MS);
+                return;
+              }
               delivery?.working();
-              return run(slots.take());
+              await run(slots.take());
             });
           } finally {
             clearInterval(keepAlive);
           }
         },
+      },
+    },
+    methods: {
+      /**
+       * The node is stopping: take no new job, hand back those held but not started, and abandon running
+       * ones (their processors see the abort) so that another worker takes them at once; resolves when
+       * every job this node held has been handed back or finished, or at `deadline`.
+       */
+      async handBackJobs(deadline: number): Promise<void> {
+        stopping.abort();
+        while (onThisNode.activeCount + onThisNode.pendingCount > 0 && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
       },
     },
     actions: {
@@ -254,9 +281,10 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
       },
     },
     started(this: Service) {
-      const round = () => reconcile(this).catch((error: Error) => this.logger.warn(`reconciler round failed: ${error.message}`));
-      void round();
-      timer = setInterval(round, jobs.reconcileIntervalSeconds * 1000);
+      const round = (deadlineMs?: number) => reconcile(this, deadlineMs).catch((error: Error) => this.logger.warn(`reconciler round failed: ${error.message}`));
+      // Embedded, this is the only worker: whatever waits at start (jobs handed back when it last stopped) waits for no one else.
+      void round(settings.transporter.kind === "none" ? 0 : undefined);
+      timer = setInterval(() => void round(), jobs.reconcileIntervalSeconds * 1000);
       timer.unref();
     },
     stopped() {

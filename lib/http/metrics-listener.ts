@@ -7,7 +7,7 @@ import { sendMetrics } from "./metrics-access";
 
 /**
  * The operators' own listener (`METRICS_PORT`, on loopback unless `METRICS_HOST` says otherwise):
- * `/metrics` for Prometheus and `/health` with every check's details. Nothing here is rate-limited.
+ * `/metrics` for Prometheus, `/health` with every check's details, and `/live`. Nothing here is rate-limited.
  */
 export class MetricsListener {
   private readonly server: http.Server;
@@ -17,8 +17,10 @@ export class MetricsListener {
       const path = req.url?.split("?")[0];
       if (req.method !== "GET" && req.method !== "HEAD") sendJson(res, 405, { error: { code: "method_not_allowed", message: "Only GET.", fields: {} } });
       else if (path === "/metrics") sendMetrics(res, render());
+      // Liveness for nodes without the api service (workers, core), which have no /api/health/live.
+      else if (path === "/live") sendJson(res, 200, { status: "live" });
       else if (path === "/health") void health.run().then((report) => sendJson(res, isServing(report) ? 200 : 503, report));
-      else sendJson(res, 404, { error: { code: "not_found", message: "Not found: /metrics and /health are served here.", fields: {} } });
+      else sendJson(res, 404, { error: { code: "not_found", message: "Not found: /metrics, /health and /live are served here.", fields: {} } });
     });
   }
 

@@ -22,6 +22,8 @@ export interface JobPorts {
   fail(mediaId: string, reason: FailureReason, detail: string): Promise<void>;
   /** Puts a failed attempt back to `uploaded` (touching it, so the reconciler waits a deadline). */
   release(mediaId: string): Promise<void>;
+  /** Puts a job this worker stops before finishing back to `uploaded`, its attempt not counted. */
+  handBack(mediaId: string): Promise<void>;
   /** Publishes the job again (a retry after its delay). */
   republish(message: JobMessage): Promise<void>;
   deadLetter(message: JobMessage, reason: FailureReason, detail: string): Promise<void>;
@@ -45,9 +47,15 @@ export interface RunnerOptions extends BackoffOptions {
    * not use it.
    */
   readonly slot?: SlotTicket;
+  /**
+   * Aborted when this worker stops: a job not yet computing is handed back instead of started, and one
+   * whose processor gives up on the abort is handed back instead of counted as a failure; both are
+   * published again at once for another worker.
+   */
+  readonly stopping?: AbortSignal;
 }
 
-export type JobOutcome = "ready" | "failed" | "retry" | "skipped" | "no_processor" | "gone";
+export type JobOutcome = "ready" | "failed" | "retry" | "skipped" | "no_processor" | "gone" | "handed_back";
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -113,6 +121,7 @@ async function runClaimed(message: JobMessage, processors: ProcessorRegistry, po
       original.catch(() => undefined);
       const work = async (leave: () => void) => {
         await original;
+        if (options.stopping?.aborted) throw new HandedBack();
         ports.progress(job.mediaId, job.ownerId, "processing", 0);
         return processor(job, {
           ...context,
@@ -128,6 +137,7 @@ async function runClaimed(message: JobMessage, processors: ProcessorRegistry, po
     }
   } catch (error) {
     clearInterval(heartbeat);
+    if (error instanceof HandedBack || options.stopping?.aborted) return handBack(message, job, ports);
     return afterFailure(message, job, error, ports, options);
   }
   clearInterval(heartbeat);
@@ -135,6 +145,21 @@ async function runClaimed(message: JobMessage, processors: ProcessorRegistry, po
   await ports.complete(job.mediaId, result);
   ports.progress(job.mediaId, job.ownerId, "ready", 100);
   return "ready";
+}
+
+/** Thrown in place of starting a processor on a worker that is stopping. */
+class HandedBack extends Error {
+  constructor() {
+    super("the worker is stopping");
+  }
+}
+
+async function handBack(message: JobMessage, job: ProcessingJob, ports: JobPorts): Promise<JobOutcome> {
+  ports.log("info", `${job.mediaId} handed back: this worker is stopping`);
+  await ports.handBack(job.mediaId);
+  ports.progress(job.mediaId, job.ownerId, "queued", 0);
+  await ports.republish(message);
+  return "handed_back";
 }
 
 async function afterFailure(message: JobMessage, job: ProcessingJob, error: unknown, ports: JobPorts, options: RunnerOptions): Promise<JobOutcome> {

@@ -91,6 +91,14 @@ export class ProcessingRepository {
     return this.transition(id, "uploaded", { progress_stage: "queued", progress_percent: 0 }, now);
   }
 
+  /**
+   * A job handed back by a stopping worker goes back to the queue without using up an attempt:
+   * the worker's stop is not the item's fault.
+   */
+  handBack(id: string, now: number): Promise<MediaRow | undefined> {
+    return this.transition(id, "uploaded", (row) => ({ attempts: Math.max(0, Number(row.attempts) - 1), progress_stage: "queued", progress_percent: 0 }), now);
+  }
+
   /** Progress and sign of life of a running job; only while it is `processing`. */
   async progress(id: string, stage: string | undefined, percent: number | undefined, now: number): Promise<boolean> {
     const result = await this.db.write((trx) =>

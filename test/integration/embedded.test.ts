@@ -63,9 +63,11 @@ test("anonymous callers of /api/health see the status and each check's name and 
   expect(text).not.toMatch(/sqlite|memory|local/);
 });
 
-test("/api/health/live answers 200 without touching any dependency", async () => {
+test("/api/health/live answers 200 without touching any dependency, and so does /live on the metrics listener", async () => {
   const answer = await request("/api/health/live");
   expect(answer).toMatchObject({ status: 200, body: { status: "live" } });
+  const live = await metricsListener("/live");
+  expect({ status: live.status, body: await live.json() }).toEqual({ status: 200, body: { status: "live" } });
 });
 
 test("a cached read is cleaned by a write, in the memory cache too", async () => {
