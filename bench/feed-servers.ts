@@ -59,17 +59,6 @@ function phpDsn(script: string, dsn: string): string {
   return /env\[PDO_DSN\] = "/.test(fs.readFileSync(script, "utf8")) ? dsn : `"${dsn}"`;
 }
 
-/** The pids of the stack's processes (nginx and PHP-FPM masters), for the record. */
-export function phpPids(dir: string): number[] {
-  return ["nginx.pid", "fpm.pid"].flatMap((file) => {
-    try {
-      return [Number(fs.readFileSync(path.join(dir, file), "utf8").trim())];
-    } catch {
-      return [];
-    }
-  });
-}
-
 /** The configuration of the round-robin proxy: no logging, keep-alive on both sides. */
 export function roundRobinConfig(port: number, serverPorts: readonly number[]): string {
   return [

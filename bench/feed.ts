@@ -21,7 +21,7 @@ import os from "node:os";
 import path from "node:path";
 import { envFor, requireBinaries, startServices } from "../scripts/services";
 import { seedPhpBaseline, seedShoal } from "./feed-seed";
-import { phpPids, startPhpStack, startRoundRobin } from "./feed-servers";
+import { startPhpStack, startRoundRobin } from "./feed-servers";
 import { ShoalChild, waitForHealth } from "./harness/children";
 import { Resources, cpuProfDirFromEnv, numberFromEnv, outputFromEnv, printWrittenTo, progress, round, runMain, startRun, stopOnInterrupt, writeReport } from "./harness/common";
 import { formatProfile, mainThreadProfile, summariseProfile } from "./harness/profile";
@@ -159,7 +159,6 @@ async function main(): Promise<void> {
     const a1x = await wrkRound("feed", "(a) cached, 1 process", `${a1.baseUrl}${FEED_PATH}`);
     const b1x = await wrkRound("feed", "(b) uncached, 1 process", `${b1.baseUrl}${FEED_PATH}`);
     const cAgain = await wrkRound("feed", "(c) PHP-FPM again", `${php.baseUrl}${PHP_PATH}`);
-    const pids = { php: phpPids(php.dir), haproxy: [cachedPair.server.pid, uncachedPair.server.pid] };
     // The services stay for the profile round; the servers measured go.
     await Promise.all([a1, a2, b1, b2].map((node) => node.child.stop()));
     await Promise.all([php.stop(), cachedPair.server.stop(), uncachedPair.server.stop()]);
@@ -180,7 +179,7 @@ async function main(): Promise<void> {
         apiProcesses: { deployment: 2, note: "two api nodes behind a round-robin HAProxy (one per core); one-process figures beside them" },
         php: `../shared/baselines/php: nginx (2 workers) + PHP-FPM 8.2 (pm static, ${php.fpmChildren} children), gallery.php against seedsite on the primary`,
         data: seeded,
-        pids,
+        phpReadsFrom: "the primary (the seed has one server); Shoal's uncached reads go to the replica",
       },
       goal: {
         statement: `(a)/(c) >= ${GOALS.aOverC} with p99 no worse than (c); (b)/(c) >= ${GOALS.bOverC}; judged on the two-process figures`,
