@@ -114,6 +114,8 @@ export function createNode(settings: Settings, options: NodeOptions = {}): Shoal
       // Readiness answers 503 at once; requests and tus PATCHes in flight finish, jobs held here go back to
       // the other workers, all within SHUTDOWN_TIMEOUT_SECONDS; then the services stop (sockets close).
       runtime.health.setPhase("stopping");
+      // Readiness already says 503; until the load balancer has seen it, requests still come here and are served.
+      if (frontDoor && settings.shutdownDelaySeconds > 0) await new Promise((resolve) => setTimeout(resolve, settings.shutdownDelaySeconds * 1000));
       const deadline = Date.now() + settings.shutdownTimeoutSeconds * 1000;
       const processing = broker.getLocalService("processing") as { handBackJobs?(deadline: number): Promise<void> } | undefined;
       await Promise.all([frontDoor?.drain(deadline), processing?.handBackJobs?.(deadline)]);

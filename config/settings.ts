@@ -153,6 +153,8 @@ export interface Settings {
   readonly metrics: MetricsSettings;
   /** How long a stopping node lets requests, tus PATCHes and jobs in flight finish before it exits anyway. */
   readonly shutdownTimeoutSeconds: number;
+  /** How long a stopping node still serves new requests while readiness says 503, so the load balancer can notice first. */
+  readonly shutdownDelaySeconds: number;
 }
 
 /** A setting is missing or malformed; the message is one line naming the variable. */
@@ -198,6 +200,7 @@ const schemas = {
   port: z.coerce.number().int().min(0).max(65535),
   positiveInt: z.coerce.number().int().positive(),
   positiveNumber: z.coerce.number().positive(),
+  nonNegativeNumber: z.coerce.number().min(0).max(300),
   ffmpegThreads: z.coerce.number().int().min(1).max(16),
   logLevel: z.enum(LOG_LEVELS),
   bool: z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) => ["true", "1", "yes"].includes(v)),
@@ -355,6 +358,7 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
       lifetimeSeconds: reader.withDefault("SESSION_LIFETIME_SECONDS", schemas.positiveInt, 7 * 24 * 3600),
     },
     shutdownTimeoutSeconds: reader.withDefault("SHUTDOWN_TIMEOUT_SECONDS", schemas.positiveInt, 30),
+    shutdownDelaySeconds: reader.withDefault("SHUTDOWN_DELAY_SECONDS", schemas.nonNegativeNumber, 0),
     metrics: {
       port: reader.optional("METRICS_PORT", schemas.port),
       host: reader.withDefault("METRICS_HOST", schemas.host, "127.0.0.1"),

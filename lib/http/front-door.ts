@@ -24,6 +24,8 @@ export class FrontDoor {
   readonly server: http.Server;
   private handler: RequestHandler | undefined;
   private inFlight = 0;
+  /** Taking new requests; a stopping node goes on taking them for SHUTDOWN_DELAY_SECONDS while readiness says 503. */
+  private accepting = true;
 
   constructor(private readonly health: HealthRegistry) {
     this.server = http.createServer((req, res) => {
@@ -31,7 +33,7 @@ export class FrontDoor {
       res.once("close", () => this.inFlight--);
       const path = req.url?.split("?")[0];
       if (path === LIVENESS_PATH && (req.method === "GET" || req.method === "HEAD")) sendJson(res, 200, { status: "live" });
-      else if (this.handler && this.health.phase === "ready") this.handler(req, res);
+      else if (this.handler && this.accepting && this.health.phase !== "starting") this.handler(req, res);
       else void this.answerWhileNotReady(req, res, path);
     });
     this.server.keepAliveTimeout = 65_000;
@@ -58,6 +60,7 @@ export class FrontDoor {
    * whose request body is still arriving.)
    */
   async drain(deadline: number): Promise<void> {
+    this.accepting = false;
     while (this.inFlight > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }

@@ -146,9 +146,9 @@ export class ProgressHub {
   }
 
   async close(): Promise<void> {
-    // This node's sockets only: through the Redis adapter, a plain disconnectSockets would reach every node's.
-    this.io.local.disconnectSockets(true);
-    // The http server belongs to the front door; only socket.io's own resources are released here.
+    // This node's connections only (a disconnectSockets through the Redis adapter would reach every node's), and
+    // closed as transports rather than told "disconnect": clients then reconnect, through the load balancer, to
+    // another node. The http server belongs to the front door; only socket.io's own resources are released here.
     await new Promise<void>((resolve) => {
       this.io.engine.close();
       resolve();

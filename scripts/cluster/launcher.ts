@@ -291,6 +291,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     SHOAL_PUBLIC_URL: url,
     // Only HAProxy, on loopback, is between clients and the api nodes.
     TRUSTED_PROXIES: "loopback",
+    // A stopping api node serves on until HAProxy's checks (every 2 s, down after 2 failures) have taken it out.
+    SHUTDOWN_DELAY_SECONDS: "5",
   };
   const nodes = NODE_LAYOUT.map(
     (layout) => new NodeProcess(layout.name, layout.role, layout.services, dir, command, clusterEnv, options.nodeEnv ?? {}),

@@ -101,6 +101,7 @@ describe("parseSettings: embedded mode (no environment)", () => {
       },
       metrics: { port: undefined, host: "127.0.0.1", token: undefined },
       shutdownTimeoutSeconds: 30,
+      shutdownDelaySeconds: 0,
     });
   });
 
