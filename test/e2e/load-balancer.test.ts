@@ -14,6 +14,7 @@ import { startCluster } from "../../scripts/cluster/launcher";
 import type { Cluster } from "../../scripts/cluster/launcher";
 import { freePort } from "../../scripts/services/ports";
 import type { MediaJson } from "../../lib/media/media-view";
+import { ensureWebBuild, launchChromium } from "../support/browser";
 import { descendantsOf } from "../support/node-process";
 import { eventually } from "../support/nodes";
 import { fixture, sha256 } from "../support/uploads";
@@ -25,6 +26,7 @@ let dir: string;
 let accounts = 0;
 
 beforeAll(async () => {
+  ensureWebBuild();
   dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), "shoal-lb-"));
   cluster = await startCluster({
     dir,
@@ -86,6 +88,29 @@ test("an account made through the load balancer signs in on the other api node",
   expect({ status: signIn.status, node: signIn.node }).toEqual({ status: 200, node: "api-2" });
   const me = await call("GET", "/api/users/me", { node: "api-1", token: signIn.body.token as string });
   expect({ status: me.status, node: me.node, username: (me.body.user as { username: string }).username }).toEqual({ status: 200, node: "api-1", username: member.username });
+});
+
+test("a person opens the load balancer's URL in a browser, signs up, uploads a video and watches it become ready (socket.io long-polling kept on one node by the sticky cookie)", async () => {
+  const browser = await launchChromium();
+  try {
+    const page = await (await browser.newContext()).newPage();
+    page.setDefaultTimeout(30_000);
+    await page.goto(`${cluster.url}/#/signup`);
+    accounts++;
+    await page.locator("#username").fill(`lbbrowser${accounts}`);
+    await page.locator("#email").fill(`lbbrowser${accounts}@example.test`);
+    await page.locator("#new-password").fill("a sturdy horse battery 42");
+    await page.getByRole("button", { name: "Create account" }).click();
+    await page.waitForURL(/#\/upload$/, { waitUntil: "commit" });
+    const cookies = await page.context().cookies(cluster.url);
+    expect(cookies.map((cookie) => cookie.name)).toContain("SHOAL_NODE");
+    await page.locator("#file-picker").setInputFiles(path.resolve(__dirname, "../fixtures/video/webm_vp9_bbb_10s.webm"));
+    const row = page.locator("li.upload-row").filter({ hasText: "webm_vp9_bbb_10s.webm" });
+    await row.and(page.locator(".upload-row--ready, .upload-row--failed")).waitFor({ timeout: 150_000 });
+    expect(await row.getAttribute("class")).toMatch(/upload-row--ready/);
+  } finally {
+    await browser.close();
+  }
 });
 
 test("a tus upload whose PATCHes alternate between the two api nodes finishes with the right SHA-256 and becomes ready", async () => {
