@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Browser, BrowserContext, Locator, Page } from "playwright-core";
-import { ensureWebBuild, launchChromium, seriousViolations, startWebNode } from "../support/browser";
+import { ensureWebBuild, launchChromium, seriousViolations, signUpInBrowser, startWebNode } from "../support/browser";
 import { stopNode } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
 
@@ -24,7 +24,6 @@ let browser: Browser;
 const contexts: BrowserContext[] = [];
 let owner: Page;
 const ids: { image?: string; video?: string; audio?: string } = {};
-let accounts = 0;
 
 // What the page-side functions use of the DOM (this project type-checks without the DOM library).
 interface ImageElement { complete: boolean; naturalWidth: number; naturalHeight: number; addEventListener(type: string, listener: () => void): void }
@@ -68,16 +67,8 @@ async function newPage(): Promise<Page> {
   return page;
 }
 
-async function signUp(page: Page, baseUrl: string): Promise<string> {
-  const username = `tester${Date.now().toString(36)}${accounts++}`;
-  await page.goto(`${baseUrl}/#/signup`);
-  await page.locator("#username").fill(username);
-  await page.locator("#email").fill(`${username}@example.test`);
-  await page.locator("#new-password").fill("a sturdy horse battery 42");
-  await page.getByRole("button", { name: "Create account" }).click();
-  await page.waitForURL(/#\/upload$/, { waitUntil: "commit" });
-  await page.getByRole("heading", { name: "Upload", level: 1 }).waitFor();
-  return username;
+function signUp(page: Page, baseUrl: string): Promise<string> {
+  return signUpInBrowser(page, baseUrl);
 }
 
 function row(page: Page, filename: string): Locator {

@@ -14,7 +14,7 @@ import { startCluster } from "../../scripts/cluster/launcher";
 import type { Cluster } from "../../scripts/cluster/launcher";
 import { freePort } from "../../scripts/services/ports";
 import type { MediaJson } from "../../lib/media/media-view";
-import { ensureWebBuild, launchChromium } from "../support/browser";
+import { ensureWebBuild, launchChromium, signUpInBrowser } from "../support/browser";
 import { descendantsOf } from "../support/node-process";
 import { eventually } from "../support/nodes";
 import { fixture, sha256 } from "../support/uploads";
@@ -95,13 +95,7 @@ test("a person opens the load balancer's URL in a browser, signs up, uploads a v
   try {
     const page = await (await browser.newContext()).newPage();
     page.setDefaultTimeout(30_000);
-    await page.goto(`${cluster.url}/#/signup`);
-    accounts++;
-    await page.locator("#username").fill(`lbbrowser${accounts}`);
-    await page.locator("#email").fill(`lbbrowser${accounts}@example.test`);
-    await page.locator("#new-password").fill("a sturdy horse battery 42");
-    await page.getByRole("button", { name: "Create account" }).click();
-    await page.waitForURL(/#\/upload$/, { waitUntil: "commit" });
+    await signUpInBrowser(page, cluster.url, "lbbrowser");
     const cookies = await page.context().cookies(cluster.url);
     expect(cookies.map((cookie) => cookie.name)).toContain("SHOAL_NODE");
     await page.locator("#file-picker").setInputFiles(path.resolve(__dirname, "../fixtures/video/webm_vp9_bbb_10s.webm"));

@@ -5,7 +5,7 @@
  */
 import path from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { ensureWebBuild, launchChromium, startWebNode } from "../support/browser";
+import { BROWSER_PASSWORD, ensureWebBuild, launchChromium, signUpInBrowser, startWebNode } from "../support/browser";
 import { stopNode } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
 
@@ -70,13 +70,7 @@ afterAll(async () => {
 });
 
 test("reloading the library downloads no thumbnail again", async () => {
-  const username = `cacher${Date.now().toString(36)}`;
-  await page.goto(`${node.baseUrl}/#/signup`);
-  await page.locator("#username").fill(username);
-  await page.locator("#email").fill(`${username}@example.test`);
-  await page.locator("#new-password").fill("a sturdy horse battery 42");
-  await page.getByRole("button", { name: "Create account" }).click();
-  await page.waitForURL(/#\/upload$/, { waitUntil: "commit" });
+  const username = await signUpInBrowser(page, node.baseUrl, "cacher");
   await page.locator("#file-picker").setInputFiles(IMAGES);
   for (const file of IMAGES) {
     await page.locator("li.upload-row").filter({ hasText: path.basename(file) }).and(page.locator(".upload-row--ready")).waitFor({ timeout: 45_000 });
@@ -90,7 +84,7 @@ test("reloading the library downloads no thumbnail again", async () => {
     const downloads = await countImageBodies(library);
     await library.goto(`${node.baseUrl}/#/signin`);
     await library.locator("#login").fill(username);
-    await library.locator("#password").fill("a sturdy horse battery 42");
+    await library.locator("#password").fill(BROWSER_PASSWORD);
     await library.getByRole("button", { name: "Sign in" }).click();
     await library.waitForURL(/#\/library$/, { waitUntil: "commit" });
     await thumbnailsShown(library, IMAGES.length);

@@ -4,7 +4,7 @@
  */
 import path from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { ensureWebBuild, launchChromium } from "../support/browser";
+import { ensureWebBuild, launchChromium, signUpInBrowser } from "../support/browser";
 import { startNode, stopAllNodes } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
 
@@ -14,7 +14,6 @@ const IMAGE = path.resolve(__dirname, "../fixtures/exif_jpeg/orientation_6.jpg")
 
 let node: RunningNode;
 let browser: Browser;
-let accounts = 0;
 
 beforeAll(async () => {
   ensureWebBuild();
@@ -28,13 +27,7 @@ afterAll(async () => {
 });
 
 async function signUpAndUpload(page: Page, baseUrl: string): Promise<void> {
-  const username = `origin${Date.now().toString(36)}${accounts++}`;
-  await page.goto(`${baseUrl}/#/signup`);
-  await page.locator("#username").fill(username);
-  await page.locator("#email").fill(`${username}@example.test`);
-  await page.locator("#new-password").fill("a sturdy horse battery 42");
-  await page.getByRole("button", { name: "Create account" }).click();
-  await page.waitForURL(/#\/upload$/, { waitUntil: "commit" });
+  await signUpInBrowser(page, baseUrl, "origin");
   await page.locator("#file-picker").setInputFiles(IMAGE);
   const row = page.locator("li.upload-row").filter({ hasText: "orientation_6.jpg" });
   await row.and(page.locator(".upload-row--ready, .upload-row--failed")).waitFor({ timeout: 60_000 });

@@ -87,3 +87,19 @@ export async function startWebNode(env: Env = {}): Promise<RunningNode> {
   const port = await freePort();
   return startNode({ PORT: String(port), SHOAL_PUBLIC_URL: `http://127.0.0.1:${port}`, ...env });
 }
+
+export const BROWSER_PASSWORD = "a sturdy horse battery 42";
+let browserAccounts = 0;
+
+/** Signs a new member up through the page's own form at `baseUrl`; resolves with the username once the upload page shows. */
+export async function signUpInBrowser(page: Page, baseUrl: string, prefix = "tester"): Promise<string> {
+  const username = `${prefix}${Date.now().toString(36)}${browserAccounts++}`;
+  await page.goto(`${baseUrl}/#/signup`);
+  await page.locator("#username").fill(username);
+  await page.locator("#email").fill(`${username}@example.test`);
+  await page.locator("#new-password").fill(BROWSER_PASSWORD);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await page.waitForURL(/#\/upload$/, { waitUntil: "commit" });
+  await page.getByRole("heading", { name: "Upload", level: 1 }).waitFor();
+  return username;
+}
