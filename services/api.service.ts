@@ -45,7 +45,6 @@ type GatewayContext = Context<unknown, ShoalMeta>;
 export function apiService(runtime: Runtime, options: ApiServiceOptions): ServiceSchema {
   const settings = { ...runtime.settings, publicUrl: options.publicUrl };
   const gate = new SessionGate({ ...settings, secret: runtime.secret });
-  const clientIp = clientIpResolver(settings.trustedProxies);
   const headers = securityHeaders(settings);
 
   let uploads: UploadGateway | undefined;
@@ -57,13 +56,12 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
     settings: {
       server: false,
       // Not a line for every request and the action it calls at the default level: LOG_LEVEL=debug shows them.
-      logRequest: "debug",
-      logResponse: "debug",
+      logRequest: "debug", logResponse: "debug",
       // CORS for CORS_ORIGINS (lib/http/cors.ts; the tus handler drops the headers @tus/server would add).
       use: [headers, corsFor(settings.corsOrigins)],
       routes: apiRoutes({
         gate,
-        clientIp,
+        clientIp: clientIpResolver(settings.trustedProxies),
         rateLimits: runtime.rateLimits,
         tus: (req, res) => uploads?.handleTus(req, res),
         multipart: async (req, res) => {
@@ -75,8 +73,7 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
         metrics: metricsOnPublicPort(settings.metrics.token, options.renderMetrics),
       }),
       onError(this: { logger: { error(...args: unknown[]): void } }, req: IncomingMessage & { $ctx?: GatewayContext }, res: ServerResponse, thrown: unknown) {
-        // Errors raised in the gateway itself (session, CSRF, rate limits) have not passed the broker's converter.
-        // Body-parser refusals happen before the route's middlewares: the error answer adds the headers too.
+        // Gateway errors (session, CSRF, rate limits, body parser) have not passed the broker's converter, nor the headers' middleware.
         const error = toMoleculerError(thrown) as GatewayError;
         answerError(req, res, error, { headers, logError: (message, cause) => this.logger.error(message, cause), requestId: req.$ctx?.requestID ?? undefined });
       },
