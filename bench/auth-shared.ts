@@ -77,7 +77,7 @@ export interface Round extends WindowFigures {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Small helpers
+// Small functions
 
 export function readOptions(): Options {
   const seconds = numberFromEnv("BENCH_SECONDS", 10);

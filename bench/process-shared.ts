@@ -83,7 +83,7 @@ export function combine(rounds: readonly RoundFigures[]): Combined {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Helpers
+// Small functions
 
 export function readOptions(): Options {
   const parts = (process.env.BENCH_PARTS ?? "embedded,cluster").split(",").map((part) => part.trim()).filter((part) => part !== "");

@@ -94,7 +94,7 @@ interface ModeResult {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Small helpers
+// Small functions
 
 function readOptions(): Options {
   const seconds = numberFromEnv("BENCH_SECONDS", 10);

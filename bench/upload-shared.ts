@@ -25,7 +25,7 @@ export const CLUSTER_CEILING_NOTE =
   "(d) sends the same content straight to s3rver as one plain PUT: that is s3rver's own ingest ceiling for one stream on this machine, " +
   "and a/d and b/d say how much of it Shoal's paths keep. (a) and (b) store through multipart uploads, which s3rver writes as parts and " +
   "then rewrites into the object on completion, so even a gateway that added nothing would stay below (d). " +
-  "The goal is still judged on a/c and the RSS growth, as the issue states it.";
+  "The goal is still judged on a/c and the RSS growth, as stated.";
 
 /** The paths every mode measures; "d" (straight to the S3 server) only exists in cluster mode. */
 export type BaseTarget = "a" | "b" | "c" | "cFsync";
@@ -122,7 +122,7 @@ export interface ModeResult {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Small helpers
+// Small functions
 
 export function labelsFor(options: Options): Record<Target, string> {
   return {
