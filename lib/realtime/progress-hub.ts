@@ -54,6 +54,7 @@ const ENDED_SESSION_MEMORY_MS = 60_000;
  */
 export class ProgressHub {
   private readonly io: Server;
+  private closed = false;
   private readonly adapterClients: Redis[] = [];
   /** Session id → when this node learnt it ended, oldest first. */
   private readonly endedSessions = new Map<string, number>();
@@ -124,28 +125,31 @@ export class ProgressHub {
   }
 
   publish(update: ProgressUpdate): void {
-    this.io.to(roomOf(update.ownerId)).emit(SOCKET_EVENTS.progress, {
-      mediaId: update.mediaId,
-      stage: update.stage,
-      percent: update.percent,
-    });
+    this.toOwner(update.ownerId, SOCKET_EVENTS.progress, { mediaId: update.mediaId, stage: update.stage, percent: update.percent });
   }
 
   /** The item is ready: the owner gets it whole, as GET /api/media/:id shows it. */
   ready(ownerId: string, media: unknown): void {
-    this.io.to(roomOf(ownerId)).emit(SOCKET_EVENTS.ready, { media });
+    this.toOwner(ownerId, SOCKET_EVENTS.ready, { media });
   }
 
   /** Bytes of a resumable upload received so far (before it becomes a media item). */
   uploadProgress(ownerId: string, progress: { uploadId: string; offset: number; size: number | undefined }): void {
-    this.io.to(roomOf(ownerId)).emit(SOCKET_EVENTS.uploadProgress, progress);
+    this.toOwner(ownerId, SOCKET_EVENTS.uploadProgress, progress);
   }
 
   failed(ownerId: string, mediaId: string, reason: string): void {
-    this.io.to(roomOf(ownerId)).emit(SOCKET_EVENTS.failed, { mediaId, reason });
+    this.toOwner(ownerId, SOCKET_EVENTS.failed, { mediaId, reason });
+  }
+
+  private toOwner(ownerId: string, event: string, payload: unknown): void {
+    // Once closed, the adapter's Redis clients are gone: a late report (a tus upload's throttled progress) would reject unheard.
+    if (this.closed) return;
+    this.io.to(roomOf(ownerId)).emit(event, payload);
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     // This node's connections only (a disconnectSockets through the Redis adapter would reach every node's), and
     // closed as transports rather than told "disconnect": clients then reconnect, through the load balancer, to
     // another node. The http server belongs to the front door; only socket.io's own resources are released here.
