@@ -141,6 +141,8 @@ const REASONS: Record<string, string> = {
   unsupported_format: "This file's format is not supported.",
   image_too_large: "The image has too many pixels.",
   pixel_limit: "The image has too many pixels.",
+  image_header_too_far: "The image's size is not where images keep it, so it cannot be checked safely.",
+  invalid_metadata: "The file's name or title could not be read.",
   too_many_frames: "The animation has too many frames.",
   too_long: "The recording is too long (30 minutes at most).",
   timeout: "Processing took too long and was stopped.",
