@@ -457,22 +457,6 @@ function operationFor(route: ApiRoute, method: string, pathParams: readonly stri
 }
 
 /** The OpenAPI 3.0 document for the given routes. Throws on a route it cannot describe, or on a duplicate. */
-/** The routes of an alias table (`"GET media/:id": "media.get"`), each with its action's params and description as the broker knows them. */
-export function routesOfAliases(
-  aliases: Readonly<Record<string, string>>,
-  actionOf: (name: string) => { params?: unknown; description?: unknown } | undefined,
-): ApiRoute[] {
-  return Object.entries(aliases).map(([alias, action]) => {
-    const schema = actionOf(action);
-    return {
-      ...parseAlias(alias),
-      action,
-      params: schema?.params as ApiRoute["params"],
-      description: typeof schema?.description === "string" ? schema.description : undefined,
-    };
-  });
-}
-
 export function buildOpenApiDocument(input: OpenApiInput): OpenApiDocument {
   const basePath = input.basePath ?? "/api";
   const paths: OpenApiDocument["paths"] = {};

@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
-import { signUpMember } from "../support/http-client";
+import { myMediaOf, signUpMember, usedBytesOf } from "../support/http-client";
 import type { HttpClient } from "../support/http-client";
 import { jpegWithCommentsBeforeFrame, tiledDeflatePageHeader, writeTiff } from "../support/crafted-images";
 import { eventually, startNode, stopAllNodes } from "../support/nodes";
@@ -32,16 +32,7 @@ function signUp(): Promise<{ client: HttpClient; token: string }> {
   return signUpMember(node.baseUrl, node.publicUrl, { prefix: "checked" });
 }
 
-async function usedBytes(client: HttpClient, token: string): Promise<number> {
-  const me = await client.get<{ user: { usedBytes: number } }>("/api/users/me", { bearer: token });
-  return me.body.user.usedBytes;
-}
 
-async function myMedia(client: HttpClient, token: string): Promise<MediaJson[]> {
-  const list = await client.get<{ items: MediaJson[] }>("/api/media?scope=mine", { bearer: token });
-  expect(list.status).toBe(200);
-  return list.body.items;
-}
 
 /** Every file below the node's objects and uploads directories. */
 function storedFiles(): string[] {
@@ -86,8 +77,8 @@ async function expectRefusedLeavingNothing(via: "multipart" | "tus", bytes: Buff
   const answer = via === "multipart" ? await multipart(token, bytes, filename) : await viaTus(token, bytes, filename);
   expect(answer).toMatchObject({ status, body: { error: { code } } });
   expect(storedFiles()).toEqual(before);
-  expect(await myMedia(client, token)).toEqual([]);
-  expect(await usedBytes(client, token)).toBe(0);
+  expect(await myMediaOf(client, token)).toEqual([]);
+  expect(await usedBytesOf(client, token)).toBe(0);
   return answer;
 }
 
@@ -121,8 +112,8 @@ describe("a malformed multipart body answers 400 invalid_multipart and leaves no
     const answer = await postForm(token, body, `multipart/form-data; boundary=${boundary}`);
     expect(answer).toMatchObject({ status: 400, body: { error: { code: "invalid_multipart", message: expect.any(String) } } });
     expect(storedFiles()).toEqual(before);
-    expect(await myMedia(client, token)).toEqual([]);
-    expect(await usedBytes(client, token)).toBe(0);
+    expect(await myMediaOf(client, token)).toEqual([]);
+    expect(await usedBytesOf(client, token)).toBe(0);
   });
 });
 
@@ -140,11 +131,11 @@ test("a client that goes away half-way through a multipart body leaves nothing b
   request.on("error", () => undefined);
   request.write(Buffer.concat([head, png.subarray(0, png.length / 2)]));
   // The reservation for the declared length shows that the node is reading the body.
-  await eventually(() => usedBytes(client, token), (used) => used === declaredLength);
+  await eventually(() => usedBytesOf(client, token), (used) => used === declaredLength);
   request.destroy();
-  await eventually(() => usedBytes(client, token), (used) => used === 0);
+  await eventually(() => usedBytesOf(client, token), (used) => used === 0);
   await eventually(async () => storedFiles(), (files) => JSON.stringify(files) === JSON.stringify(before));
-  expect(await myMedia(client, token)).toEqual([]);
+  expect(await myMediaOf(client, token)).toEqual([]);
 });
 
 describe("file names sent in UTF-8 are kept", () => {

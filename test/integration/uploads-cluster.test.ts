@@ -6,7 +6,7 @@
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { envFor, startServices } from "../../scripts/services";
 import type { TestServices } from "../../scripts/services";
-import { HttpClient, signUpMember } from "../support/http-client";
+import { HttpClient, myMediaOf, signUpMember, usedBytesOf } from "../support/http-client";
 import { eventually, startNode, stopAllNodes, stopNode } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
 import { fixture, sha256, tusCreate, tusUpload } from "../support/uploads";
@@ -34,17 +34,7 @@ async function signUp(through: RunningNode = nodeA): Promise<SignedUp> {
   return { token, a: new HttpClient(nodeA.baseUrl), b: new HttpClient(nodeB.baseUrl) };
 }
 
-async function usedBytes(client: HttpClient, token: string): Promise<number> {
-  const me = await client.get<{ user: { usedBytes: number } }>("/api/users/me", { bearer: token });
-  expect(me.status).toBe(200);
-  return me.body.user.usedBytes;
-}
 
-async function myMedia(client: HttpClient, token: string): Promise<MediaJson[]> {
-  const list = await client.get<{ items: MediaJson[] }>("/api/media?scope=mine", { bearer: token });
-  expect(list.status).toBe(200);
-  return list.body.items;
-}
 
 /** Every key in the bucket, sorted. */
 async function bucketKeys(): Promise<string[]> {
@@ -174,7 +164,7 @@ test("an upload begun through node A, dropped half-way and resumed through node 
   }
   const { body } = await user.a.get<{ media: MediaJson }>(`/api/uploads/${uploadId}/media`, { bearer: user.token });
   expect(await downloadSha256(body.media.originalUrl!, nodeA.baseUrl)).toBe(sha256(bytes));
-  expect(await usedBytes(user.b, user.token)).toBe(bytes.length);
+  expect(await usedBytesOf(user.b, user.token)).toBe(bytes.length);
 
   expect(await temporaryKeys()).toEqual([]);
   expect((await bucketKeys()).filter((key) => key.startsWith(`media/${resumed.mediaId}/`))).toEqual([`media/${resumed.mediaId}/original.mp4`]);
@@ -203,8 +193,8 @@ describe("two PATCH requests to one upload through both nodes at once", () => {
     expect(outcome.status).toBe(200);
     expect(outcome.body.media).toMatchObject({ id: mediaId, bytes: bytes.length, sha256: sha256(bytes) });
     expect(await downloadSha256(outcome.body.media.originalUrl!, nodeB.baseUrl)).toBe(sha256(bytes));
-    expect(await myMedia(user.a, user.token)).toHaveLength(1);
-    expect(await usedBytes(user.a, user.token)).toBe(bytes.length);
+    expect(await myMediaOf(user.a, user.token)).toHaveLength(1);
+    expect(await usedBytesOf(user.a, user.token)).toBe(bytes.length);
     expect(await temporaryKeys()).toEqual([]);
   }
 
@@ -275,12 +265,12 @@ test("an upload begun through node A and terminated through node B gives its quo
   });
   expect(first.aborted).toBe(true);
   const uploadId = uploadIdOf(first.uploadUrl);
-  expect(await usedBytes(user.b, user.token)).toBe(bytes.length);
+  expect(await usedBytesOf(user.b, user.token)).toBe(bytes.length);
   expect(await temporaryKeys()).toEqual([`${uploadId}.info`, `${uploadId}.part`]);
 
   const terminated = await fetch(`${nodeB.baseUrl}/api/uploads/${uploadId}`, { method: "DELETE", headers: { ...TUS, Authorization: `Bearer ${user.token}` } });
   expect(terminated.status).toBe(204);
-  await eventually(() => usedBytes(user.a, user.token), (used) => used === 0);
+  await eventually(() => usedBytesOf(user.a, user.token), (used) => used === 0);
   expect(await temporaryKeys()).toEqual([]);
   expect((await head(nodeA, uploadId, user.token)).status).toBe(404);
 });
@@ -294,7 +284,7 @@ test("a multipart upload through node B is stored in S3 and listed through node 
   expect(media).toMatchObject({ kind: "image", mime: "image/png", sha256: sha256(bytes), bytes: bytes.length });
   expect(await bucketKeys()).toContain(`media/${media.id}/original.png`);
 
-  const listed = await myMedia(user.a, user.token);
+  const listed = await myMediaOf(user.a, user.token);
   expect(listed.map((item) => item.id)).toEqual([media.id]);
   expect(await downloadSha256(listed[0]!.originalUrl!, nodeA.baseUrl)).toBe(sha256(bytes));
 });
@@ -312,7 +302,7 @@ test("a refused tus upload (an HTML page declared as image/jpeg) leaves no objec
   expect(JSON.parse((failure as { body: string }).body)).toMatchObject({ error: { code: "unsupported_type" } });
 
   expect(await bucketKeys()).toEqual(before);
-  expect(await myMedia(user.b, user.token)).toEqual([]);
+  expect(await myMediaOf(user.b, user.token)).toEqual([]);
   const me = await user.a.get<{ user: { id: string } }>("/api/users/me", { bearer: user.token });
   const rows = await services.mariadb!.primary.query<{ count: number }>("select count(*) as count from shoal_media.media where owner_id = ?", [me.body.user.id]);
   expect(Number(rows[0]?.count)).toBe(0);
@@ -320,8 +310,8 @@ test("a refused tus upload (an HTML page declared as image/jpeg) leaves no objec
     me.body.user.id,
   ]);
   expect(Number(reservations[0]?.count)).toBe(0);
-  expect(await usedBytes(user.a, user.token)).toBe(0);
-  expect(await usedBytes(user.b, user.token)).toBe(0);
+  expect(await usedBytesOf(user.a, user.token)).toBe(0);
+  expect(await usedBytesOf(user.b, user.token)).toBe(0);
 });
 
 test("the quota held by an abandoned upload is given back by the users service's sweep once the upload expires", async () => {
@@ -349,14 +339,14 @@ test("the quota held by an abandoned upload is given back by the users service's
     const uploadId = uploadIdOf(created.location!);
     const partial = await patch(nodeC, uploadId, user.token, 0, new Uint8Array(fixture("image_formats/png_rgba_alpha.png").subarray(0, 1000)));
     expect(partial).toMatchObject({ status: 204, offset: 1000 });
-    expect(await usedBytes(client, user.token)).toBe(5000);
-    expect(await usedBytes(user.a, user.token)).toBe(5000);
+    expect(await usedBytesOf(client, user.token)).toBe(5000);
+    expect(await usedBytesOf(user.a, user.token)).toBe(5000);
     // The upload's state and the 1000 bytes received so far (less than an S3 part) are in the bucket.
     expect(await temporaryKeys()).toEqual([`${uploadId}.info`, `${uploadId}.part`]);
 
     await new Promise((resolve) => setTimeout(resolve, 1500));
     for (const sweep of sweeps) sweep();
-    await eventually(() => usedBytes(user.a, user.token), (used) => used === 0);
+    await eventually(() => usedBytesOf(user.a, user.token), (used) => used === 0);
     await eventually(temporaryKeys, (keys) => keys.length === 0);
     expect([404, 410]).toContain((await head(nodeC, uploadId, user.token)).status);
     // Nor is the upload's state left in Redis (the tus store's metadata cache).

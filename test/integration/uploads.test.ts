@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { signUpMember } from "../support/http-client";
+import { myMediaOf, signUpMember, usedBytesOf } from "../support/http-client";
 import type { HttpClient } from "../support/http-client";
 import { startNode, stopAllNodes } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
@@ -15,16 +15,7 @@ function signUp(target: RunningNode): Promise<{ client: HttpClient; token: strin
   return signUpMember(target.baseUrl, target.publicUrl, { prefix: "uploader" });
 }
 
-async function usedBytes(client: HttpClient, token: string): Promise<number> {
-  const me = await client.get<{ user: { usedBytes: number } }>("/api/users/me", { bearer: token });
-  return me.body.user.usedBytes;
-}
 
-async function myMedia(client: HttpClient, token: string): Promise<MediaJson[]> {
-  const list = await client.get<{ items: MediaJson[] }>("/api/media?scope=mine", { bearer: token });
-  expect(list.status).toBe(200);
-  return list.body.items;
-}
 
 /** Every file below the node's objects and uploads directories (what a refusal must not leave). */
 function storedFiles(target: RunningNode): string[] {
@@ -92,7 +83,7 @@ describe("tus uploads", () => {
     const original = await fetch(new URL(answer.body.media.originalUrl!, node.baseUrl));
     expect(original.status).toBe(200);
     expect(sha256(new Uint8Array(await original.arrayBuffer()))).toBe(sha256(bytes));
-    expect(await usedBytes(client, token)).toBe(bytes.length);
+    expect(await usedBytesOf(client, token)).toBe(bytes.length);
   });
 
   test("an upload interrupted about half-way resumes from where it stopped and completes", async () => {
@@ -112,7 +103,7 @@ describe("tus uploads", () => {
 
     const resumed = await tusUpload(bytes, { endpoint, token, chunkSize: 64 * KiB, uploadUrl: new URL(first.uploadUrl, node.baseUrl).href });
     expect(resumed.mediaId).toEqual(expect.any(String));
-    const [item] = await myMedia(client, token);
+    const [item] = await myMediaOf(client, token);
     expect(item).toMatchObject({ sha256: sha256(bytes), bytes: bytes.length });
   });
 
@@ -142,13 +133,13 @@ describe("tus uploads", () => {
     const before = storedFiles(node);
     const created = await tusCreate(`${node.baseUrl}/api/uploads`, token, 5000, { filetype: "image/png" });
     expect(created.status).toBe(201);
-    expect(await usedBytes(client, token)).toBe(5000);
+    expect(await usedBytesOf(client, token)).toBe(5000);
     const terminated = await fetch(new URL(created.location!, node.baseUrl), {
       method: "DELETE",
       headers: { Authorization: `Bearer ${token}`, "Tus-Resumable": "1.0.0" },
     });
     expect(terminated.status).toBe(204);
-    expect(await usedBytes(client, token)).toBe(0);
+    expect(await usedBytesOf(client, token)).toBe(0);
     expect(storedFiles(node)).toEqual(before);
   });
 });
@@ -166,8 +157,8 @@ describe("multipart uploads", () => {
     expect(again.status).toBe(200);
     expect(again.body).toMatchObject({ duplicate: true, media: { id: first.body.media!.id } });
     expect(storedFiles(node)).toEqual(objectsBefore);
-    expect(await myMedia(client, token)).toHaveLength(1);
-    expect(await usedBytes(client, token)).toBe(bytes.length);
+    expect(await myMediaOf(client, token)).toHaveLength(1);
+    expect(await usedBytesOf(client, token)).toBe(bytes.length);
   });
 
   test("the declared type and name are not trusted: a PNG sent as photo.mp3 with audio/mpeg is stored as an image", async () => {
@@ -196,8 +187,8 @@ describe("refusals leave nothing behind: no object, no row, no quota", () => {
     expect(answer.status).toBe(status);
     expect(answer.body.error?.code).toBe(code);
     expect(storedFiles(node)).toEqual(before);
-    expect(await myMedia(client, token)).toEqual([]);
-    expect(await usedBytes(client, token)).toBe(0);
+    expect(await myMediaOf(client, token)).toEqual([]);
+    expect(await usedBytesOf(client, token)).toBe(0);
   });
 
   test.each(refusals.filter(([, bytes]) => bytes().length > 0))("tus: %s is refused when it completes", async (_what, bytes, name, status, code) => {
@@ -209,8 +200,8 @@ describe("refusals leave nothing behind: no object, no row, no quota", () => {
     expect(failure).toMatchObject({ status });
     expect(JSON.parse((failure as { body: string }).body)).toMatchObject({ error: { code } });
     expect(storedFiles(node)).toEqual(before);
-    expect(await myMedia(client, token)).toEqual([]);
-    expect(await usedBytes(client, token)).toBe(0);
+    expect(await myMediaOf(client, token)).toEqual([]);
+    expect(await usedBytesOf(client, token)).toBe(0);
   });
 
   test.each([
@@ -230,8 +221,8 @@ describe("refusals leave nothing behind: no object, no row, no quota", () => {
     expect(answer.status).toBe(422);
     expect(answer.body).toMatchObject({ error: { code: "image_too_large" } });
     expect(storedFiles(node)).toEqual(before);
-    expect(await myMedia(client, token)).toEqual([]);
-    expect(await usedBytes(client, token)).toBe(0);
+    expect(await myMediaOf(client, token)).toEqual([]);
+    expect(await usedBytesOf(client, token)).toBe(0);
   });
 
   test("tus: a zero-length upload is refused at creation with 400", async () => {
@@ -248,7 +239,7 @@ describe("refusals leave nothing behind: no object, no row, no quota", () => {
     expect(created.status).toBe(413);
     expect(JSON.parse(created.body)).toMatchObject({ error: { code: "too_large" } });
     expect(storedFiles(strictNode)).toEqual(before);
-    expect(await usedBytes(client, token)).toBe(0);
+    expect(await usedBytesOf(client, token)).toBe(0);
   });
 
   test("the bytes actually received are checked too: an image over the image limit declared as audio is refused with 413", async () => {
@@ -260,7 +251,7 @@ describe("refusals leave nothing behind: no object, no row, no quota", () => {
     );
     expect(failure).toMatchObject({ status: 413 });
     expect(storedFiles(strictNode)).toEqual(before);
-    expect(await usedBytes(client, token)).toBe(0);
+    expect(await usedBytesOf(client, token)).toBe(0);
     const form = await multipart(strictNode, token, bytes, "big.jpg");
     expect(form.status).toBe(413);
     expect(storedFiles(strictNode)).toEqual(before);
@@ -270,11 +261,11 @@ describe("refusals leave nothing behind: no object, no row, no quota", () => {
     const { client, token } = await signUp(strictNode);
     const first = await tusCreate(`${strictNode.baseUrl}/api/uploads`, token, 150 * KiB, { filetype: "image/png" });
     expect(first.status).toBe(201);
-    const held = await usedBytes(client, token);
+    const held = await usedBytesOf(client, token);
     const refused = await tusCreate(`${strictNode.baseUrl}/api/uploads`, token, 500 * KiB, { filetype: "video/mp4" });
     expect(refused.status).toBe(413);
     expect(JSON.parse(refused.body)).toMatchObject({ error: { code: "quota_exceeded" } });
-    expect(await usedBytes(client, token)).toBe(held);
+    expect(await usedBytesOf(client, token)).toBe(held);
   });
 
   test("the per-user upload rate limit answers 429 with Retry-After", async () => {

@@ -12,6 +12,8 @@
  *   const member = await signUpMember(node.baseUrl, node.publicUrl, { prefix: "owner" });
  */
 
+import type { MediaJson } from "../../lib/media/media-view";
+
 /** One cookie as the server set it: its value and the attributes of the Set-Cookie line. */
 export interface SetCookie {
   readonly name: string;
@@ -236,4 +238,18 @@ export function expectErrorBody(answer: ApiResponse, status: number, code: strin
   if (fields !== undefined) expect(body.error.fields).toEqual(fields);
   expect(answer.text).not.toMatch(INTERNALS);
   return body;
+}
+
+/** The bytes of the member's quota in use, as `GET /api/users/me` says. */
+export async function usedBytesOf(client: HttpClient, token: string): Promise<number> {
+  const me = await client.get<{ user: { usedBytes: number } }>("/api/users/me", { bearer: token });
+  expect(me.status).toBe(200);
+  return me.body.user.usedBytes;
+}
+
+/** The member's own library, newest first (first page). */
+export async function myMediaOf(client: HttpClient, token: string): Promise<MediaJson[]> {
+  const list = await client.get<{ items: MediaJson[] }>("/api/media?scope=mine", { bearer: token });
+  expect(list.status).toBe(200);
+  return list.body.items;
 }
