@@ -4,8 +4,14 @@ import { Errors, MetricReporters } from "moleculer";
 import type { Settings } from "./config/settings";
 import { Middleware as ChannelsMiddleware } from "@moleculer/channels";
 import { jitteredTtl } from "./lib/cache/cache-keys";
+import { redisClientOptions } from "./lib/cache/redis-circuit";
+import type { WatchedClient } from "./lib/cache/redis-circuit";
+import { guardSharedCache } from "./lib/cache/shared-cache-guard";
+import type { GuardedCacher } from "./lib/cache/shared-cache-guard";
+import { addLocalLayer } from "./lib/cache/local-layer";
 import { runWithConsistencyKey } from "./lib/db/read-your-writes";
 import { AppError } from "./lib/errors";
+import { isSharedPage, SHARED_PAGE_LOCAL_ENTRIES, SHARED_PAGE_LOCAL_TTL_MS } from "./lib/media/media-cache";
 import { CHANNEL_ADAPTER_CONNECTED_EVENT } from "./lib/service-contracts";
 import { paramsValidationMiddleware } from "./mixins/params-validation.middleware";
 
@@ -23,6 +29,8 @@ export interface ShoalMeta {
   $clearSession?: boolean;
   /** Set by the gateway to answer with another status than 200. */
   $statusCode?: number;
+  /** Set by the gateway when it answers with bytes it has already serialised. */
+  $responseType?: string;
   $location?: string;
   $cache?: boolean;
 }
@@ -126,7 +134,7 @@ type Unlock = () => Promise<void>;
  * Adjusts the cacher: spreads expiry so that entries written together do not expire
  * together, treats a lock that vanished before its release (a pattern clean such as
  * `users.get:**` also removes `...-lock` keys) as released instead of failing the read,
- * and closes quietly.
+ * closes quietly, and keeps the public feed's pages in memory for a moment (lib/cache/local-layer.ts).
  */
 const cacherTuningMiddleware = {
   name: "CacherTuning",
@@ -135,6 +143,9 @@ const cacherTuningMiddleware = {
       | (NonNullable<ServiceBroker["cacher"]> & { tryLock?: (key: string | string[], ttl?: number) => Promise<Unlock> })
       | undefined;
     if (!cacher) return;
+    // The Redis cacher: requests go on without it while Redis is down or slow (lib/cache/shared-cache-guard.ts).
+    const redisClient = (cacher as { client?: WatchedClient }).client;
+    if (redisClient) guardSharedCache(cacher as unknown as GuardedCacher, redisClient);
     const set = cacher.set.bind(cacher);
     const defaultTtl = (cacher.opts as { ttl?: number }).ttl;
     cacher.set = (key: string, data: unknown, ttl?: number) => {
@@ -151,6 +162,7 @@ const cacherTuningMiddleware = {
     cacher.close = () => Promise.resolve(close()).catch((error: Error) => {
       if (error.message !== "Connection is closed.") throw error;
     });
+    addLocalLayer(cacher, { holds: isSharedPage, ttlMs: SHARED_PAGE_LOCAL_TTL_MS, entries: SHARED_PAGE_LOCAL_ENTRIES });
   },
 };
 
@@ -206,7 +218,7 @@ export function brokerOptions(settings: Settings): BrokerOptions {
             options: {
               prefix: "shoal-cache",
               ttl: settings.cache.ttlSeconds,
-              redis: settings.cache.url,
+              redis: redisClientOptions(settings.cache.url),
               // The lock's ttl goes to redlock in milliseconds.
               lock: { enabled: true, ttl: lockTtlMs },
               redlock: { retryCount: 40, retryDelay: 50, retryJitter: 25, driftFactor: 0.01 },

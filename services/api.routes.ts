@@ -3,7 +3,7 @@ import { Errors } from "moleculer";
 import type { Context } from "moleculer";
 import type { SessionGate } from "../lib/auth/session-gate";
 import { findForbiddenKey } from "../lib/security/forbidden-keys";
-import { matchesIfNoneMatch, REVALIDATED_ACTIONS, REVALIDATED_CACHE_CONTROL, UNCACHED_CACHE_CONTROL, weakJsonEtag } from "../lib/http/revalidation";
+import { JSON_CONTENT_TYPE, matchesIfNoneMatch, renderJsonAnswer, REVALIDATED_ACTIONS, REVALIDATED_CACHE_CONTROL, UNCACHED_CACHE_CONTROL } from "../lib/http/revalidation";
 import type { RateLimits } from "../lib/security/rate-limits";
 import type { ShoalMeta } from "../moleculer.config";
 
@@ -113,15 +113,18 @@ export function apiRoutes(handlers: ApiRouteHandlers): object[] {
       onAfterCall(ctx: GatewayContext, _route: unknown, req: IncomingMessage & { $action?: { name?: string } }, res: ServerResponse, data: unknown) {
         if (ctx.meta.$setSession) res.setHeader("Set-Cookie", gate.cookieHeader(ctx.meta.$setSession.token, ctx.meta.$setSession.maxAgeSeconds));
         else if (ctx.meta.$clearSession) res.setHeader("Set-Cookie", gate.cookieHeader("", 0));
-        if (req.method === "GET" && REVALIDATED_ACTIONS.has(req.$action?.name ?? "") && data !== null && data !== undefined) {
-          const etag = weakJsonEtag(data);
+        if (req.method === "GET" && REVALIDATED_ACTIONS.has(req.$action?.name ?? "") && typeof data === "object" && data !== null) {
+          const answer = renderJsonAnswer(data);
           res.setHeader("Cache-Control", REVALIDATED_CACHE_CONTROL);
-          res.setHeader("ETag", etag);
-          if (matchesIfNoneMatch(req.headers["if-none-match"], etag)) {
+          res.setHeader("ETag", answer.etag);
+          if (matchesIfNoneMatch(req.headers["if-none-match"], answer.etag)) {
             // No body: the browser still has it.
             ctx.meta.$statusCode = 304;
             return null;
           }
+          // The bytes the ETag was computed over, sent as they are rather than serialised again.
+          ctx.meta.$responseType = JSON_CONTENT_TYPE;
+          return answer.body;
         } else {
           res.setHeader("Cache-Control", UNCACHED_CACHE_CONTROL);
         }

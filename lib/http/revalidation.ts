@@ -11,9 +11,25 @@ export const REVALIDATED_ACTIONS: ReadonlySet<string> = new Set(["media.get", "m
 export const REVALIDATED_CACHE_CONTROL = "private, no-cache";
 export const UNCACHED_CACHE_CONTROL = "no-store";
 
-/** A weak ETag over the JSON text of the answer: the same body, the same tag, on every node. */
-export function weakJsonEtag(body: unknown): string {
-  return `W/"${createHash("sha256").update(JSON.stringify(body)).digest("base64url").slice(0, 27)}"`;
+export const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
+
+/** An answer's JSON bytes and a weak ETag over them: the same body, the same tag, on every node. */
+export interface RenderedAnswer {
+  readonly body: Buffer;
+  readonly etag: string;
+}
+
+// Keyed by the answer object itself: a page served from the node's local cache layer is the same object on every
+// request, so it is serialised and hashed once, not once per request.
+const rendered = new WeakMap<object, RenderedAnswer>();
+
+export function renderJsonAnswer(answer: object): RenderedAnswer {
+  const known = rendered.get(answer);
+  if (known !== undefined) return known;
+  const body = Buffer.from(JSON.stringify(answer));
+  const result = { body, etag: `W/"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"` };
+  rendered.set(answer, result);
+  return result;
 }
 
 /**

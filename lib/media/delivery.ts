@@ -1,4 +1,5 @@
 import type { DeliverySettings } from "../../config/settings";
+import { LruCache } from "../cache/lru-cache";
 import type { ObjectStorage } from "../storage/object-storage";
 import { signingWindow } from "../storage/signed-url";
 import { safeDownloadName } from "./download-name";
@@ -6,41 +7,6 @@ import type { MediaRow, MediaVisibility } from "./media-view";
 
 /** Signed URLs kept per node: a few pages of a busy feed (48 URLs a page), a few hundred bytes each. */
 export const SIGNED_URL_CACHE_ENTRIES = 10_000;
-
-/**
- * A bounded least-recently-used map: a Map iterates in insertion order, so the first key is the one
- * used longest ago once each hit is moved to the end.
- */
-export class LruCache<V> {
-  private readonly entries = new Map<string, V>();
-
-  constructor(private readonly capacity: number) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`an LRU cache holds at least one entry, not ${capacity}`);
-  }
-
-  get size(): number {
-    return this.entries.size;
-  }
-
-  get(key: string): V | undefined {
-    const value = this.entries.get(key);
-    if (value === undefined) return undefined;
-    this.entries.delete(key);
-    this.entries.set(key, value);
-    return value;
-  }
-
-  /** Removes the entry only while it still holds `value`. */
-  deleteIf(key: string, value: V): void {
-    if (this.entries.get(key) === value) this.entries.delete(key);
-  }
-
-  set(key: string, value: V): void {
-    this.entries.delete(key);
-    this.entries.set(key, value);
-    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as string);
-  }
-}
 
 export interface DeliveryOptions {
   /** Milliseconds since the epoch; replaceable in tests. */

@@ -30,6 +30,15 @@ export function listCacheKey(actionName: string, params: { scope?: unknown; curs
   return scope === "public" ? `${actionName}:public|${page}` : `${actionName}:${scope}|${String(userId)}|${page}`;
 }
 
+/** The public feed's pages: the entries every caller shares, worth keeping in each node's memory for a moment too. */
+export function isSharedPage(key: string): boolean {
+  return key.startsWith("media.list:public|");
+}
+
+/** How long a node keeps a shared page in memory before it asks the shared cache again. */
+export const SHARED_PAGE_LOCAL_TTL_MS = 1000;
+export const SHARED_PAGE_LOCAL_ENTRIES = 256;
+
 /** What a write did to one item, as far as cached reads are concerned. */
 export interface MediaChange {
   readonly id: string;
