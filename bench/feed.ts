@@ -6,8 +6,9 @@
  * Shoal nodes (SERVICES=api,users,media,site, cluster mode) and the seed's nginx + PHP-FPM
  * (../shared/baselines/php). wrk loads each with the same threads, connections and duration:
  *   (a) GET /api/media?scope=public&limit=24, response cache on;   (b) the same with CACHE_ENABLED=false;
- *   (c) gallery.php?limit=24 (one query per request, no cache).
- * (a) and (b) are measured with two api processes behind a round-robin HAProxy (one per core, as a
+ *   (c) gallery.php?limit=24 (one query per request, no cache);
+ *   (d) a bare node:http server answering with Shoal's feed bytes: the machine's ceiling for that answer.
+ * (a), (b) and (d) are measured with two processes behind a round-robin HAProxy (one per core, as a
  * deployment would run them) and with one process. Then a node with `--cpu-prof` is loaded as in (b) and
  * its profile summarised. Writes bench/results/feed.json.
  *
@@ -152,16 +153,25 @@ async function main(): Promise<void> {
     resources.add("haproxy b", () => uncachedPair.server.stop());
     const checks = await checkSameItems(`${b1.baseUrl}${FEED_PATH}`, `${php.baseUrl}${PHP_PATH}`);
     progress("feed", `both stacks list the same 24 items (newest: ${checks.firstTitle}); ${checks.shoalBytes} bytes from Shoal, ${checks.phpBytes} from PHP`);
+    // (d): what this machine can do at best with these bytes, to tell the code's cost from the machine's ceiling.
+    const feedBytes = Buffer.from(await (await fetch(`${a1.baseUrl}${FEED_PATH}`)).arrayBuffer());
+    const rawEnv = { BENCH_ROLE: "raw", BENCH_BODY_BASE64: feedBytes.toString("base64") };
+    const d1 = await startNode("d-1", rawEnv);
+    const d2 = await startNode("d-2", rawEnv);
+    const rawPair = await startRoundRobin(dir, "haproxy-d", [d1.port, d2.port]);
+    resources.add("haproxy d", () => rawPair.server.stop());
 
     const c = await wrkRound("feed", "(c) PHP-FPM", `${php.baseUrl}${PHP_PATH}`);
     const a2x = await wrkRound("feed", "(a) cached, 2 processes", `${cachedPair.baseUrl}${FEED_PATH}`);
     const b2x = await wrkRound("feed", "(b) uncached, 2 processes", `${uncachedPair.baseUrl}${FEED_PATH}`);
     const a1x = await wrkRound("feed", "(a) cached, 1 process", `${a1.baseUrl}${FEED_PATH}`);
     const b1x = await wrkRound("feed", "(b) uncached, 1 process", `${b1.baseUrl}${FEED_PATH}`);
+    const d2x = await wrkRound("feed", "(d) bare node:http, same bytes, 2 processes", `${rawPair.baseUrl}${FEED_PATH}`);
+    const d1x = await wrkRound("feed", "(d) bare node:http, same bytes, 1 process", `${d1.baseUrl}${FEED_PATH}`);
     const cAgain = await wrkRound("feed", "(c) PHP-FPM again", `${php.baseUrl}${PHP_PATH}`);
     // The services stay for the profile round; the servers measured go.
-    await Promise.all([a1, a2, b1, b2].map((node) => node.child.stop()));
-    await Promise.all([php.stop(), cachedPair.server.stop(), uncachedPair.server.stop()]);
+    await Promise.all([a1, a2, b1, b2, d1, d2].map((node) => node.child.stop()));
+    await Promise.all([php.stop(), cachedPair.server.stop(), uncachedPair.server.stop(), rawPair.server.stop()]);
 
     let profile: unknown = null;
     if (options.profile) profile = await profileRound(resources, dir, shoalEnv);
@@ -187,12 +197,19 @@ async function main(): Promise<void> {
         oneProcess,
         met: twoProcesses.met.a && twoProcesses.met.b,
       },
-      rounds: { c, aTwoProcesses: a2x, bTwoProcesses: b2x, aOneProcess: a1x, bOneProcess: b1x, cAgain },
+      ceiling: {
+        statement: "(d): a bare node:http server answering every request with Shoal's feed bytes, the same way (two processes behind the same HAProxy, and one)",
+        bytes: feedBytes.length,
+        dOverC: { twoProcesses: round(d2x.figures.requestsPerSecond / c.figures.requestsPerSecond, 2), oneProcess: round(d1x.figures.requestsPerSecond / c.figures.requestsPerSecond, 2) },
+        aOverD: { twoProcesses: round(a2x.figures.requestsPerSecond / d2x.figures.requestsPerSecond, 2), oneProcess: round(a1x.figures.requestsPerSecond / d1x.figures.requestsPerSecond, 2) },
+      },
+      rounds: { c, aTwoProcesses: a2x, bTwoProcesses: b2x, aOneProcess: a1x, bOneProcess: b1x, dTwoProcesses: d2x, dOneProcess: d1x, cAgain },
       checks,
       profile,
     };
     writeReport(options.output, report);
     printSummary(report.rounds, twoProcesses, oneProcess);
+    console.log(`ceiling (d), ${report.ceiling.bytes} bytes: d/c = ${report.ceiling.dOverC.twoProcesses} (2 processes), ${report.ceiling.dOverC.oneProcess} (1); a/d = ${report.ceiling.aOverD.twoProcesses} (2), ${report.ceiling.aOverD.oneProcess} (1)`);
     printWrittenTo(options.output);
   } finally {
     await resources.releaseAll();
