@@ -2,6 +2,9 @@ import { useEffect } from "preact/hooks";
 import { api } from "./api";
 import { Account } from "./components/Account";
 import { SignIn, SignUp } from "./components/Auth";
+import { AdminReport } from "./components/stats/AdminReport";
+import { AdminStats } from "./components/stats/AdminStats";
+import { MyStats } from "./components/stats/MyStats";
 import { MediaGrid } from "./components/Grid";
 import { UploadPage } from "./components/Upload";
 import { Viewer } from "./components/Viewer";
@@ -16,6 +19,9 @@ const TITLES: Record<Route["name"], string> = {
   signin: "Sign in",
   signup: "Sign up",
   media: "Media",
+  myStats: "My stats",
+  adminStats: "Statistics",
+  adminReport: "Report",
   notfound: "Not found",
 };
 
@@ -39,7 +45,8 @@ export function App() {
     }
   }
 
-  const needsUser = current.name === "library" || current.name === "upload" || current.name === "account";
+  const needsAdmin = current.name === "adminStats" || current.name === "adminReport";
+  const needsUser = needsAdmin || current.name === "library" || current.name === "upload" || current.name === "account" || current.name === "myStats";
   let page;
   if (user === undefined) page = <p role="status" class="panel">Loading…</p>;
   else if (needsUser && !user) page = <SignIn />;
@@ -47,6 +54,16 @@ export function App() {
   else if (current.name === "library") page = <MediaGrid key="mine" scope="mine" title="My library" />;
   else if (current.name === "upload") page = <UploadPage />;
   else if (current.name === "account") page = <Account />;
+  else if (current.name === "myStats") page = <MyStats />;
+  else if (needsAdmin && user?.role !== "admin")
+    page = (
+      <section class="panel narrow">
+        <h1 id="page-title" tabIndex={-1}>For administrators</h1>
+        <p>The site's statistics are for administrators. Your own figures are in <a href="#/stats">My stats</a>.</p>
+      </section>
+    );
+  else if (current.name === "adminStats") page = <AdminStats range={current.range} />;
+  else if (current.name === "adminReport") page = <AdminReport range={current.range} />;
   else if (current.name === "signin") page = <SignIn />;
   else if (current.name === "signup") page = <SignUp />;
   else if (current.name === "media") page = <Viewer id={current.id} />;
@@ -70,13 +87,15 @@ export function App() {
         event.preventDefault();
         document.getElementById("main")?.focus();
       }}>Skip to content</a>
-      <header class="site-header">
+      <header class="site-header no-print">
         <a class="brand" href="#/">Shoal</a>
         <nav aria-label="Main">
           <ul>
             {link("/", "feed", "Public")}
             {user && link("/library", "library", "My library")}
             {user && link("/upload", "upload", "Upload")}
+            {user && link("/stats", "myStats", "My stats")}
+            {user?.role === "admin" && link("/admin/stats", "adminStats", "Statistics")}
             {user && link("/account", "account", "Account")}
             {user === null && link("/signin", "signin", "Sign in")}
             {user === null && link("/signup", "signup", "Sign up")}

@@ -3,6 +3,8 @@ import { io } from "socket.io-client";
 import type { Socket } from "socket.io-client";
 import { api, setCsrfToken } from "./api";
 import type { Media, User } from "./api";
+import { RANGE_PRESETS } from "./stats-api";
+import type { StatsRange } from "./stats-api";
 
 /** A tiny observable value, shared by components through a hook. */
 export class Store<T> {
@@ -102,14 +104,30 @@ export type Route =
   | { name: "signin" }
   | { name: "signup" }
   | { name: "media"; id: string }
+  | { name: "myStats" }
+  | { name: "adminStats"; range: StatsRange }
+  | { name: "adminReport"; range: StatsRange }
   | { name: "notfound" };
 
+/** The range of a stats page's query: a known preset, or a valid from/to pair; the last 7 days otherwise. */
+function rangeFrom(query: URLSearchParams): StatsRange {
+  const preset = RANGE_PRESETS.find((known) => known.value === query.get("range"));
+  if (preset) return { preset: preset.value };
+  const from = query.get("from");
+  const to = query.get("to");
+  if (from && to && !Number.isNaN(Date.parse(from)) && !Number.isNaN(Date.parse(to)) && Date.parse(from) < Date.parse(to)) return { from, to };
+  return { preset: "7d" };
+}
+
 export function parseRoute(): Route {
-  let path = location.hash.replace(/^#/, "");
-  if (!path && location.pathname !== "/") path = location.pathname;
+  let [path, search] = location.hash.replace(/^#/, "").split("?", 2) as [string, string | undefined];
+  if (!path && location.pathname !== "/") [path, search] = [location.pathname, location.search.slice(1)];
   const parts = path.split("/").filter(Boolean);
   const [first, second] = parts;
   if (!first) return { name: "feed" };
+  if (first === "admin" && parts.length === 2 && (second === "stats" || second === "report"))
+    return { name: second === "stats" ? "adminStats" : "adminReport", range: rangeFrom(new URLSearchParams(search ?? "")) };
+  if (parts.length === 1 && first === "stats") return { name: "myStats" };
   if (first === "media" && second) return { name: "media", id: decodeURIComponent(second) };
   if (parts.length === 1 && ["feed", "library", "upload", "account", "signin", "signup"].includes(first)) return { name: first } as Route;
   return { name: "notfound" };
