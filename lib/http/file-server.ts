@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Stats } from "node:fs";
+import { stat } from "node:fs/promises";
 import send from "send";
 import type { ErrorBody } from "./error-body";
 import { localEtag } from "../storage/local-storage";
@@ -13,7 +14,7 @@ import { isValidObjectKey } from "../storage/storage-rules";
 import type { LocalStorage } from "../storage/local-storage";
 import { attachmentDisposition, encodeKeyPath, FILES_PATH_PREFIX, signedObjectCacheControl, UrlSigner } from "../storage/signed-url";
 
-export type FileServerStorage = Pick<LocalStorage, "directory" | "contentTypeOf">;
+export type FileServerStorage = Pick<LocalStorage, "directory" | "contentTypeOf" | "filePath">;
 
 export interface FileServerOptions {
   readonly storage: FileServerStorage;
@@ -89,6 +90,22 @@ export function isWellFormedByteRange(header: string): boolean {
   );
 }
 
+/**
+ * A well-formed range set as send (range-parser) should read it for a file of `size` bytes. Empty items are
+ * dropped: range-parser would take the whole header for malformed and send the whole file. A suffix at
+ * least as long as the file becomes the whole file (RFC 9110 §14.1.3), which range-parser would answer 416.
+ */
+export function byteRangeForSize(wellFormedHeader: string, size: number): string {
+  const items = wellFormedHeader
+    .trim()
+    .slice("bytes=".length)
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== "")
+    .map((item) => (item.startsWith("-") && size > 0 && BigInt(item.slice(1)) >= BigInt(size) ? "0-" : item));
+  return `bytes=${items.join(",")}`;
+}
+
 function sendError(
   req: IncomingMessage,
   res: ServerResponse,
@@ -146,6 +163,11 @@ export function createFileServer(options: FileServerOptions): FileRequestHandler
     // send (range-parser) would answer a malformed range with 416; it is ignored instead.
     const range = req.headers.range;
     if (range !== undefined && !isWellFormedByteRange(range)) delete req.headers.range;
+    else if (range !== undefined) {
+      // A missing file is send's to answer (404).
+      const size = await stat(storage.filePath(key)).then((found) => found.size, () => undefined);
+      if (size !== undefined) req.headers.range = byteRangeForSize(range, size);
+    }
 
     const stream = send(req, `/${encodeKeyPath(key)}`, {
       root: storage.directory,

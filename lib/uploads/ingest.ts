@@ -128,7 +128,7 @@ function emptyUpload(): BadRequestError {
 }
 
 /** The refusal of an image whose header declares more pixels than accepted; undefined when it is within the limit. */
-function overPixelLimit(width: number, height: number, maxPixels: number): AppError | undefined {
+export function overPixelLimit(width: number, height: number, maxPixels: number): AppError | undefined {
   const pixels = width * height;
   if (pixels <= maxPixels) return undefined;
   return new AppError(

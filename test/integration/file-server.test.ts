@@ -140,6 +140,22 @@ describe("a valid signed URL", () => {
     expect(reply.body).toEqual(data.subarray(data.length - 100));
   });
 
+  it("serves a suffix longer than the file as the whole file (RFC 9110 §14.1.3), not 416", async () => {
+    const url = await storage.signedUrl(key, { expiresInSeconds: 300 });
+    for (const range of [`bytes=-${data.length}`, `bytes=-${data.length + 2316}`, "bytes=-99999999999999999999999"]) {
+      const reply = await request(url, { headers: { Range: range } });
+      expect([range, reply.status, reply.headers["content-range"]]).toEqual([range, 206, `bytes 0-${data.length - 1}/${data.length}`]);
+      expect(reply.body).toEqual(data);
+    }
+  });
+
+  it("skips empty items of a range list (RFC 9110 §5.6.1) rather than ignoring the whole header", async () => {
+    const reply = await request(await storage.signedUrl(key, { expiresInSeconds: 300 }), { headers: { Range: "bytes=0-99, ,," } });
+    expect(reply.status).toBe(206);
+    expect(reply.headers["content-range"]).toBe(`bytes 0-99/${data.length}`);
+    expect(reply.body).toEqual(data.subarray(0, 100));
+  });
+
   it("answers an unsatisfiable range with 416, Content-Range bytes */size and the JSON error", async () => {
     const url = await storage.signedUrl(key, { expiresInSeconds: 300 });
     for (const range of [`bytes=${data.length}-`, `bytes=${data.length + 100}-${data.length + 200}`]) {
