@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import type { RedisCircuit } from "./cache/redis-circuit";
 
 /** Short-lived string values by key: in memory on one node, in Redis when nodes must share them. */
 export interface ExpiringStore {
@@ -34,17 +35,23 @@ export class MemoryExpiringStore implements ExpiringStore {
   }
 }
 
+/** With a circuit, fails at once (RedisUnavailableError) while Redis is known to be unreachable. */
 export class RedisExpiringStore implements ExpiringStore {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
+    private readonly circuit?: RedisCircuit,
   ) {}
 
   async remember(key: string, value: string, ttlMs: number): Promise<void> {
-    await this.redis.set(this.prefix + key, value, "PX", Math.max(1, Math.round(ttlMs)));
+    await this.run(() => this.redis.set(this.prefix + key, value, "PX", Math.max(1, Math.round(ttlMs))));
   }
 
   async recall(key: string): Promise<string | undefined> {
-    return (await this.redis.get(this.prefix + key)) ?? undefined;
+    return (await this.run(() => this.redis.get(this.prefix + key))) ?? undefined;
+  }
+
+  private run<T>(command: () => Promise<T>): Promise<T> {
+    return this.circuit ? this.circuit.run(command) : command();
   }
 }

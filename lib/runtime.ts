@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import { RedisCircuit, redisClientOptions } from "./cache/redis-circuit";
 import type { DatabaseName, Settings } from "../config/settings";
 import type { Database, DatabaseLogger } from "./db/database";
 import { createDatabase } from "./db/open-database";
@@ -35,8 +36,7 @@ export interface Runtime {
 }
 
 export function createRedisClient(url: string): Redis {
-  // Fail commands at once while disconnected instead of queueing them behind a reconnect.
-  return new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
+  return new Redis(redisClientOptions(url));
 }
 
 export function createRuntime(settings: Settings): Runtime {
@@ -44,8 +44,9 @@ export function createRuntime(settings: Settings): Runtime {
   const redis = settings.cache.kind === "redis" ? createRedisClient(settings.cache.url) : undefined;
   // ioredis reconnects by itself; without a listener an outage would crash the process.
   redis?.on("error", () => undefined);
-  const writeMarks = redis ? new RedisExpiringStore(redis, "shoal:write-mark:") : new MemoryExpiringStore();
-  const uploadOutcomes = redis ? new RedisExpiringStore(redis, "shoal:upload-outcome:") : new MemoryExpiringStore();
+  const circuit = redis ? new RedisCircuit(redis, { recover: () => redis.ping() }) : undefined;
+  const writeMarks = redis ? new RedisExpiringStore(redis, "shoal:write-mark:", circuit) : new MemoryExpiringStore();
+  const uploadOutcomes = redis ? new RedisExpiringStore(redis, "shoal:upload-outcome:", circuit) : new MemoryExpiringStore();
   if (settings.mode === "embedded") {
     const { tightenedFrom } = ensurePrivateDirectory(settings.dataDir);
     // Before the broker and its logger exist: Node's own warning channel (stderr).
@@ -63,10 +64,15 @@ export function createRuntime(settings: Settings): Runtime {
 
   if (!settings.cache.enabled) {
     health.register("cache", () => ({ status: "ok", kind: "none" }));
-  } else if (redis) {
+  } else if (redis && circuit) {
+    // Without Redis the node still serves (from the database, with per-node limits): degraded, not down.
     health.register("cache", async () => {
-      if (redis.status !== "ready") return { status: "down", kind: "redis", error: `connection ${redis.status}` };
-      await redis.ping();
+      if (!circuit.available) return { status: "degraded", kind: "redis", error: `connection ${redis.status}, circuit open` };
+      try {
+        await circuit.run(() => redis.ping());
+      } catch (error) {
+        return { status: "degraded", kind: "redis", error: error instanceof Error ? error.message : String(error) };
+      }
       return { status: "ok", kind: "redis" };
     });
   } else {
@@ -85,6 +91,7 @@ export function createRuntime(settings: Settings): Runtime {
     createDatabase: (name, logger) => createDatabase(name, settings.databases[name], settings.replication, writeMarks, logger),
     async close() {
       await storage.close();
+      circuit?.stop();
       redis?.disconnect();
     },
   };

@@ -66,9 +66,11 @@ export class ProgressHub {
       allowRequest: (req, callback) => callback(null, options.isAllowedOrigin(req)),
     });
     if (options.redis) {
-      // The shared client fails commands while disconnected; the adapter's must wait for the connection instead.
-      const publisher = options.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
-      const subscriber = options.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+      // The shared client fails commands while disconnected and after a timeout; the adapter's must wait for the
+      // connection instead (it does not handle a failed publish, and local sockets are served without Redis).
+      const waiting = { enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined };
+      const publisher = options.redis.duplicate(waiting);
+      const subscriber = options.redis.duplicate(waiting);
       for (const client of [publisher, subscriber]) client.on("error", () => undefined);
       this.adapterClients.push(publisher, subscriber);
       this.io.adapter(createAdapter(publisher, subscriber, { key: "shoal:socket.io" }));

@@ -23,7 +23,7 @@ export class RedisLocker implements Locker {
   ) {
     // The shared client fails commands while disconnected (enableOfflineQueue: false); a duplicate would
     // inherit that and drop this SUBSCRIBE, sent before it has connected, leaving the node deaf to release requests.
-    this.subscriber = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+    this.subscriber = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined });
     this.subscriber.on("error", () => undefined);
     void this.subscriber.subscribe(RELEASE_CHANNEL).catch(() => undefined);
     this.subscriber.on("message", (_channel: string, id: string) => {

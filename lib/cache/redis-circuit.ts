@@ -1,0 +1,142 @@
+import type { Redis, RedisOptions } from "ioredis";
+import { parseURL } from "ioredis/built/utils";
+
+/** A Redis command gets this long before it counts as failed: a healthy Redis on the same network answers in about a millisecond. */
+export const REDIS_COMMAND_TIMEOUT_MS = 500;
+/** Opening a connection gets this long. */
+export const REDIS_CONNECT_TIMEOUT_MS = 1000;
+/** After a failure, Redis is left alone this long before it is tried again (sooner when the connection comes back). */
+export const REDIS_RETRY_AFTER_MS = 2000;
+
+/**
+ * Connection options for every Redis client of a node: commands fail at once while disconnected (no offline queue)
+ * and after REDIS_COMMAND_TIMEOUT_MS when Redis hangs, so that no request waits on Redis for long.
+ */
+export function redisClientOptions(url: string): RedisOptions {
+  return {
+    ...(parseURL(url) as RedisOptions),
+    commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+    connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    // Reconnect quickly at first, then every second: a node notices a returning Redis within a second.
+    retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+  };
+}
+
+/** The part of an ioredis client that the circuit watches. */
+export type WatchedClient = Pick<Redis, "status" | "on">;
+
+export class RedisUnavailableError extends Error {
+  constructor() {
+    super("Redis is unavailable");
+    this.name = "RedisUnavailableError";
+  }
+}
+
+export interface RedisCircuitOptions {
+  /**
+   * Run once Redis answers again after a failure, before the circuit lets commands through: whatever must be
+   * repaired after an outage (the shared cache cleans itself). A rejection keeps the circuit open.
+   */
+  readonly recover?: () => Promise<unknown>;
+  readonly retryAfterMs?: number;
+}
+
+/**
+ * Whether Redis may be used right now. A failed or timed-out command, or a lost connection, opens the circuit:
+ * callers then skip Redis at once instead of each waiting for a timeout. Once the connection is ready again (or
+ * after `retryAfterMs`) the circuit runs `recover` against Redis, and closes when that succeeds.
+ */
+export class RedisCircuit {
+  private open = false;
+  private recovering = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly openListeners = new Set<() => void>();
+  private readonly closeListeners = new Set<() => void>();
+  private stopped = false;
+
+  constructor(
+    private readonly client: WatchedClient,
+    private readonly options: RedisCircuitOptions = {},
+  ) {
+    client.on("close", () => this.trip());
+    client.on("error", () => this.trip());
+    client.on("ready", () => {
+      if (this.open) void this.tryToRecover();
+    });
+  }
+
+  /** True while commands may be sent: connected, and no failure since the last recovery. */
+  get available(): boolean {
+    return !this.open && this.client.status === "ready";
+  }
+
+  /** Runs a command unless the circuit is open; a failure opens it. Throws RedisUnavailableError when open. */
+  async run<T>(command: () => Promise<T>): Promise<T> {
+    if (!this.available) throw new RedisUnavailableError();
+    try {
+      return await command();
+    } catch (error) {
+      this.trip();
+      throw error;
+    }
+  }
+
+  /** Opens the circuit: Redis failed, or a command took too long. */
+  trip(): void {
+    if (this.stopped) return;
+    const wasOpen = this.open;
+    this.open = true;
+    if (!wasOpen) for (const listener of this.openListeners) listener();
+    this.scheduleRetry();
+  }
+
+  /** Calls the listener each time the circuit opens; returns a function that removes it. */
+  onOpen(listener: () => void): () => void {
+    this.openListeners.add(listener);
+    return () => this.openListeners.delete(listener);
+  }
+
+  /** Calls the listener each time the circuit closes again after a recovery. */
+  onRecovered(listener: () => void): () => void {
+    this.closeListeners.add(listener);
+    return () => this.closeListeners.delete(listener);
+  }
+
+  /** Stops retrying (the node is stopping). */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer !== undefined || this.stopped) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.tryToRecover();
+    }, this.options.retryAfterMs ?? REDIS_RETRY_AFTER_MS);
+    this.retryTimer.unref();
+  }
+
+  private async tryToRecover(): Promise<void> {
+    if (this.recovering || !this.open || this.stopped) return;
+    // Closed on purpose (the node is stopping): nothing to wait for.
+    if (this.client.status === "end") return;
+    if (this.client.status !== "ready") {
+      this.scheduleRetry();
+      return;
+    }
+    this.recovering = true;
+    try {
+      await (this.options.recover ?? (() => Promise.resolve()))();
+      if (this.client.status !== "ready") throw new RedisUnavailableError();
+      this.open = false;
+      for (const listener of this.closeListeners) listener();
+    } catch {
+      this.scheduleRetry();
+    } finally {
+      this.recovering = false;
+    }
+  }
+}
