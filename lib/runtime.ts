@@ -4,11 +4,15 @@ import type { DatabaseName, Settings } from "../config/settings";
 import type { Database, DatabaseLogger } from "./db/database";
 import { createDatabase } from "./db/open-database";
 import type { WriteMarkStore } from "./db/read-your-writes";
+import { RedisTopologyStore } from "./db/redis-topology-store";
 import { MemoryExpiringStore, RedisExpiringStore } from "./expiring-store";
 import type { ExpiringStore } from "./expiring-store";
 import { HealthRegistry } from "./health";
+import { MemoryLeaseLock, RedisLeaseLock } from "./jobs/lease-lock";
+import type { LeaseLock } from "./jobs/lease-lock";
 import { ensurePrivateDirectory, formatMode } from "./private-files";
 import { loadOrCreateSecret } from "./secret";
+import { PeriodicTasks } from "./scheduling/periodic-tasks";
 import { RateLimits } from "./security/rate-limits";
 import { LocalStorage } from "./storage/local-storage";
 import type { ObjectStorage } from "./storage/object-storage";
@@ -31,6 +35,10 @@ export interface Runtime {
   readonly rateLimits: RateLimits;
   /** Signs CSRF tokens and URLs; the same on every node. */
   readonly secret: string;
+  /** The lease that one node at a time holds for `name`: across the cluster in cluster mode, within this process when embedded. */
+  leaseLock(name: string): LeaseLock;
+  /** Periodic cluster-wide work on this node (each task under `leaseLock(task name)`), and its last runs. */
+  readonly periodicTasks: PeriodicTasks;
   createDatabase<DB>(name: DatabaseName, logger: DatabaseLogger): Database<DB>;
   close(): Promise<void>;
 }
@@ -61,6 +69,14 @@ export function createRuntime(settings: Settings): Runtime {
   const storage: ObjectStorage =
     settings.storage.kind === "s3" ? new S3Storage(settings.storage) : new LocalStorage(settings.storage.dir, new UrlSigner(secret));
   const health = new HealthRegistry();
+  const memoryLocks = new Map<string, LeaseLock>();
+  const leaseLock = (name: string): LeaseLock => {
+    if (redis) return new RedisLeaseLock(redis, `shoal:lock:${name}`);
+    let lock = memoryLocks.get(name);
+    if (!lock) memoryLocks.set(name, (lock = new MemoryLeaseLock()));
+    return lock;
+  };
+  const periodicTasks = new PeriodicTasks(leaseLock);
 
   if (!settings.cache.enabled) {
     health.register("cache", () => ({ status: "ok", kind: "none" }));
@@ -88,8 +104,12 @@ export function createRuntime(settings: Settings): Runtime {
     redis,
     rateLimits: new RateLimits(settings.rateLimits, redis),
     secret,
-    createDatabase: (name, logger) => createDatabase(name, settings.databases[name], settings.replication, writeMarks, logger),
+    leaseLock,
+    periodicTasks,
+    createDatabase: (name, logger) =>
+      createDatabase(name, settings.databases[name], settings.replication, writeMarks, logger, redis ? new RedisTopologyStore(redis) : undefined),
     async close() {
+      await periodicTasks.stopAll();
       await storage.close();
       circuit?.stop();
       redis?.disconnect();

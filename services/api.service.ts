@@ -175,7 +175,7 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
     },
 
     started() {
-      uploads?.sweepExpiredEvery(15 * 60_000);
+      uploads?.sweepExpiredOn(runtime.periodicTasks);
       const gateway = (this as unknown as { express(): (req: IncomingMessage, res: ServerResponse) => void }).express();
       // Embedded objects are served by signed URL straight from disk, beside the API rather than through it.
       const files = runtime.storage instanceof LocalStorage ? createFileServer({ storage: runtime.storage, secret: runtime.secret }) : undefined;

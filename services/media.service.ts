@@ -21,8 +21,8 @@ import type { Finish } from "../lib/media/processing-repository";
 import { JobPublisher } from "../lib/jobs/job-channel";
 import { CHANNEL_ADAPTER_CONNECTED_EVENT, MEDIA_JOBS_CHANNEL, PROGRESS_EVENT, ulidParam, USER_DELETED_EVENT } from "../lib/service-contracts";
 import type { ProgressUpdate, UserDeleted } from "../lib/service-contracts";
-import { MemoryLeaseLock, RedisLeaseLock } from "../lib/jobs/lease-lock";
-import { TombstoneSweeper } from "../lib/media/tombstone-sweep";
+import { TombstoneSweeper, tombstoneSweepTask } from "../lib/media/tombstone-sweep";
+import type { PeriodicTask } from "../lib/scheduling/periodic-task";
 import { FAILURE_REASONS } from "../lib/jobs/job-state";
 import type { FailureReason } from "../lib/jobs/job-state";
 import type { StoredVariant } from "../lib/jobs/processor";
@@ -34,9 +34,6 @@ import { authorize } from "../lib/auth/policy";
 import type { ShoalMeta } from "../moleculer.config";
 import { cacheInvalidationMixin, invalidateCache } from "../mixins/cache-invalidation.mixin";
 import { databaseMixin } from "../mixins/database.mixin";
-
-/** How often a node runs the tombstone sweep (one node per interval does it, under a lease). */
-const TOMBSTONE_SWEEP_INTERVAL_MS = 3600 * 1000;
 
 const mediaId = { type: "string", pattern: /^[A-Za-z0-9_-]{21}$/, messages: { stringPattern: "is not a media id" } };
 const userId = ulidParam("user");
@@ -64,7 +61,7 @@ export function mediaService(runtime: Runtime): ServiceSchema {
   let processing: ProcessingRepository;
   let jobs: JobPublisher;
   let tombstones: TombstoneSweeper;
-  let sweepTimer: NodeJS.Timeout | undefined;
+  let tombstoneSweep: PeriodicTask<number> | undefined;
   const { settings } = runtime;
   const replicaLagWindowMs = settings.replication.maxLagSeconds * 1000;
   const readTtl = mediaReadTtlSeconds(settings.cache.ttlSeconds, settings.delivery.signedUrlTtlSeconds);
@@ -104,12 +101,7 @@ export function mediaService(runtime: Runtime): ServiceSchema {
           delivery: new Delivery(runtime.storage, settings.delivery),
         });
         processing = new ProcessingRepository(db);
-        tombstones = new TombstoneSweeper({
-          repository,
-          lock: runtime.redis ? new RedisLeaseLock(runtime.redis, "shoal:lock:tombstone-sweep") : new MemoryLeaseLock(),
-          retentionDays: settings.mediaTombstoneRetentionDays,
-          intervalMs: TOMBSTONE_SWEEP_INTERVAL_MS,
-        });
+        tombstones = new TombstoneSweeper({ repository, retentionDays: settings.mediaTombstoneRetentionDays });
       }),
       cacheInvalidationMixin,
     ],
@@ -126,20 +118,11 @@ export function mediaService(runtime: Runtime): ServiceSchema {
 
     /** Runs after the database mixin has migrated: sweeps once now, then every interval. */
     started(this: Service) {
-      const sweep = () =>
-        tombstones.sweep().then(
-          (removed) => {
-            if (removed) this.logger.info(`removed ${removed} tombstone(s) older than ${settings.mediaTombstoneRetentionDays} days`);
-          },
-          (error: Error) => this.logger.warn(`tombstone sweep failed: ${error.message}`),
-        );
-      void sweep();
-      sweepTimer = setInterval(sweep, TOMBSTONE_SWEEP_INTERVAL_MS);
-      sweepTimer.unref();
+      tombstoneSweep = runtime.periodicTasks.schedule(tombstoneSweepTask(tombstones, settings.mediaTombstoneRetentionDays, this.logger));
     },
 
-    stopped() {
-      clearInterval(sweepTimer);
+    async stopped() {
+      await runtime.periodicTasks.unschedule(tombstoneSweep);
     },
 
     actions: {

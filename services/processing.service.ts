@@ -6,13 +6,12 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import { runJob } from "../lib/jobs/job-runner";
 import type { ClaimedRow, JobPorts } from "../lib/jobs/job-runner";
 import type { ClaimDecision } from "../lib/jobs/job-state";
-import { MemoryLeaseLock, RedisLeaseLock } from "../lib/jobs/lease-lock";
-import type { LeaseLock } from "../lib/jobs/lease-lock";
 import type { JobMessage, ProcessorRegistry, StoredVariant } from "../lib/jobs/processor";
 import { addsToRow, ProgressThrottle } from "../lib/jobs/progress-throttle";
 import { OnceLog, planReconcile } from "../lib/jobs/reconcile";
 import type { StuckCandidate } from "../lib/jobs/reconcile";
 import type { Runtime } from "../lib/runtime";
+import type { PeriodicTask } from "../lib/scheduling/periodic-task";
 import { variantKey } from "../lib/storage/object-keys";
 import { jobChannelNatsOptions } from "../lib/jobs/job-channel";
 import { MEDIA_DEAD_LETTER_CHANNEL, MEDIA_JOBS_CHANNEL, PROGRESS_EVENT } from "../lib/service-contracts";
@@ -58,9 +57,8 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
   const kinds = new Set(Object.keys(processors));
   const throttle = new ProgressThrottle(PROGRESS_INTERVAL_MS);
   const onceLog = new OnceLog();
-  const lock: LeaseLock = runtime.redis ? new RedisLeaseLock(runtime.redis, "shoal:lock:reconciler") : new MemoryLeaseLock();
   const stopping = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
+  let reconciler: PeriodicTask<number> | undefined;
 
   function portsFor(service: Service): JobPorts {
     const broker = service.broker;
@@ -156,28 +154,21 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
     };
   }
 
-  /** One round: under the lock, re-enqueue what is stuck past the deadline. Returns how many were re-enqueued. */
+  /** One round (under the reconciler's lease): re-enqueue what is stuck past the deadline. Returns how many were re-enqueued. */
   async function reconcile(service: Service, deadlineMs = jobs.deadlineSeconds * 1000): Promise<number> {
-    const leaseMs = Math.max(30_000, jobs.reconcileIntervalSeconds * 1000);
-    const release = await lock.tryAcquire(leaseMs);
-    if (!release) return 0;
-    try {
-      const now = Date.now();
-      const { items } = await service.broker.call<{ items: StuckCandidate[] }, object>("media.stuck", { before: now - deadlineMs, limit: RECONCILE_BATCH });
-      const plan = planReconcile(items, now, { deadlineMs, kinds });
-      for (const [kind, count] of plan.waiting) {
-        if (onceLog.first(kind)) service.logger.info(`${count}+ ${kind} item(s) wait in 'uploaded': no processor for ${kind} on this node`);
-      }
-      if (plan.requeue.length === 0) return 0;
-      await service.broker.call("media.touchQueued", { ids: plan.requeue.map((row) => row.id) });
-      for (const row of plan.requeue) {
-        await service.broker.sendToChannel(MEDIA_JOBS_CHANNEL, { id: row.id, ownerId: row.ownerId, kind: row.kind });
-      }
-      service.logger.info(`reconciler re-enqueued ${plan.requeue.length} stuck item(s)`);
-      return plan.requeue.length;
-    } finally {
-      await release().catch(() => undefined);
+    const now = Date.now();
+    const { items } = await service.broker.call<{ items: StuckCandidate[] }, object>("media.stuck", { before: now - deadlineMs, limit: RECONCILE_BATCH });
+    const plan = planReconcile(items, now, { deadlineMs, kinds });
+    for (const [kind, count] of plan.waiting) {
+      if (onceLog.first(kind)) service.logger.info(`${count}+ ${kind} item(s) wait in 'uploaded': no processor for ${kind} on this node`);
     }
+    if (plan.requeue.length === 0) return 0;
+    await service.broker.call("media.touchQueued", { ids: plan.requeue.map((row) => row.id) });
+    for (const row of plan.requeue) {
+      await service.broker.sendToChannel(MEDIA_JOBS_CHANNEL, { id: row.id, ownerId: row.ownerId, kind: row.kind });
+    }
+    service.logger.info(`reconciler re-enqueued ${plan.requeue.length} stuck item(s)`);
+    return plan.requeue.length;
   }
 
   /** Processing slots: WORKER_CONCURRENCY processors at once, in the order the jobs arrived. */
@@ -276,20 +267,27 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
       reconcile: {
         visibility: "public",
         async handler(this: Service, _ctx: Context) {
-          return { requeued: await reconcile(this) };
+          const round = await reconciler?.runNow();
+          if (round?.outcome === "failed") throw new Error(`reconciler round failed: ${round.reason}`);
+          return { requeued: round?.result ?? 0 };
         },
       },
     },
     started(this: Service) {
-      const round = (deadlineMs?: number) => reconcile(this, deadlineMs).catch((error: Error) => this.logger.warn(`reconciler round failed: ${error.message}`));
-      // Embedded, this is the only worker: whatever waits at start (jobs handed back when it last stopped) waits for no one else.
-      void round(settings.transporter.kind === "none" ? 0 : undefined);
-      timer = setInterval(() => void round(), jobs.reconcileIntervalSeconds * 1000);
-      timer.unref();
+      const embedded = settings.transporter.kind === "none";
+      reconciler = runtime.periodicTasks.schedule({
+        name: "reconciler",
+        schedule: { everyMs: jobs.reconcileIntervalSeconds * 1000 },
+        leaseMs: Math.max(30_000, jobs.reconcileIntervalSeconds * 1000),
+        runAtStart: true,
+        // Embedded, this is the only worker: whatever waits at start (jobs handed back when it last stopped) waits for no one else.
+        run: (trigger) => reconcile(this, trigger === "start" && embedded ? 0 : undefined),
+        log: this.logger,
+      });
     },
-    stopped() {
-      clearInterval(timer);
+    async stopped() {
       stopping.abort();
+      await runtime.periodicTasks.unschedule(reconciler);
     },
   };
 }

@@ -7,6 +7,7 @@ import type { Database } from "../lib/db/database";
 import type { MembershipDatabase } from "../lib/db/schemas/membership";
 import { NotFoundError, UnauthenticatedError } from "../lib/errors";
 import type { Runtime } from "../lib/runtime";
+import type { PeriodicTask } from "../lib/scheduling/periodic-task";
 import { Accounts, generatePassword } from "../lib/users/accounts";
 import type { AuditEntry, RequestOrigin, SignedIn } from "../lib/users/accounts";
 import { publicProfilesOf } from "../lib/users/profile-batch";
@@ -53,7 +54,7 @@ export function usersService(runtime: Runtime): ServiceSchema {
   let membership: Database<MembershipDatabase>;
   let users: UserRepository;
   let accounts: Accounts;
-  let sweeper: NodeJS.Timeout | undefined;
+  let sweeps: PeriodicTask<number>[] = [];
   const { settings } = runtime;
   const replicaLagWindowMs = settings.replication.maxLagSeconds * 1000;
 
@@ -84,15 +85,15 @@ export function usersService(runtime: Runtime): ServiceSchema {
     },
 
     started() {
-      sweeper = setInterval(() => {
-        accounts.deleteExpiredSessions().catch((error: Error) => this.logger.warn(`session sweep failed: ${error.message}`));
-        accounts.releaseExpiredReservations().catch((error: Error) => this.logger.warn(`quota reservation sweep failed: ${error.message}`));
-      }, SESSION_SWEEP_INTERVAL_MS);
-      sweeper.unref();
+      const schedule = { everyMs: SESSION_SWEEP_INTERVAL_MS };
+      sweeps = [
+        runtime.periodicTasks.schedule({ name: "session-sweep", schedule, log: this.logger, run: () => accounts.deleteExpiredSessions() }),
+        runtime.periodicTasks.schedule({ name: "quota-reservation-sweep", schedule, log: this.logger, run: () => accounts.releaseExpiredReservations() }),
+      ];
     },
 
-    stopped() {
-      clearInterval(sweeper);
+    async stopped() {
+      await Promise.all(sweeps.map((task) => runtime.periodicTasks.unschedule(task)));
     },
 
     methods: {

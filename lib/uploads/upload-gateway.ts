@@ -5,6 +5,8 @@ import type { StorageSettings, UploadSettings } from "../../config/settings";
 import { AppError, NotFoundError, UnauthenticatedError } from "../errors";
 import type { ExpiringStore } from "../expiring-store";
 import type { CheckResult, HealthCheck } from "../health";
+import type { PeriodicTask } from "../scheduling/periodic-task";
+import type { PeriodicTasks } from "../scheduling/periodic-tasks";
 import type { ObjectStorage } from "../storage/object-storage";
 import { acceptUpload } from "./accept-upload";
 import type { UploadCatalogue } from "./accept-upload";
@@ -53,11 +55,12 @@ const STORE_RECHECK_MS = 15_000;
 /** The form's own framing around the file, allowed beyond the largest file. */
 const MULTIPART_FRAMING_BYTES = 64 * 1024;
 const MULTIPART_RESERVATION_MS = 3600_000;
+const EXPIRY_SWEEP_INTERVAL_MS = 15 * 60_000;
 
 /** Both ways in for bytes: tus (resumable) and multipart/form-data (scripts), through the same checks and catalogue. */
 export class UploadGateway {
   readonly tus: TusUploads;
-  private sweeper: NodeJS.Timeout | undefined;
+  private expirySweep: { tasks: PeriodicTasks; task: PeriodicTask<number> } | undefined;
 
   constructor(private readonly options: UploadGatewayOptions) {
     const { catalogue, uploads } = options;
@@ -173,17 +176,20 @@ export class UploadGateway {
     return outcome.mediaId;
   }
 
-  /** Drops expired unfinished uploads every `intervalMs` until closed (their quota reservations expire on their own). */
-  sweepExpiredEvery(intervalMs: number): void {
-    clearInterval(this.sweeper);
-    this.sweeper = setInterval(() => {
-      this.tus.sweepExpired().catch((error: Error) => this.options.log?.warn(`sweeping expired uploads failed: ${error.message}`));
-    }, intervalMs);
-    this.sweeper.unref();
+  /** Drops expired unfinished uploads every 15 minutes, on one node at a time, until closed (their quota reservations expire on their own). */
+  sweepExpiredOn(tasks: PeriodicTasks): void {
+    const task = tasks.schedule({
+      name: "upload-expiry-sweep",
+      schedule: { everyMs: EXPIRY_SWEEP_INTERVAL_MS },
+      log: this.options.log ?? SILENT_LOGGER,
+      run: () => this.tus.sweepExpired(),
+    });
+    this.expirySweep = { tasks, task };
   }
 
   close(): void {
-    clearInterval(this.sweeper);
+    // Stops firing at once; a sweep in progress ends by itself.
+    void this.expirySweep?.tasks.unschedule(this.expirySweep.task);
     this.tus.close();
   }
 }

@@ -23,7 +23,8 @@ import { isUniqueViolation } from "../../lib/db/unique-violation";
 import type { MediaJson, MediaRow } from "../../lib/media/media-view";
 import { listCacheKey } from "../../lib/media/media-cache";
 import { MediaRepository } from "../../lib/media/media-repository";
-import { TombstoneSweeper } from "../../lib/media/tombstone-sweep";
+import { TombstoneSweeper, tombstoneSweepTask } from "../../lib/media/tombstone-sweep";
+import { PeriodicTask } from "../../lib/scheduling/periodic-task";
 import { MemoryLeaseLock, RedisLeaseLock } from "../../lib/jobs/lease-lock";
 import { MEDIA_JOBS_CHANNEL } from "../../lib/service-contracts";
 import * as mediaAndVariants from "../../migrations/media/0001_media_and_variants";
@@ -1036,11 +1037,13 @@ describe("media catalogue, embedded", () => {
     const db = new SqliteDatabase<MediaDatabase>("media", settings.file, quietLogger);
     try {
       const ids = await insertTombstones(db, admin.id, Date.now());
-      const sweeper = new TombstoneSweeper({ repository: new MediaRepository(db), lock: new MemoryLeaseLock(), retentionDays: 30, intervalMs: 60_000 });
-      expect(await sweeper.sweep()).toBeGreaterThanOrEqual(1);
+      const sweeper = new TombstoneSweeper({ repository: new MediaRepository(db), retentionDays: 30 });
+      const task = new PeriodicTask({ ...tombstoneSweepTask(sweeper, 30, quietLogger), lock: new MemoryLeaseLock() });
+      expect(await task.runNow()).toMatchObject({ outcome: "succeeded", result: expect.any(Number) });
+      expect(task.status().lastRun?.result).toBeGreaterThanOrEqual(1);
       expect(await tombstonesLeft(db, ids)).toEqual(["justInside", "oldOwed", "recentReleased"]);
       // Within the interval, no node sweeps again.
-      expect(await sweeper.sweep()).toBeUndefined();
+      expect(await task.runNow()).toMatchObject({ outcome: "skipped" });
     } finally {
       await db.close();
     }
@@ -1254,15 +1257,13 @@ describe("media catalogue, cluster: two nodes, NATS, Redis, MariaDB primary + re
       const lockKey = `test:lock:tombstone-sweep:${nanoid()}`;
       const sweepers = [nodeA, nodeB].map(
         (node) =>
-          new TombstoneSweeper({
-            repository: new MediaRepository(db),
+          new PeriodicTask({
+            ...tombstoneSweepTask(new TombstoneSweeper({ repository: new MediaRepository(db), retentionDays: 30 }), 30, quietLogger),
             lock: new RedisLeaseLock(node.runtime.redis!, lockKey),
-            retentionDays: 30,
-            intervalMs: 60_000,
           }),
       );
-      const outcomes = await Promise.all(sweepers.map((sweeper) => sweeper.sweep()));
-      expect(outcomes.filter((outcome) => outcome === undefined)).toHaveLength(1);
+      const runs = await Promise.all(sweepers.map((sweeper) => sweeper.runNow()));
+      expect(runs.map((run) => run.outcome).sort()).toEqual(["skipped", "succeeded"]);
       expect(await tombstonesLeft(db, ids)).toEqual(["justInside", "oldOwed", "recentReleased"]);
     } finally {
       await db.close();

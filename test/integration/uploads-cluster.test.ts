@@ -315,23 +315,12 @@ test("a refused tus upload (an HTML page declared as image/jpeg) leaves no objec
 });
 
 test("the quota held by an abandoned upload is given back by the users service's sweep once the upload expires", async () => {
-  // A node whose uploads expire after a second. The sweeps run every 15 minutes from timers the
-  // services start; there is no action to run them, so the test takes their callbacks as they are set.
-  const sweeps: Array<() => void> = [];
-  const realSetInterval = global.setInterval;
-  const spy = jest.spyOn(global, "setInterval").mockImplementation(((callback: (...args: unknown[]) => void, delay?: number, ...args: unknown[]) => {
-    if (delay === 15 * 60_000) sweeps.push(() => callback(...args));
-    return realSetInterval(() => callback(...args), delay);
-  }) as typeof setInterval);
-  let nodeC: RunningNode;
+  // A node whose uploads expire after a second. The sweeps run every 15 minutes; the test runs them on demand.
+  const nodeC = await startNode({ ...env, NODE_ID: "uploads-c", SERVICES: "api,users", UPLOAD_EXPIRY_SECONDS: "1" });
   try {
-    nodeC = await startNode({ ...env, NODE_ID: "uploads-c", SERVICES: "api,users", UPLOAD_EXPIRY_SECONDS: "1" });
-  } finally {
-    spy.mockRestore();
-  }
-  try {
-    // One from the users service (sessions and quota reservations), one from the gateway (expired tus uploads).
-    expect(sweeps).toHaveLength(2);
+    // The users service's (sessions, quota reservations) and the gateway's (expired tus uploads).
+    const sweeps = ["quota-reservation-sweep", "session-sweep", "upload-expiry-sweep"];
+    expect(nodeC.runtime.periodicTasks.status().map((task) => task.name).sort()).toEqual(sweeps);
     const user = await signUp(nodeC);
     const client = new HttpClient(nodeC.baseUrl);
     const created = await tusCreate(`${nodeC.baseUrl}/api/uploads`, user.token, 5000, { filename: "later.png", filetype: "image/png" });
@@ -345,7 +334,7 @@ test("the quota held by an abandoned upload is given back by the users service's
     expect(await temporaryKeys()).toEqual([`${uploadId}.info`, `${uploadId}.part`]);
 
     await new Promise((resolve) => setTimeout(resolve, 1500));
-    for (const sweep of sweeps) sweep();
+    for (const name of sweeps) expect((await nodeC.runtime.periodicTasks.get(name)?.runNow())?.outcome).toBe("succeeded");
     await eventually(() => usedBytesOf(user.a, user.token), (used) => used === 0);
     await eventually(temporaryKeys, (keys) => keys.length === 0);
     expect([404, 410]).toContain((await head(nodeC, uploadId, user.token)).status);
