@@ -35,6 +35,17 @@ export interface ReplicationSettings {
   readonly readYourWritesWindowMs: number;
 }
 
+/** What `npm run db:promote` (and the REPL's `promote`) use. */
+export interface FailoverSettings {
+  /** A second promotion of the same servers within this many seconds is refused. */
+  readonly blockSeconds: number;
+  /** The promoted primary waits for a replica's acknowledgement of every commit; the replicas give it. */
+  readonly semiSync: boolean;
+  /** An account with SUPER (or READ_ONLY ADMIN and REPLICATION SLAVE ADMIN) on every server; default: the primary URL's. */
+  readonly adminUser: string | undefined;
+  readonly adminPassword: string | undefined;
+}
+
 export type StorageSettings =
   | { readonly kind: "local"; readonly dir: string }
   | {
@@ -126,6 +137,7 @@ export interface Settings {
   readonly dataDir: string;
   readonly databases: Readonly<Record<DatabaseName, DatabaseSettings>>;
   readonly replication: ReplicationSettings;
+  readonly failover: FailoverSettings;
   readonly transporter: { readonly kind: "none" } | { readonly kind: "nats"; readonly url: string };
   readonly cache:
     | { readonly kind: "memory"; readonly enabled: boolean; readonly ttlSeconds: number }
@@ -330,6 +342,12 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
       probeIntervalMs: reader.withDefault("DB_PROBE_INTERVAL_MS", schemas.positiveInt, 1000),
       readYourWritesWaitMs: reader.withDefault("DB_READ_YOUR_WRITES_WAIT_MS", schemas.positiveInt, 250),
       readYourWritesWindowMs: reader.withDefault("DB_READ_YOUR_WRITES_WINDOW_MS", schemas.positiveInt, 30_000),
+    },
+    failover: {
+      blockSeconds: reader.withDefault("DB_FAILOVER_BLOCK_SECONDS", schemas.positiveInt, 3600),
+      semiSync: reader.withDefault("DB_SEMI_SYNC", schemas.bool, false),
+      adminUser: reader.optional("MYSQL_ADMIN_USER", schemas.nonEmpty),
+      adminPassword: reader.optional("MYSQL_ADMIN_PASSWORD", schemas.nonEmpty),
     },
     transporter: cluster ? { kind: "nats", url: reader.required("NATS_URL", schemas.nats, whyCluster) } : { kind: "none" },
     cache: cluster

@@ -36,6 +36,17 @@ export interface ProgressUpdate {
 /** Broadcast after writes: `{ patterns }` of cache keys every node cleans from its own cache. */
 export const CACHE_CLEAN_EVENT = "cache.clean";
 
+/**
+ * Broadcast by `npm run db:promote` and the REPL's `promote` after a replica became primary: every node
+ * running a database service re-reads the stored topology of those databases and switches its connections.
+ */
+export const DB_TOPOLOGY_CHANGED_EVENT = "db.topologyChanged";
+
+export interface DbTopologyChanged {
+  readonly databases: readonly string[];
+  readonly primary: string;
+}
+
 /** Broadcast locally once the channels middleware has connected its adapter (moleculer.config.ts). */
 export const CHANNEL_ADAPTER_CONNECTED_EVENT = "jobs.channelAdapterConnected";
 

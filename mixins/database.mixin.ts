@@ -1,9 +1,11 @@
-import type { ServiceSchema } from "moleculer";
+import type { Context, ServiceSchema } from "moleculer";
 import type { DatabaseName } from "../config/settings";
 import type { Database } from "../lib/db/database";
 import { isConnectionError } from "../lib/db/mysql-database";
 import { retryUntilAvailable } from "../lib/retry";
 import type { Runtime } from "../lib/runtime";
+import { DB_TOPOLOGY_CHANGED_EVENT } from "../lib/service-contracts";
+import type { DbTopologyChanged } from "../lib/service-contracts";
 import { MIGRATIONS } from "../migrations";
 
 /**
@@ -53,6 +55,17 @@ export function databaseMixin<DB>(
       ready = false;
       runtime.health.unregister(checkName);
       await db?.close();
+    },
+
+    events: {
+      [DB_TOPOLOGY_CHANGED_EVENT]: {
+        params: { databases: { type: "array", items: "string" }, primary: "string" },
+        async handler(ctx: Context<DbTopologyChanged>) {
+          // A node still starting reads the stored topology when it connects.
+          if (!db || !ready || !ctx.params.databases.includes(name)) return;
+          await db.refreshTopology();
+        },
+      },
     },
 
     actions: {

@@ -56,6 +56,18 @@ export const replCommands = [
     },
   },
   {
+    command: "promote <database>",
+    description: "Promote a replica to primary of a database (and every database on its servers); every node follows",
+    options: [
+      { option: "--replica <server>", description: "The replica to promote (URL or host:port); default: the most advanced" },
+      { option: "--force", description: "Promote even a replica that has not applied all it received (those transactions are lost)" },
+    ],
+    async action(broker: ServiceBroker, args: { readonly [name: string]: unknown }) {
+      const { promoteFromRepl } = await import("./db-promote");
+      await promoteFromRepl(broker, args);
+    },
+  },
+  {
     command: "reprocess <mediaId>",
     description: "Process a media item again (its variants are rebuilt and replaced)",
     async action(broker: ServiceBroker, args: { readonly [name: string]: unknown }) {

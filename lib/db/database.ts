@@ -52,6 +52,8 @@ export interface Database<DB> {
   write<T>(work: (trx: Transaction<DB>) => Promise<T>): Promise<T>;
   /** Brings the schema up to date; safe when several nodes do it at once. */
   migrate(migrations: Migrations): Promise<void>;
+  /** Follows a promotion: re-reads which server is primary and switches to it without a restart. */
+  refreshTopology(): Promise<void>;
   health(): DatabaseHealth;
   routingStats(): ReadRoutingStats;
   close(): Promise<void>;

@@ -1,15 +1,16 @@
 import type { Transaction } from "kysely";
 import { Kysely, Migrator, MysqlDialect, sql } from "kysely";
-import { createPool } from "mysql2";
-import type { Pool } from "mysql2";
 import { UnavailableError } from "../errors";
-import type { Database, DatabaseHealth, DatabaseLogger, Migrations, ReadRoutingStats, ReplicaHealth, ServerHealth } from "./database";
+import type { Database, DatabaseHealth, DatabaseLogger, Migrations, ReadRoutingStats } from "./database";
+import { createMysqlPool, Replica, Server } from "./mysql-server";
 import { currentConsistencyKey } from "./read-your-writes";
 import type { WriteMarkStore } from "./read-your-writes";
 import { nextInRotation, ReplicaLagTracker, RoundRobin } from "./replica-rotation";
 import type { ReplicaThresholds } from "./replica-rotation";
 import { flavorFromVersion } from "./replication-flavor";
 import type { ReplicationFlavor } from "./replication-flavor";
+import { resolveTopology } from "./topology";
+import type { ServerUrls, StoredTopology } from "./topology";
 
 export interface MysqlDatabaseOptions {
   readonly name: string;
@@ -23,7 +24,12 @@ export interface MysqlDatabaseOptions {
   readonly readYourWritesWindowMs: number;
   readonly writeMarks: WriteMarkStore;
   readonly logger: DatabaseLogger;
+  /** What a promotion stored (lib/db/topology.ts); without it the settings' servers are used as they are. */
+  readonly loadTopology?: () => Promise<StoredTopology | undefined>;
 }
+
+/** While the primary is unreachable, how often the stored topology is read again (in case a promotion's broadcast was missed). */
+const TOPOLOGY_RECHECK_MS = 3000;
 
 const CONNECTION_ERROR_CODES = new Set([
   "ECONNREFUSED",
@@ -47,79 +53,16 @@ export function isConnectionError(error: unknown): boolean {
   return fatal === true || (typeof code === "string" && CONNECTION_ERROR_CODES.has(code));
 }
 
-function serverLabel(url: string): string {
-  const parsed = new URL(url);
-  return `${parsed.hostname}:${parsed.port || "3306"}`;
-}
-
-function createMysqlPool(url: string, database: string | undefined, connectionLimit: number): Pool {
-  const parsed = new URL(url);
-  return createPool({
-    host: parsed.hostname,
-    port: Number(parsed.port || 3306),
-    user: decodeURIComponent(parsed.username),
-    password: decodeURIComponent(parsed.password),
-    database,
-    connectionLimit,
-    connectTimeout: 2000,
-    enableKeepAlive: true,
-    supportBigNumbers: true,
-    bigNumberStrings: false,
-    charset: "utf8mb4_bin",
-  });
-}
-
-class Server<DB> {
-  readonly label: string;
-  readonly db: Kysely<DB>;
-  reachable = false;
-  error: string | undefined = "not probed yet";
-
-  constructor(url: string, database: string, poolSize: number) {
-    this.label = serverLabel(url);
-    this.db = new Kysely<DB>({ dialect: new MysqlDialect({ pool: createMysqlPool(url, database, poolSize) }) });
-  }
-
-  markReachable(): void {
-    this.reachable = true;
-    this.error = undefined;
-  }
-
-  markUnreachable(error: unknown): void {
-    this.reachable = false;
-    this.error = error instanceof Error ? error.message : String(error);
-  }
-
-  health(): ServerHealth {
-    return this.error === undefined
-      ? { server: this.label, reachable: this.reachable }
-      : { server: this.label, reachable: this.reachable, error: this.error };
-  }
-}
-
-class Replica<DB> extends Server<DB> {
-  inRotation = false;
-  lagSeconds: number | null = null;
-
-  override markUnreachable(error: unknown): void {
-    super.markUnreachable(error);
-    this.lagSeconds = null;
-    this.inRotation = false;
-  }
-
-  override health(): ReplicaHealth {
-    return { ...super.health(), lagSeconds: this.lagSeconds, inRotation: this.inRotation };
-  }
-}
-
 const FALL_BACK_TO_PRIMARY = Symbol("fall back to primary");
 
 /** A MariaDB/MySQL database with one primary and zero or more replicas. */
 export class MysqlDatabase<DB> implements Database<DB> {
   readonly name: string;
-  private readonly primary: Server<DB>;
-  private readonly replicas: Replica<DB>[];
-  private readonly lag: ReplicaLagTracker;
+  private primary: Server<DB>;
+  private replicas: Replica<DB>[];
+  private lag: ReplicaLagTracker;
+  private topologyCheckedAt = 0;
+  private refreshing: Promise<boolean> | undefined;
   private readonly roundRobin = new RoundRobin<Replica<DB>>();
   private flavor: ReplicationFlavor | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
@@ -135,8 +78,9 @@ export class MysqlDatabase<DB> implements Database<DB> {
 
   /** Creates the database if needed and learns the server flavor; throws a connection error while the primary is unreachable. */
   async connect(): Promise<void> {
+    await this.refreshTopology();
     const admin = new Kysely<unknown>({
-      dialect: new MysqlDialect({ pool: createMysqlPool(this.options.primaryUrl, undefined, 1) }),
+      dialect: new MysqlDialect({ pool: createMysqlPool(this.primary.url, undefined, 1) }),
     });
     try {
       await sql`create database if not exists ${sql.id(this.options.database)} character set utf8mb4 collate utf8mb4_bin`.execute(admin);
@@ -180,13 +124,13 @@ export class MysqlDatabase<DB> implements Database<DB> {
       }
     }
     this.stats.primaryReads++;
-    return this.onPrimary("read", () => query(this.primary.db));
+    return this.onPrimary("read", (primary) => query(primary.db));
   }
 
   async readLatest<T>(query: (db: Kysely<DB>) => Promise<T>): Promise<T> {
     if (this.primary.reachable) {
       try {
-        const result = await this.onPrimary("read", () => query(this.primary.db));
+        const result = await this.onPrimary("read", (primary) => query(primary.db));
         this.stats.primaryReads++;
         return result;
       } catch (error) {
@@ -198,8 +142,8 @@ export class MysqlDatabase<DB> implements Database<DB> {
 
   async write<T>(work: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
     const key = currentConsistencyKey();
-    const { result, position } = await this.onPrimary("write", () =>
-      this.primary.db.connection().execute(async (connection) => {
+    const { result, position } = await this.onPrimary("write", (primary) =>
+      primary.db.connection().execute(async (connection) => {
         const result = await connection.transaction().execute(work);
         const position = key === undefined ? undefined : await this.requireFlavor().lastWritePosition(connection as Kysely<unknown>);
         return { result, position };
@@ -233,6 +177,17 @@ export class MysqlDatabase<DB> implements Database<DB> {
     });
   }
 
+  /** Reads the stored topology and, when it names other servers than those in use, switches to them without a restart. */
+  async refreshTopology(): Promise<void> {
+    this.refreshing ??= this.reloadTopology().finally(() => {
+      this.refreshing = undefined;
+    });
+    if (!(await this.refreshing) || !this.flavor) return;
+    // A probe already under way looks at the old servers; the next one sees the new.
+    await this.probing;
+    await this.probe();
+  }
+
   health(): DatabaseHealth {
     const replicas = this.replicas.map((replica) => replica.health());
     const readable = this.primary.reachable || replicas.some((replica) => replica.inRotation);
@@ -254,6 +209,44 @@ export class MysqlDatabase<DB> implements Database<DB> {
     if (this.probeTimer) clearInterval(this.probeTimer);
     await this.probing;
     await Promise.all([this.primary, ...this.replicas].map((server) => server.db.destroy()));
+  }
+
+  /** True when it switched servers. */
+  private async reloadTopology(): Promise<boolean> {
+    this.topologyCheckedAt = Date.now();
+    if (!this.options.loadTopology) return false;
+    const configured = { primaryUrl: this.options.primaryUrl, replicaUrls: this.options.replicaUrls };
+    let stored: StoredTopology | undefined;
+    try {
+      stored = await this.options.loadTopology();
+    } catch (error) {
+      this.options.logger.warn(`${this.name}: the stored topology could not be read, keeping ${this.primary.label} as primary: ${String(error)}`);
+      return false;
+    }
+    const resolved = resolveTopology(configured, stored);
+    if (resolved.ignored !== undefined) this.options.logger.warn(`${this.name}: ${resolved.ignored}`);
+    const inUse = [this.primary.url, ...this.replicas.map((replica) => replica.url)].join(" ");
+    if ([resolved.urls.primaryUrl, ...resolved.urls.replicaUrls].join(" ") === inUse) return false;
+    this.switchTo(resolved.urls);
+    const replicas = this.replicas.map((replica) => replica.label).join(", ") || "none";
+    this.options.logger.info(`${this.name}: primary is now ${this.primary.label}, replicas ${replicas} (${resolved.source} topology)`);
+    return true;
+  }
+
+  private switchTo(urls: ServerUrls): void {
+    const previousPrimary = this.primary;
+    const previousReplicas = new Map(this.replicas.map((replica) => [replica.url, replica]));
+    this.primary = new Server<DB>(urls.primaryUrl, this.options.database, this.options.poolSize);
+    this.replicas = urls.replicaUrls.map((url) => {
+      const kept = previousReplicas.get(url);
+      previousReplicas.delete(url);
+      return kept ?? new Replica<DB>(url, this.options.database, this.options.poolSize);
+    });
+    this.lag = new ReplicaLagTracker(this.replicas.map((replica) => replica.label));
+    // Queries already running on the old pools finish or fail on their own; the pools then close.
+    for (const server of [previousPrimary, ...previousReplicas.values()]) {
+      void server.db.destroy().catch(() => undefined);
+    }
   }
 
   private markKey(consistencyKey: string): string {
@@ -278,18 +271,20 @@ export class MysqlDatabase<DB> implements Database<DB> {
     });
   }
 
-  private async onPrimary<T>(purpose: "read" | "write", work: () => Promise<T>): Promise<T> {
+  private async onPrimary<T>(purpose: "read" | "write", work: (primary: Server<DB>) => Promise<T>): Promise<T> {
+    // The server at the start: a promotion may switch this.primary while the work runs.
+    const primary = this.primary;
     // Fail fast while the probe knows the primary is down, instead of every request waiting on a connect timeout.
-    if (!this.primary.reachable && purpose === "write") {
+    if (!primary.reachable && purpose === "write") {
       throw new UnavailableError(`The ${this.name} database cannot accept changes right now; try again shortly.`);
     }
     try {
-      const result = await work();
+      const result = await work(primary);
       return result;
     } catch (error) {
       if (!isConnectionError(error)) throw error;
-      this.primary.markUnreachable(error);
-      this.options.logger.warn(`${this.name}: primary ${this.primary.label} failed a ${purpose}: ${this.primary.error}`);
+      primary.markUnreachable(error);
+      this.options.logger.warn(`${this.name}: primary ${primary.label} failed a ${purpose}: ${primary.error}`);
       throw new UnavailableError(
         purpose === "write"
           ? `The ${this.name} database cannot accept changes right now; try again shortly.`
@@ -308,22 +303,30 @@ export class MysqlDatabase<DB> implements Database<DB> {
   private async probeOnce(): Promise<void> {
     const flavor = this.flavor;
     if (!flavor) return;
+    // What is in use now: a promotion may switch servers while this probe waits on them.
+    const { primary, replicas, lag } = this;
     const timeoutMs = Math.max(1000, this.options.probeIntervalMs * 2);
-    const wasReachable = this.primary.reachable;
+    const wasReachable = primary.reachable;
     try {
-      const position = await withTimeout(flavor.serverPosition(this.primary.db as Kysely<unknown>), timeoutMs);
-      this.primary.markReachable();
-      this.lag.observePrimary(position, Date.now());
-      if (!wasReachable) this.options.logger.info(`${this.name}: primary ${this.primary.label} is reachable`);
+      const position = await withTimeout(flavor.serverPosition(primary.db as Kysely<unknown>), timeoutMs);
+      primary.markReachable();
+      lag.observePrimary(position, Date.now());
+      if (!wasReachable) this.options.logger.info(`${this.name}: primary ${primary.label} is reachable`);
     } catch (error) {
-      this.primary.markUnreachable(error);
-      if (wasReachable) this.options.logger.warn(`${this.name}: primary ${this.primary.label} is unreachable: ${this.primary.error}`);
+      primary.markUnreachable(error);
+      if (wasReachable) this.options.logger.warn(`${this.name}: primary ${primary.label} is unreachable: ${primary.error}`);
+      if (Date.now() - this.topologyCheckedAt >= TOPOLOGY_RECHECK_MS) {
+        this.refreshing ??= this.reloadTopology().finally(() => {
+          this.refreshing = undefined;
+        });
+        if (await this.refreshing) return this.probeOnce();
+      }
     }
-    await Promise.all(this.replicas.map((replica) => this.probeReplica(flavor, replica, timeoutMs)));
+    await Promise.all(replicas.map((replica) => this.probeReplica(flavor, replica, lag, timeoutMs)));
   }
 
-  private async probeReplica(flavor: ReplicationFlavor, replica: Replica<DB>, timeoutMs: number): Promise<void> {
-    const positions = this.lag.positionsToCheck(replica.label);
+  private async probeReplica(flavor: ReplicationFlavor, replica: Replica<DB>, lag: ReplicaLagTracker, timeoutMs: number): Promise<void> {
+    const positions = lag.positionsToCheck(replica.label);
     try {
       const applied = await withTimeout(
         positions.length > 0
@@ -332,7 +335,7 @@ export class MysqlDatabase<DB> implements Database<DB> {
         timeoutMs,
       );
       replica.markReachable();
-      replica.lagSeconds = this.lag.recordApplied(replica.label, applied, Date.now());
+      replica.lagSeconds = lag.recordApplied(replica.label, applied, Date.now());
     } catch (error) {
       replica.markUnreachable(error);
     }

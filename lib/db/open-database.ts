@@ -3,6 +3,7 @@ import type { Database, DatabaseLogger } from "./database";
 import { MysqlDatabase } from "./mysql-database";
 import type { WriteMarkStore } from "./read-your-writes";
 import { SqliteDatabase } from "./sqlite-database";
+import type { TopologyStore } from "./topology";
 
 export function createDatabase<DB>(
   name: DatabaseName,
@@ -10,6 +11,7 @@ export function createDatabase<DB>(
   replication: ReplicationSettings,
   writeMarks: WriteMarkStore,
   logger: DatabaseLogger,
+  topology?: TopologyStore,
 ): Database<DB> {
   if (settings.kind === "sqlite") {
     return new SqliteDatabase<DB>(name, settings.file, logger);
@@ -26,5 +28,6 @@ export function createDatabase<DB>(
     readYourWritesWindowMs: replication.readYourWritesWindowMs,
     writeMarks,
     logger,
+    loadTopology: topology ? () => topology.load(name) : undefined,
   });
 }

@@ -37,6 +37,9 @@ export class SqliteDatabase<DB> implements Database<DB> {
     await sql`select 1`.execute(this.db);
   }
 
+  /** One file, no replicas: nothing to follow. */
+  async refreshTopology(): Promise<void> {}
+
   async read<T>(query: (db: Kysely<DB>) => Promise<T>): Promise<T> {
     this.reads++;
     return query(this.db);

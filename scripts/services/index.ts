@@ -31,7 +31,7 @@ export { requireBinaries, ALL_BINARIES } from "./binaries";
 
 export interface ServicesRequest {
   /** templateDir: a datadir from prepareMariaDbTemplate (see startMariaDbReplicationSet for the default). */
-  readonly mariadb?: { readonly replicas: number; readonly templateDir?: string };
+  readonly mariadb?: { readonly replicas: number; readonly templateDir?: string; readonly semiSync?: boolean };
   readonly redis?: boolean;
   readonly nats?: boolean;
   readonly s3?: boolean | { readonly bucket?: string };
@@ -62,8 +62,8 @@ export async function startServices(request: ServicesRequest): Promise<TestServi
   const { baseDir } = request;
   const starting: Array<Promise<Started>> = [];
   if (request.mariadb !== undefined) {
-    const { replicas, templateDir } = request.mariadb;
-    starting.push(startMariaDbReplicationSet({ replicas, baseDir, templateDir }).then((mariadb) => ({ mariadb })));
+    const { replicas, templateDir, semiSync } = request.mariadb;
+    starting.push(startMariaDbReplicationSet({ replicas, baseDir, templateDir, semiSync }).then((mariadb) => ({ mariadb })));
   }
   if (request.redis === true) starting.push(startRedis({ baseDir }).then((redis) => ({ redis })));
   if (request.nats === true) starting.push(startNats({ baseDir }).then((nats) => ({ nats })));

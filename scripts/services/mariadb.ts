@@ -9,9 +9,15 @@
  *              that directory.
  *     templateDir: a datadir from prepareMariaDbTemplate; default $SHOAL_TEST_MARIADB_TEMPLATE, else
  *              one is made on first use and reused for the rest of this process.
- *   MariaDbServer: name, port, socket, dir, start(), stop(), isRunning(), query() as root over the socket.
+ *   MariaDbServer: name, port, socket, dir, start(), stop(), kill() (SIGKILL), isRunning(), query() as root over the socket.
+ *     semiSync: semi-synchronous replication (the primary's commits wait for a replica's acknowledgement,
+ *              AFTER_SYNC); every server has both sides loaded, so a promoted replica can take the role.
  *   MariaDbReplicationSet: primary, replicas, primaryUrl, replicaUrls (user `shoal`, no database),
+ *     adminUser/adminPassword (every privilege, over TCP: what promotion needs),
  *     stopReplicaSqlThread(i), startReplicaSqlThread(i), waitForReplicaCatchUp(i, timeoutMs), stop().
+ *
+ * Replicas keep a binary log of what they apply (log_slave_updates), so any of them can be promoted and
+ * the others replicate from it by GTID.
  *
  * The `shoal` user may do anything on databases named shoal_* and nothing else; in particular it lacks
  * READ_ONLY ADMIN, so writing to a replica fails with ER_OPTION_PREVENTS_STATEMENT (1290).
@@ -40,6 +46,9 @@ const run = promisify(execFile);
 
 export const APP_USER = "shoal";
 const REPLICATION_USER = "replicator";
+const ADMIN_USER = "shoal_admin";
+/** Long enough that a commit in a test never falls back to asynchronous while a replica is up. */
+const SEMI_SYNC_TIMEOUT_MS = 60_000;
 /** mariadbd refuses to run as root; as root we hand the instance directories to this account. */
 const SERVER_ACCOUNT = "mysql";
 const MAX_REPLICAS = 3;
@@ -57,6 +66,8 @@ export interface MariaDbServer {
   start(): Promise<void>;
   /** Clean shutdown (SIGTERM); resolves when the process has exited. */
   stop(): Promise<void>;
+  /** SIGKILL, as a crash: nothing is flushed; resolves when the process has exited. */
+  kill(): Promise<void>;
   isRunning(): boolean;
   /** Runs one statement as root over the unix socket; non-SELECT statements give []. */
   query<T = unknown>(sql: string, params?: unknown[]): Promise<T[]>;
@@ -67,6 +78,9 @@ export interface MariaDbReplicationSet {
   readonly replicas: readonly MariaDbServer[];
   /** mysql://shoal:<password>@127.0.0.1:<port> (no database in the path) */
   readonly primaryUrl: string;
+  /** An account with every privilege, over TCP from 127.0.0.1 (MYSQL_ADMIN_USER, MYSQL_ADMIN_PASSWORD). */
+  readonly adminUser: string;
+  readonly adminPassword: string;
   readonly replicaUrls: readonly string[];
   /** STOP SLAVE SQL_THREAD: the replica keeps receiving events but stops applying them. */
   stopReplicaSqlThread(index: number): Promise<void>;
@@ -81,6 +95,7 @@ export interface MariaDbReplicationSetOptions {
   readonly replicas: number;
   readonly baseDir?: string;
   readonly templateDir?: string;
+  readonly semiSync?: boolean;
 }
 
 const runningAsRoot = (): boolean => process.getuid?.() === 0;
@@ -144,7 +159,7 @@ function templateForThisProcess(): Promise<string> {
   return templateMadeByThisProcess;
 }
 
-type Role = { kind: "primary" } | { kind: "replica"; serverId: number };
+type Role = { kind: "primary"; semiSync: boolean } | { kind: "replica"; serverId: number; semiSync: boolean };
 
 class MariaDbInstance implements MariaDbServer {
   readonly socket: string;
@@ -202,6 +217,10 @@ class MariaDbInstance implements MariaDbServer {
     return this.process.stop();
   }
 
+  kill(): Promise<void> {
+    return this.process.kill("SIGKILL");
+  }
+
   isRunning(): boolean {
     return this.process.isRunning();
   }
@@ -247,11 +266,22 @@ class MariaDbInstance implements MariaDbServer {
       "--collation-server=utf8mb4_unicode_ci",
       "--gtid-strict-mode=1",
     ];
+    const binlog = ["--log-bin=mysql-bin", "--binlog-format=ROW"];
+    const semiSync = this.role.semiSync
+      ? [
+          `--rpl-semi-sync-master-enabled=${this.role.kind === "primary" ? "ON" : "OFF"}`,
+          `--rpl-semi-sync-slave-enabled=${this.role.kind === "replica" ? "ON" : "OFF"}`,
+          "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
+          // Asynchronous until a replica has connected (setup runs before any does), semi-synchronous from then on.
+          "--rpl-semi-sync-master-wait-no-slave=OFF",
+          `--rpl-semi-sync-master-timeout=${SEMI_SYNC_TIMEOUT_MS}`,
+        ]
+      : [];
     if (this.role.kind === "primary") {
-      return [...common, "--server-id=1", "--log-bin=mysql-bin", "--binlog-format=ROW"];
+      return [...common, "--server-id=1", ...binlog, ...semiSync];
     }
     // Slave threads start by themselves on restart (no --skip-slave-start) from master.info in the datadir.
-    return [...common, `--server-id=${this.role.serverId}`, "--read-only=1", "--relay-log=relay-bin"];
+    return [...common, `--server-id=${this.role.serverId}`, "--read-only=1", "--relay-log=relay-bin", ...binlog, "--log-slave-updates=1", ...semiSync];
   }
 }
 
@@ -296,12 +326,14 @@ export async function startMariaDbReplicationSet(options: MariaDbReplicationSetO
   deleteDirectoryWhenProcessEnds(setDir);
   await makeTraversable(setDir);
 
-  const primary = new MariaDbInstance("primary", path.join(setDir, "primary"), { kind: "primary" });
+  const semiSync = options.semiSync ?? false;
+  const primary = new MariaDbInstance("primary", path.join(setDir, "primary"), { kind: "primary", semiSync });
   const replicas = Array.from(
     { length: replicaCount },
     (_, index) => new MariaDbInstance(`replica-${index + 1}`, path.join(setDir, `replica-${index + 1}`), {
       kind: "replica",
       serverId: index + 2,
+      semiSync,
     }),
   );
   const all = [primary, ...replicas];
@@ -312,6 +344,7 @@ export async function startMariaDbReplicationSet(options: MariaDbReplicationSetO
 
   const appPassword = password();
   const replicationPassword = password();
+  const adminPassword = password();
 
   const replica = (index: number): MariaDbServer => {
     const server = replicas[index];
@@ -344,6 +377,8 @@ export async function startMariaDbReplicationSet(options: MariaDbReplicationSetO
     await primary.query("GRANT REPLICATION SLAVE ON *.* TO ?@'127.0.0.1'", [REPLICATION_USER]);
     await primary.query("CREATE USER ?@'%' IDENTIFIED BY ?", [APP_USER, appPassword]);
     await primary.query("GRANT ALL PRIVILEGES ON `shoal\\_%`.* TO ?@'%'", [APP_USER]);
+    await primary.query("CREATE USER ?@'127.0.0.1' IDENTIFIED BY ?", [ADMIN_USER, adminPassword]);
+    await primary.query("GRANT ALL PRIVILEGES ON *.* TO ?@'127.0.0.1'", [ADMIN_USER]);
 
     await Promise.all(
       replicas.map(async (server, index) => {
@@ -366,6 +401,8 @@ export async function startMariaDbReplicationSet(options: MariaDbReplicationSetO
     primary,
     replicas,
     primaryUrl: mysqlUrl(APP_USER, appPassword, primary.port),
+    adminUser: ADMIN_USER,
+    adminPassword,
     replicaUrls: replicas.map((server) => mysqlUrl(APP_USER, appPassword, server.port)),
     stopReplicaSqlThread: async (index) => {
       await replica(index).query("STOP SLAVE SQL_THREAD");
