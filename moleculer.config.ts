@@ -14,6 +14,7 @@ import { AppError } from "./lib/errors";
 import { isSharedPage, SHARED_PAGE_LOCAL_ENTRIES, SHARED_PAGE_LOCAL_TTL_MS } from "./lib/media/media-cache";
 import { CHANNEL_ADAPTER_CONNECTED_EVENT } from "./lib/service-contracts";
 import { paramsValidationMiddleware } from "./mixins/params-validation.middleware";
+import { transportFailFastMiddleware } from "./mixins/transport-fail-fast.middleware";
 
 /** What the API and services put in ctx.meta. */
 export interface ShoalMeta {
@@ -235,7 +236,7 @@ export function brokerOptions(settings: Settings): BrokerOptions {
     // Process metrics are collected under NODE_ENV=test too, so that tests see what production serves.
     metrics: { enabled: true, collectProcessMetrics: true, reporter: [new GatewayPrometheusReporter({ excludes: [...HOST_IDENTIFYING_METRICS, ...UNSERVED_METRICS] }) as unknown as string] },
     tracing: { enabled: false },
-    middlewares: [unservedMetricsMiddleware, consistencyKeyMiddleware, cacherTuningMiddleware, paramsValidationMiddleware, ...(jobsOnThisNode ? [channelsMiddleware(settings), channelsConnectedMiddleware] : [])] as unknown as BrokerOptions["middlewares"],
+    middlewares: [unservedMetricsMiddleware, consistencyKeyMiddleware, cacherTuningMiddleware, paramsValidationMiddleware, transportFailFastMiddleware, ...(jobsOnThisNode ? [channelsMiddleware(settings), channelsConnectedMiddleware] : [])] as unknown as BrokerOptions["middlewares"],
     errorHandler(error) {
       throw toMoleculerError(error);
     },

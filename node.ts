@@ -9,6 +9,7 @@ import { MetricsListener } from "./lib/http/metrics-listener";
 import { createRuntime } from "./lib/runtime";
 import type { Runtime } from "./lib/runtime";
 import { brokerOptions, GatewayPrometheusReporter } from "./moleculer.config";
+import { transporterConnected } from "./mixins/transport-fail-fast.middleware";
 import { apiService } from "./services/api.service";
 import { mediaService } from "./services/media.service";
 import { processingService } from "./services/processing.service";
@@ -66,7 +67,7 @@ export function createNode(settings: Settings, options: NodeOptions = {}): Shoal
 
   runtime.health.register("transporter", () =>
     broker.transit
-      ? { status: broker.transit.connected ? "ok" : "down", kind: "nats" }
+      ? { status: transporterConnected(broker) ? "ok" : "down", kind: "nats" }
       : { status: "ok", kind: "none" },
   );
   if (settings.services.some((name) => name === "api" || name === "media")) {

@@ -24,7 +24,8 @@ export function jobChannelNatsOptions(): JobChannelNatsOptions {
   return {
     // Job messages are nudges (the database is the truth, and the reconciler re-enqueues what is still
     // pending): a week of them is plenty, and bounds both the stream and what a new worker group reads.
-    streamConfig: { max_age: nanos(JOB_MESSAGE_MAX_AGE_MS) },
+    // On disk (JetStream's default, said here so that it stays so): queued jobs survive a restart of NATS.
+    streamConfig: { max_age: nanos(JOB_MESSAGE_MAX_AGE_MS), storage: "file" },
     // The adapter's default is "new": a durable consumer created after messages were published (the first
     // worker of a group) would skip them. "all" starts it at the beginning of the stream. It matters only
     // when the consumer is created: an existing durable keeps its configuration and its position.
