@@ -167,6 +167,8 @@ export interface Settings {
   readonly shutdownTimeoutSeconds: number;
   /** How long a stopping node still serves new requests while readiness says 503, so the load balancer can notice first. */
   readonly shutdownDelaySeconds: number;
+  /** Copies of this node run as one group sharing PORT (Node's cluster module), so that one node uses every core. */
+  readonly processes: number;
 }
 
 /** A setting is missing or malformed; the message is one line naming the variable. */
@@ -214,6 +216,7 @@ const schemas = {
   positiveNumber: z.coerce.number().positive(),
   nonNegativeNumber: z.coerce.number().min(0).max(300),
   ffmpegThreads: z.coerce.number().int().min(1).max(16),
+  processes: z.union([z.literal("auto").transform(() => os.availableParallelism()), z.coerce.number().int().min(1).max(64)]),
   logLevel: z.enum(LOG_LEVELS),
   bool: z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) => ["true", "1", "yes"].includes(v)),
   nats: urlSchema(["nats:", "tls:"], "nats://"),
@@ -301,6 +304,13 @@ function parseMysqlDatabases(reader: EnvReader): Record<DatabaseName, DatabaseSe
   return Object.fromEntries(entries) as Record<DatabaseName, DatabaseSettings>;
 }
 
+/** Embedded mode keeps its data in one process (SQLite files, in-process channels): it runs as one. */
+function parseProcesses(reader: EnvReader, cluster: boolean): number {
+  const processes = reader.withDefault("NODE_PROCESSES", schemas.processes, 1);
+  if (processes > 1 && !cluster) throw new SettingsError("NODE_PROCESSES", "more than 1 needs SHOAL_MODE=cluster (an embedded node keeps its data in one process)");
+  return processes;
+}
+
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
     Object.freeze(value);
@@ -377,6 +387,7 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
     },
     shutdownTimeoutSeconds: reader.withDefault("SHUTDOWN_TIMEOUT_SECONDS", schemas.positiveInt, 30),
     shutdownDelaySeconds: reader.withDefault("SHUTDOWN_DELAY_SECONDS", schemas.nonNegativeNumber, 0),
+    processes: parseProcesses(reader, cluster),
     metrics: {
       port: reader.optional("METRICS_PORT", schemas.port),
       host: reader.withDefault("METRICS_HOST", schemas.host, "127.0.0.1"),

@@ -102,7 +102,17 @@ describe("parseSettings: embedded mode (no environment)", () => {
       metrics: { port: undefined, host: "127.0.0.1", token: undefined },
       shutdownTimeoutSeconds: 30,
       shutdownDelaySeconds: 0,
+      processes: 1,
     });
+  });
+
+  it("runs a cluster node as several processes on request, one per core with auto, and an embedded node as one", () => {
+    expect(parseSettings({ ...CLUSTER, NODE_PROCESSES: "3" }, CWD).processes).toBe(3);
+    expect(parseSettings({ ...CLUSTER, NODE_PROCESSES: "auto" }, CWD).processes).toBe(os.availableParallelism());
+    expect(() => parseSettings({ ...CLUSTER, NODE_PROCESSES: "0" }, CWD)).toThrow(/^NODE_PROCESSES: /);
+    expect(() => parseSettings({ ...CLUSTER, NODE_PROCESSES: "many" }, CWD)).toThrow(/^NODE_PROCESSES: /);
+    expect(parseSettings({ NODE_PROCESSES: "1" }, CWD).processes).toBe(1);
+    expect(() => parseSettings({ NODE_PROCESSES: "2" }, CWD)).toThrow(/^NODE_PROCESSES: more than 1 needs SHOAL_MODE=cluster/);
   });
 
   it("serves metrics on a listener of its own only when METRICS_PORT is set, and takes a token of at least 16 characters", () => {
