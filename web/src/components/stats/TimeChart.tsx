@@ -22,6 +22,14 @@ interface Props {
   readonly height?: number;
 }
 
+/** Tick labels in the words the rest of the page uses: times within two days, days within a year and a half, else months. */
+function timeTicks(ticks: number[]): string[] {
+  const span = (ticks[ticks.length - 1] ?? 0) - (ticks[0] ?? 0);
+  const options: Intl.DateTimeFormatOptions =
+    span <= 2 * 86_400 ? { hour: "2-digit", minute: "2-digit" } : span <= 540 * 86_400 ? { day: "numeric", month: "short" } : { month: "short", year: "numeric" };
+  return ticks.map((tick) => new Date(tick * 1000).toLocaleString("en-GB", options));
+}
+
 function cssColor(name: string, fallback: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 }
@@ -43,7 +51,7 @@ export function TimeChart({ times, lines, unit, label, width, height = 240 }: Pr
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true } },
       axes: [
-        axis,
+        { ...axis, values: (_chart, ticks) => timeTicks(ticks) },
         { ...axis, size: 72, values: (_chart, ticks) => ticks.map((tick) => formatValue(tick, unit)) },
       ],
       series: [
