@@ -16,6 +16,10 @@ export interface ReplicationFlavor {
   hasApplied(replica: Kysely<unknown>, positions: readonly string[]): Promise<boolean[]>;
   /** Waits up to timeoutMs for this replica to apply the position; true when it has. */
   waitForPosition(replica: Kysely<unknown>, position: string, timeoutMs: number): Promise<boolean>;
+  /** Every transaction this server has applied, its own or replicated: the position of a snapshot taken on it. */
+  appliedPosition(db: Kysely<unknown>): Promise<string>;
+  /** The logical dump tool and its options for a consistent dump of one database (lib/backups), and the client that loads one. */
+  readonly dump: { readonly program: string; readonly options: readonly string[]; readonly client: string };
 }
 
 async function scalar<T>(db: Kysely<unknown>, query: ReturnType<typeof sql<{ value: T }>>): Promise<T> {
@@ -46,6 +50,12 @@ const mariadb: ReplicationFlavor = {
     );
     return Number(value) === 0;
   },
+  appliedPosition: (db) => scalar<string>(db, sql<{ value: string }>`select @@global.gtid_current_pos as value`),
+  dump: {
+    program: "mariadb-dump",
+    options: ["--single-transaction", "--gtid", "--routines", "--triggers", "--events", "--hex-blob"],
+    client: "mariadb",
+  },
 };
 
 const mysql: ReplicationFlavor = {
@@ -68,6 +78,13 @@ const mysql: ReplicationFlavor = {
       sql<{ value: number | string }>`select wait_for_executed_gtid_set(${position}, ${timeoutMs / 1000}) as value`,
     );
     return Number(value) === 0;
+  },
+  appliedPosition: (db) => scalar<string>(db, sql<{ value: string }>`select @@global.gtid_executed as value`),
+  dump: {
+    program: "mysqldump",
+    // The GTID set goes into the manifest; as a comment it does not stop loading into a server with its own history.
+    options: ["--single-transaction", "--set-gtid-purged=COMMENTED", "--routines", "--triggers", "--events", "--hex-blob"],
+    client: "mysql",
   },
 };
 
