@@ -120,6 +120,20 @@ export interface JobSettings {
   readonly ffmpegThreads: number;
 }
 
+/** View counting and the site's snapshots. */
+export interface StatsSettings {
+  /** How often a media node moves counted views into the media database. */
+  readonly viewFlushSeconds: number;
+  /** Whether this node's site service takes the hourly and daily snapshots (one node at a time, under a lease). */
+  readonly snapshots: boolean;
+  /** Minute past each hour (UTC) at which the hour just ended, and after midnight the day just ended, are taken. */
+  readonly snapshotMinute: number;
+  /** Hourly snapshots older than this many days are dropped. */
+  readonly hourlyRetentionDays: number;
+  /** Daily snapshots older than this many days are dropped; 0 keeps them for ever. */
+  readonly dailyRetentionDays: number;
+}
+
 export interface MetricsSettings {
   /** A listener of its own for /metrics and detailed health, bound to `host`; none when undefined. */
   readonly port: number | undefined;
@@ -137,6 +151,7 @@ export interface Settings {
   readonly dataDir: string;
   readonly databases: Readonly<Record<DatabaseName, DatabaseSettings>>;
   readonly replication: ReplicationSettings;
+  readonly stats: StatsSettings;
   readonly failover: FailoverSettings;
   readonly transporter: { readonly kind: "none" } | { readonly kind: "nats"; readonly url: string };
   readonly cache:
@@ -420,6 +435,13 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
       reconcileIntervalSeconds: reader.withDefault("JOB_RECONCILE_INTERVAL_SECONDS", schemas.positiveInt, 60),
       kinds: reader.list("PROCESSING_KINDS", schemas.mediaKind) ?? ["image", "video", "audio"],
       ffmpegThreads: reader.withDefault("FFMPEG_THREADS", schemas.ffmpegThreads, 2),
+    },
+    stats: {
+      viewFlushSeconds: reader.withDefault("STATS_VIEW_FLUSH_SECONDS", schemas.positiveInt, 20),
+      snapshots: reader.withDefault("STATS_SNAPSHOTS", schemas.bool, true),
+      snapshotMinute: reader.withDefault("STATS_SNAPSHOT_MINUTE", z.coerce.number().int().min(0).max(59), 5),
+      hourlyRetentionDays: reader.withDefault("STATS_HOURLY_RETENTION_DAYS", schemas.positiveInt, 90),
+      dailyRetentionDays: reader.withDefault("STATS_DAILY_RETENTION_DAYS", z.coerce.number().int().min(0), 0),
     },
     rateLimits: {
       loginFailuresPerAccountPerHour: reader.withDefault("RATE_LOGIN_FAILURES_PER_ACCOUNT_PER_HOUR", schemas.positiveInt, 10),
