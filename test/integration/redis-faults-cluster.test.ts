@@ -53,7 +53,9 @@ async function rename(node: RunningNode, title: string): Promise<void> {
   expect({ status: answer.status, title: answer.body?.media.title }).toEqual({ status: 200, title });
 }
 
+/** Reads the item on node B (filling the cache when it can), then lists the item's entries in the shared cache. */
 async function cachedMediaKeys(): Promise<string[]> {
+  await itemOn(nodeB);
   return direct.keys(`shoal-cache*media.get*${itemId}*`);
 }
 
