@@ -1,6 +1,7 @@
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
+import { cronSchedule } from "../lib/scheduling/schedule";
 
 export const SERVICE_NAMES = ["api", "users", "media", "site", "processing"] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
@@ -134,6 +135,26 @@ export interface StatsSettings {
   readonly dailyRetentionDays: number;
 }
 
+export interface BackupSettings {
+  /** BACKUP_ENCRYPTION_KEY (32 bytes, base64); embedded mode makes one in the data directory when unset, cluster mode refuses to back up. */
+  readonly encryptionKey: string | undefined;
+  /** Cron expression of the full backups. */
+  readonly schedule: string;
+  /** Cron expression of the restore drills; undefined: a drill after each backup. */
+  readonly drillSchedule: string | undefined;
+  /** Cluster mode: the bucket backups go to (default: the media bucket, under backups/). */
+  readonly s3Bucket: string | undefined;
+  /** Embedded mode: the directory backups and object copies go to (default: <data dir>/backups; better on another disk). */
+  readonly dir: string;
+  /** Where drills restore into a scratch database (default: each database's primary). */
+  readonly drillMysqlUrl: string | undefined;
+  /** Without a passed drill for this long, health says degraded. */
+  readonly maxUnverifiedHours: number;
+  readonly keepDaily: number;
+  readonly keepWeekly: number;
+  readonly keepMonthly: number;
+}
+
 export interface MetricsSettings {
   /** A listener of its own for /metrics and detailed health, bound to `host`; none when undefined. */
   readonly port: number | undefined;
@@ -178,6 +199,7 @@ export interface Settings {
   readonly delivery: DeliverySettings;
   readonly jobs: JobSettings;
   readonly metrics: MetricsSettings;
+  readonly backups: BackupSettings;
   /** How long a stopping node lets requests, tus PATCHes and jobs in flight finish before it exits anyway. */
   readonly shutdownTimeoutSeconds: number;
   /** How long a stopping node still serves new requests while readiness says 503, so the load balancer can notice first. */
@@ -244,6 +266,15 @@ const schemas = {
   host: z.string().regex(/^(?:[A-Za-z0-9.-]+|[0-9a-fA-F:]+)$/, "is not a host name or IP address"),
   proxy: z.string().regex(/^(loopback|linklocal|uniquelocal|[0-9a-fA-F.:]+(\/\d{1,3})?)$/, "is not an IP address, CIDR range or loopback/linklocal/uniquelocal"),
   origin: urlSchema(["http:", "https:"], "http(s)://").transform((value) => new URL(value).origin),
+  backupKey: z.string().refine((value) => Buffer.from(value, "base64").length === 32, "must be 32 bytes in base64 (openssl rand -base64 32)"),
+  cron: z.string().superRefine((value, ctx) => {
+    try {
+      cronSchedule(value);
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: error instanceof Error ? error.message : String(error) });
+    }
+  }),
+  nonNegativeInt: z.coerce.number().int().min(0),
   identifier: z.string().regex(/^[A-Za-z0-9_]*$/, "may contain only letters, digits and _"),
 };
 
@@ -403,6 +434,18 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
     shutdownTimeoutSeconds: reader.withDefault("SHUTDOWN_TIMEOUT_SECONDS", schemas.positiveInt, 30),
     shutdownDelaySeconds: reader.withDefault("SHUTDOWN_DELAY_SECONDS", schemas.nonNegativeNumber, 0),
     processes: parseProcesses(reader, cluster),
+    backups: {
+      encryptionKey: reader.optional("BACKUP_ENCRYPTION_KEY", schemas.backupKey),
+      schedule: reader.withDefault("BACKUP_SCHEDULE", schemas.cron, "0 2 * * *"),
+      drillSchedule: reader.optional("BACKUP_DRILL_SCHEDULE", schemas.cron),
+      s3Bucket: cluster ? reader.optional("BACKUP_S3_BUCKET", schemas.nonEmpty) : undefined,
+      dir: path.resolve(cwd, reader.withDefault("BACKUP_DIR", schemas.nonEmpty, path.join(dataDir, "backups"))),
+      drillMysqlUrl: reader.optional("BACKUP_DRILL_MYSQL_URL", mysqlUrl),
+      maxUnverifiedHours: reader.withDefault("BACKUP_MAX_UNVERIFIED_HOURS", schemas.positiveInt, 48),
+      keepDaily: reader.withDefault("BACKUP_KEEP_DAILY", schemas.nonNegativeInt, 7),
+      keepWeekly: reader.withDefault("BACKUP_KEEP_WEEKLY", schemas.nonNegativeInt, 4),
+      keepMonthly: reader.withDefault("BACKUP_KEEP_MONTHLY", schemas.nonNegativeInt, 12),
+    },
     metrics: {
       port: reader.optional("METRICS_PORT", schemas.port),
       host: reader.withDefault("METRICS_HOST", schemas.host, "127.0.0.1"),

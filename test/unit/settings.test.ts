@@ -100,10 +100,29 @@ describe("parseSettings: embedded mode (no environment)", () => {
         uploadsPerUserPerHour: 200,
       },
       metrics: { port: undefined, host: "127.0.0.1", token: undefined },
+      backups: {
+        encryptionKey: undefined,
+        schedule: "0 2 * * *",
+        drillSchedule: undefined,
+        s3Bucket: undefined,
+        dir: "/srv/shoal/data/backups",
+        drillMysqlUrl: undefined,
+        maxUnverifiedHours: 48,
+        keepDaily: 7,
+        keepWeekly: 4,
+        keepMonthly: 12,
+      },
       shutdownTimeoutSeconds: 30,
       shutdownDelaySeconds: 0,
       processes: 1,
     });
+  });
+
+  it("refuses a backup schedule that is not cron, and a backup key that is not 32 bytes of base64", () => {
+    expect(() => parseSettings({ BACKUP_SCHEDULE: "every night" }, "/srv/shoal")).toThrow(/^BACKUP_SCHEDULE: "every night" is not a cron schedule/);
+    expect(() => parseSettings({ BACKUP_DRILL_SCHEDULE: "61 * * * *" }, "/srv/shoal")).toThrow(/^BACKUP_DRILL_SCHEDULE: /);
+    expect(() => parseSettings({ BACKUP_ENCRYPTION_KEY: "c2hvcnQ=" }, "/srv/shoal")).toThrow("BACKUP_ENCRYPTION_KEY: ");
+    expect(() => parseSettings({ BACKUP_KEEP_DAILY: "-1" }, "/srv/shoal")).toThrow("BACKUP_KEEP_DAILY: ");
   });
 
   it("runs a cluster node as several processes on request, one per core with auto, and an embedded node as one", () => {
