@@ -23,8 +23,9 @@ const released: Unlock = () => Promise.resolve();
  * a failing command opens the circuit instead of failing the request. Moleculer's cacher middleware calls the
  * handler directly while `connected` is false, so that is the circuit's state.
  *
- * Cleans skipped or lost during an outage, and entries a slow Redis received late, could leave stale answers:
- * when Redis answers again, the whole cache is emptied before it is used again. Answers the circuit (for health).
+ * A clean skipped or failed during an outage, or an entry whose write failed (a slow Redis may still store it, late),
+ * could leave stale answers: after such a miss, the whole cache is emptied when Redis answers again, before it is used
+ * again. A failed read alone empties nothing, so a brief stall costs no cache-wide refill. Answers the circuit (for health).
  */
 export function guardSharedCache(cacher: GuardedCacher, client: WatchedClient): RedisCircuit {
   Object.defineProperty(cacher, "connected", {
@@ -42,16 +43,34 @@ export function guardSharedCache(cacher: GuardedCacher, client: WatchedClient): 
     tryLock: cacher.tryLock?.bind(cacher),
     getWithTTL: cacher.getWithTTL?.bind(cacher),
   };
-  const circuit = new RedisCircuit(client, { recover: () => shared.clean("*") });
+  // Writes missed since the cache was last emptied; one missed during the emptying calls for another.
+  let missedWrites = 0;
+  const circuit = new RedisCircuit(client, {
+    recover: async () => {
+      const missedBefore = missedWrites;
+      if (missedBefore === 0) return;
+      await shared.clean("*");
+      missedWrites -= missedBefore;
+    },
+  });
+  const missed = (error: unknown): undefined => {
+    void error;
+    missedWrites += 1;
+    return undefined;
+  };
   const skipped = <T>(fallback: T) => (error: unknown): T => {
     void error;
     return fallback;
   };
 
   cacher.get = (key) => circuit.run(() => shared.get(key)).catch(skipped(null));
-  cacher.set = (key, data, ttl) => circuit.run(() => shared.set(key, data, ttl)).catch(skipped(undefined));
-  cacher.del = (key) => circuit.run(() => shared.del(key)).catch(skipped(undefined));
-  cacher.clean = (match) => circuit.run(() => shared.clean(match)).catch(skipped(undefined));
+  // A write skipped while the circuit is open stored nothing; one that failed may have been stored.
+  cacher.set = (key, data, ttl) => {
+    if (!circuit.available) return Promise.resolve(undefined);
+    return circuit.run(() => shared.set(key, data, ttl)).catch(missed);
+  };
+  cacher.del = (key) => circuit.run(() => shared.del(key)).catch(missed);
+  cacher.clean = (match) => circuit.run(() => shared.clean(match)).catch(missed);
   const { getWithTTL, tryLock } = shared;
   if (getWithTTL) {
     cacher.getWithTTL = (key) => circuit.run(() => getWithTTL(key)).catch(skipped({ data: null, ttl: null }));
