@@ -1,0 +1,190 @@
+/**
+ * The soak's clients (bench/soak.ts): tus uploaders, readers of the feed, items and thumbnails, and open
+ * sockets, each recording every request's route, time and outcome until told to stop.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type { Socket } from "socket.io-client";
+import { io } from "socket.io-client";
+import { tusUpload } from "../test/support/uploads";
+import { delay, PROJECT_ROOT, round } from "./harness/common";
+
+/** Mixed media from the fixtures: photos, an animation, video and audio. */
+export const SOAK_FIXTURES = [
+  { file: "exif_jpeg/orientation_6.jpg", type: "image/jpeg" },
+  { file: "image_formats/png_rgba_alpha.png", type: "image/png" },
+  { file: "video/webm_vp9_bbb_10s.webm", type: "video/webm" },
+  { file: "image_formats/webp_lossy_exif.webp", type: "image/webp" },
+  { file: "audio/mp3_id3v24_cover.mp3", type: "audio/mpeg" },
+  { file: "image_formats/gif_animated_30frames.gif", type: "image/gif" },
+  { file: "video/mp4_h264_aac51_1080p60.mp4", type: "video/mp4" },
+  { file: "audio/ogg_vorbis.ogg", type: "audio/ogg" },
+] as const;
+
+export interface Failure {
+  readonly route: string;
+  readonly detail: string;
+  readonly at: string;
+}
+
+/** Every request's time by route, and every failure. */
+export class Recorder {
+  readonly timings = new Map<string, number[]>();
+  readonly failures: Failure[] = [];
+
+  async time<T>(route: string, work: () => Promise<T>): Promise<T | undefined> {
+    const started = performance.now();
+    try {
+      const result = await work();
+      const list = this.timings.get(route) ?? [];
+      list.push(performance.now() - started);
+      this.timings.set(route, list);
+      return result;
+    } catch (error) {
+      this.failures.push({ route, detail: error instanceof Error ? error.message : String(error), at: new Date().toISOString() });
+      return undefined;
+    }
+  }
+
+  /** p50 and p99 in ms with the count, per route. */
+  summary(): Record<string, { count: number; p50Ms: number; p99Ms: number; maxMs: number }> {
+    const percentile = (sorted: readonly number[], share: number): number => sorted[Math.min(sorted.length - 1, Math.floor(share * sorted.length))] ?? 0;
+    return Object.fromEntries(
+      [...this.timings].map(([route, values]) => {
+        const sorted = [...values].sort((a, b) => a - b);
+        return [route, { count: sorted.length, p50Ms: round(percentile(sorted, 0.5), 1), p99Ms: round(percentile(sorted, 0.99), 1), maxMs: round(sorted.at(-1) ?? 0, 1) }];
+      }),
+    );
+  }
+}
+
+async function expectOk(response: Response, what: string): Promise<Response> {
+  if (!response.ok) throw new Error(`${what}: ${response.status} ${(await response.text()).slice(0, 200)}`);
+  return response;
+}
+
+interface MediaView {
+  readonly id: string;
+  readonly status: string;
+  readonly reason?: string | null;
+  readonly variants?: ReadonlyArray<{ readonly name: string; readonly url: string }>;
+}
+
+export interface SoakState {
+  stopping: boolean;
+  /** Every item an uploader made, by id. */
+  readonly items: Map<string, { status: string; kind: string }>;
+  /** Public items that are ready, for readers. */
+  readonly readyIds: string[];
+}
+
+/** One uploader: uploads a fixture with tus, makes it public, waits until it is ready, and goes on with the next. */
+export async function runUploader(baseUrl: string, token: string, index: number, state: SoakState, recorder: Recorder): Promise<void> {
+  const auth = { Authorization: `Bearer ${token}` };
+  for (let round = 0; !state.stopping; round++) {
+    const fixture = SOAK_FIXTURES[(index + round) % SOAK_FIXTURES.length] as (typeof SOAK_FIXTURES)[number];
+    const bytes = fs.readFileSync(path.join(PROJECT_ROOT, "test/fixtures", fixture.file));
+    const uploaded = await recorder.time("tus upload (create + PATCHes)", async () => {
+      const result = await tusUpload(bytes, {
+        endpoint: `${baseUrl}/api/uploads`,
+        token,
+        metadata: { filename: path.basename(fixture.file), filetype: fixture.type, title: `soak ${index}.${round}` },
+        chunkSize: 512 * 1024,
+      });
+      if (result.mediaId === null) throw new Error("the final PATCH named no media id");
+      return result.mediaId;
+    });
+    if (uploaded === undefined) {
+      await delay(2000);
+      continue;
+    }
+    state.items.set(uploaded, { status: "uploaded", kind: fixture.type.split("/")[0] ?? "?" });
+    await recorder.time("PATCH /api/media/:id", async () =>
+      expectOk(
+        await fetch(`${baseUrl}/api/media/${uploaded}`, { method: "PATCH", headers: { ...auth, "Content-Type": "application/json" }, body: JSON.stringify({ visibility: "public" }) }),
+        "make public",
+      ),
+    );
+    await waitUntilSettled(baseUrl, auth, uploaded, state, recorder);
+  }
+}
+
+/** Polls the item every second (as a page without a socket would) until it is ready or failed. */
+export async function waitUntilSettled(baseUrl: string, auth: Record<string, string>, id: string, state: SoakState, recorder: Recorder, timeoutMs = 600_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const media = await recorder.time("GET /api/media/:id (owner)", async () => {
+      const response = await expectOk(await fetch(`${baseUrl}/api/media/${id}`, { headers: auth }), `item ${id}`);
+      return ((await response.json()) as { media: MediaView }).media;
+    });
+    if (media !== undefined) {
+      state.items.set(id, { ...(state.items.get(id) ?? { kind: "?" }), status: media.status });
+      if (media.status === "ready") {
+        state.readyIds.push(id);
+        return;
+      }
+      if (media.status === "failed") {
+        recorder.failures.push({ route: "processing", detail: `${id} failed: ${media.reason ?? "?"}`, at: new Date().toISOString() });
+        return;
+      }
+    }
+    await delay(1000);
+  }
+}
+
+/** One reader: the public feed, then an item from it and its thumbnail, with a pause between requests. */
+export async function runReader(baseUrl: string, index: number, state: SoakState, recorder: Recorder, pauseMs: number): Promise<void> {
+  await delay((index * 37) % pauseMs);
+  for (let round = 0; !state.stopping; round++) {
+    const feed = await recorder.time("GET /api/media?scope=public", async () => {
+      const response = await expectOk(await fetch(`${baseUrl}/api/media?scope=public&limit=24`), "feed");
+      return ((await response.json()) as { items: MediaView[] }).items;
+    });
+    await delay(pauseMs);
+    const pick = feed?.[(index + round) % Math.max(1, feed.length)];
+    if (pick === undefined || state.stopping) continue;
+    const media = await recorder.time("GET /api/media/:id", async () => {
+      const response = await expectOk(await fetch(`${baseUrl}/api/media/${pick.id}`), `item ${pick.id}`);
+      return ((await response.json()) as { media: MediaView }).media;
+    });
+    await delay(pauseMs);
+    const thumb = media?.variants?.find((variant) => variant.name === "thumb" || variant.name === "poster" || variant.name === "cover");
+    if (thumb === undefined || state.stopping) continue;
+    await recorder.time("GET thumbnail (signed S3 URL)", async () => {
+      const response = await expectOk(await fetch(new URL(thumb.url, baseUrl)), "thumbnail");
+      await response.arrayBuffer();
+    });
+    await delay(pauseMs);
+  }
+}
+
+export interface SocketStats {
+  connected: number;
+  unexpectedDisconnects: number;
+  connectErrors: number;
+  events: number;
+}
+
+/** Opens a socket with the session behind `token` through the load balancer; counts what happens to it. */
+export function openSoakSocket(baseUrl: string, token: string, stats: SocketStats, recorder: Recorder): Promise<Socket> {
+  // WebSocket only: Node's client keeps no cookies, so long-polling would lose the load balancer's sticky cookie.
+  const socket = io(baseUrl, { path: "/socket.io", auth: { token }, transports: ["websocket"], reconnection: false, forceNew: true });
+  for (const event of ["media:progress", "media:ready", "media:failed", "upload:progress"]) socket.on(event, () => stats.events++);
+  return new Promise((resolve) => {
+    socket.once("connect", () => {
+      stats.connected++;
+      socket.once("disconnect", (reason) => {
+        if (reason !== "io client disconnect") {
+          stats.unexpectedDisconnects++;
+          recorder.failures.push({ route: "socket", detail: `disconnected: ${reason}`, at: new Date().toISOString() });
+        }
+      });
+      resolve(socket);
+    });
+    socket.once("connect_error", (error) => {
+      stats.connectErrors++;
+      recorder.failures.push({ route: "socket", detail: `connect_error: ${error.message}`, at: new Date().toISOString() });
+      resolve(socket);
+    });
+  });
+}

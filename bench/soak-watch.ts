@@ -1,0 +1,101 @@
+/**
+ * What the soak (bench/soak.ts) watches besides the clients: each node's RSS and open file descriptors and
+ * the primary's connections every few seconds, and the files left behind on the nodes and in the bucket.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import mysql from "mysql2/promise";
+import type { RowDataPacket } from "mysql2/promise";
+import type { Cluster } from "../scripts/cluster/launcher";
+import { round } from "./harness/common";
+
+export interface Sample {
+  readonly atSeconds: number;
+  /** Node name → RSS in MiB, open fds. */
+  readonly nodes: Readonly<Record<string, { readonly rssMiB: number; readonly fds: number }>>;
+  /** SHOW PROCESSLIST on the primary: every connection but the sampler's own. */
+  readonly primaryConnections: number;
+  readonly loadAverage1m: number;
+}
+
+function rssMiB(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return round(kib / 1024, 1);
+}
+
+const openFds = (pid: number): number => fs.readdirSync(`/proc/${pid}/fd`).length;
+
+/** The primary's unix socket, from the launcher's record of its log file (root is allowed over the socket). */
+export function primarySocket(cluster: Cluster): string {
+  const primary = cluster.processes().find((each) => each.name === "mariadb-primary");
+  const logFile = primary?.logFiles[0];
+  if (logFile === undefined) throw new Error("the cluster has no MariaDB primary");
+  return path.join(path.dirname(logFile), "mysqld.sock");
+}
+
+export async function takeSample(cluster: Cluster, socketPath: string, startedAt: number, loadAverage1m: number): Promise<Sample> {
+  const nodes: Record<string, { rssMiB: number; fds: number }> = {};
+  for (const node of cluster.nodes) {
+    if (node.pid !== undefined) nodes[node.name] = { rssMiB: rssMiB(node.pid), fds: openFds(node.pid) };
+  }
+  const connection = await mysql.createConnection({ socketPath, user: "root" });
+  try {
+    const [rows] = await connection.query<RowDataPacket[]>("SHOW PROCESSLIST");
+    return { atSeconds: round((Date.now() - startedAt) / 1000, 1), nodes, primaryConnections: rows.length - 1, loadAverage1m };
+  } finally {
+    connection.destroy();
+  }
+}
+
+export interface Trend {
+  readonly first: number;
+  readonly last: number;
+  readonly max: number;
+  /** Mean of the last window over the mean of the first. */
+  readonly ratio: number;
+}
+
+/** Compares the mean of the samples in the first and the last `windowSeconds` of the run. */
+export function trend(samples: readonly Sample[], value: (sample: Sample) => number | undefined, windowSeconds: number): Trend {
+  const end = samples.at(-1)?.atSeconds ?? 0;
+  const mean = (list: readonly Sample[]): number => {
+    const values = list.map(value).filter((each): each is number => each !== undefined);
+    return values.length === 0 ? 0 : values.reduce((sum, each) => sum + each, 0) / values.length;
+  };
+  const start = samples[0]?.atSeconds ?? 0;
+  const first = mean(samples.filter((sample) => sample.atSeconds <= start + windowSeconds));
+  const last = mean(samples.filter((sample) => sample.atSeconds >= end - windowSeconds));
+  const max = Math.max(0, ...samples.map(value).filter((each): each is number => each !== undefined));
+  return { first: round(first, 1), last: round(last, 1), max: round(max, 1), ratio: first > 0 ? round(last / first, 3) : 0 };
+}
+
+function filesUnder(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile()).map((entry) => path.join(entry.parentPath, entry.name));
+}
+
+/** Every file in the nodes' data directories (their TMPDIR too). */
+export function nodeFiles(cluster: Cluster): Set<string> {
+  return new Set(filesUnder(path.join(cluster.dir, "nodes")));
+}
+
+export interface BucketContents {
+  readonly objectKeys: readonly string[];
+  /** Multipart uploads begun and neither completed nor aborted. */
+  readonly pendingMultipartUploads: number;
+}
+
+/** The bucket as s3rver keeps it on disk under the cluster's directory. */
+export function bucketContents(cluster: Cluster, bucket = "shoal"): BucketContents {
+  const s3Dir = fs.readdirSync(cluster.dir).find((name) => name.startsWith("shoal-s3-"));
+  if (s3Dir === undefined) throw new Error(`no s3rver directory under ${cluster.dir}`);
+  const root = path.join(cluster.dir, s3Dir, bucket);
+  const suffix = "._S3rver_object";
+  const objectKeys = filesUnder(root)
+    .filter((file) => file.endsWith(suffix) && !file.includes("._S3rver_uploads"))
+    .map((file) => path.relative(root, file).slice(0, -suffix.length));
+  const uploads = path.join(root, "._S3rver_uploads");
+  const pendingMultipartUploads = fs.existsSync(uploads) ? fs.readdirSync(uploads).length : 0;
+  return { objectKeys, pendingMultipartUploads };
+}
