@@ -1,6 +1,8 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { Transform } from "node:stream";
+import type { TransformCallback } from "node:stream";
 import mysql from "mysql2/promise";
 import type { RowDataPacket } from "mysql2/promise";
 import type { ArchiveSink, BinlogArchiverPorts, BinlogStream } from "./binlog-archiver";
@@ -80,11 +82,35 @@ export interface ReplayOptions {
   /** Applies them to a database of another name (a drill's scratch database). */
   readonly renameDatabase?: { readonly from: string; readonly to: string };
   /**
-   * Applies without writing the target's own binary log (SET sql_log_bin=0; needs SUPER or BINLOG ADMIN):
-   * needed when the target is a server with a binary log of its own and gtid_strict_mode, where the archived
-   * GTIDs would be out of order.
+   * Applies without writing the target's own binary log (SET sql_log_bin=0; needs SUPER or BINLOG ADMIN),
+   * so that a drill's scratch changes do not reach the target's replicas.
    */
   readonly skipTargetBinlog?: boolean;
+  /**
+   * Applies each transaction under its archived GTID. Off by default: a target with a binary log of its own in
+   * gtid_strict_mode (any MariaDB primary, or one that the dump was just restored into) refuses GTIDs lower than
+   * its own, so the target numbers the replayed transactions itself.
+   */
+  readonly keepGtids?: boolean;
+}
+
+/** mariadb-binlog's line that makes the next transaction take the archived GTID's sequence number. */
+const GTID_SEQ_NO_LINE = /^\/\*M?!100001 SET @@session\.gtid_seq_no=\d+\*\/\/\*!\*\/;$/;
+
+/** Drops the lines that set a transaction's GTID sequence number, whole lines at a time. */
+class WithoutGtidSequence extends Transform {
+  private rest = "";
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const lines = (this.rest + chunk.toString("latin1")).split("\n");
+    this.rest = lines.pop() ?? "";
+    const kept = lines.filter((line) => !GTID_SEQ_NO_LINE.test(line));
+    callback(null, kept.length > 0 ? Buffer.from(kept.join("\n") + "\n", "latin1") : undefined);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    callback(null, this.rest === "" || GTID_SEQ_NO_LINE.test(this.rest) ? undefined : Buffer.from(this.rest, "latin1"));
+  }
 }
 
 /** "YYYY-MM-DD HH:MM:SS" in UTC; mariadb-binlog reads it in its time zone, which the replay sets to UTC. */
@@ -123,7 +149,7 @@ export async function replayBinlogs(options: ReplayOptions): Promise<{ sqlBytes:
   reader.stdout.on("data", (chunk: Buffer) => {
     sqlBytes += chunk.length;
   });
-  reader.stdout.pipe(applier.stdin);
+  (options.keepGtids ? reader.stdout : reader.stdout.pipe(new WithoutGtidSequence())).pipe(applier.stdin);
   // The applier failing first closes its input; the reader's EPIPE is then not the error to report.
   applier.stdin.on("error", () => undefined);
   const exitOf = (child: typeof reader | typeof applier, name: string, errors: () => string) =>
