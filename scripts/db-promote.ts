@@ -45,7 +45,7 @@ async function withRedis<T>(url: string, work: (redis: ReturnType<typeof createR
 
 /** Promotes, stores the topology, and broadcasts it to every node (used by this command and the REPL's `promote`). */
 export async function promoteAndAnnounce(settings: Settings, broker: ServiceBroker, request: PromoteDatabaseRequest): Promise<PromoteDatabaseOutcome> {
-  if (settings.cache.kind !== "redis") throw new Error("promotion needs SHOAL_MODE=cluster (Redis keeps the topology)");
+  if (settings.cache.kind !== "redis") throw new Error("promotion needs SHOAL_MODE=cluster: embedded mode has no replicas");
   const outcome = await withRedis(settings.cache.url, (redis) => promoteDatabase(settings, redis, request));
   const event: DbTopologyChanged = { databases: outcome.databases, primary: outcome.primary };
   await broker.broadcast(DB_TOPOLOGY_CHANGED_EVENT, event);
@@ -90,6 +90,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const settings = parseSettings(process.env);
+  if (settings.mode !== "cluster") throw new Error("promotion needs SHOAL_MODE=cluster: embedded mode has no replicas");
   const logLevel = process.env.LOG_LEVEL?.trim() ? settings.logLevel : "warn";
   const node = createNode({ ...settings, logLevel, services: [], nodeId: settings.nodeId ?? `db-promote-${os.hostname()}-${process.pid}` });
   try {
