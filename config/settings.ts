@@ -150,6 +150,8 @@ export interface BackupSettings {
   readonly drillMysqlUrl: string | undefined;
   /** Without a passed drill for this long, health says degraded. */
   readonly maxUnverifiedHours: number;
+  /** Cluster mode: how often the binlog archiver uploads what it has received (closed binary logs and the growing one). */
+  readonly binlogFlushSeconds: number;
   readonly keepDaily: number;
   readonly keepWeekly: number;
   readonly keepMonthly: number;
@@ -442,6 +444,7 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
       dir: path.resolve(cwd, reader.withDefault("BACKUP_DIR", schemas.nonEmpty, path.join(dataDir, "backups"))),
       drillMysqlUrl: reader.optional("BACKUP_DRILL_MYSQL_URL", mysqlUrl),
       maxUnverifiedHours: reader.withDefault("BACKUP_MAX_UNVERIFIED_HOURS", schemas.positiveInt, 48),
+      binlogFlushSeconds: reader.withDefault("BACKUP_BINLOG_FLUSH_SECONDS", schemas.positiveInt, 30),
       keepDaily: reader.withDefault("BACKUP_KEEP_DAILY", schemas.nonNegativeInt, 7),
       keepWeekly: reader.withDefault("BACKUP_KEEP_WEEKLY", schemas.nonNegativeInt, 4),
       keepMonthly: reader.withDefault("BACKUP_KEEP_MONTHLY", schemas.nonNegativeInt, 12),

@@ -80,6 +80,7 @@ describe("parseSettings: embedded mode (no environment)", () => {
         dir: path.join(DATA, "uploads"),
       },
       delivery: { signedUrlTtlSeconds: 900, publicBaseUrl: undefined },
+      failover: { blockSeconds: 3600, semiSync: false, adminUser: undefined, adminPassword: undefined },
       jobs: {
         concurrency: os.availableParallelism(),
         maxInFlight: 64,
@@ -108,6 +109,7 @@ describe("parseSettings: embedded mode (no environment)", () => {
         dir: "/srv/shoal/data/backups",
         drillMysqlUrl: undefined,
         maxUnverifiedHours: 48,
+        binlogFlushSeconds: 30,
         keepDaily: 7,
         keepWeekly: 4,
         keepMonthly: 12,
@@ -123,6 +125,7 @@ describe("parseSettings: embedded mode (no environment)", () => {
     expect(() => parseSettings({ BACKUP_DRILL_SCHEDULE: "61 * * * *" }, "/srv/shoal")).toThrow(/^BACKUP_DRILL_SCHEDULE: /);
     expect(() => parseSettings({ BACKUP_ENCRYPTION_KEY: "c2hvcnQ=" }, "/srv/shoal")).toThrow("BACKUP_ENCRYPTION_KEY: ");
     expect(() => parseSettings({ BACKUP_KEEP_DAILY: "-1" }, "/srv/shoal")).toThrow("BACKUP_KEEP_DAILY: ");
+    expect(() => parseSettings({ BACKUP_BINLOG_FLUSH_SECONDS: "0" }, "/srv/shoal")).toThrow("BACKUP_BINLOG_FLUSH_SECONDS: ");
   });
 
   it("runs a cluster node as several processes on request, one per core with auto, and an embedded node as one", () => {
@@ -192,6 +195,13 @@ describe("parseSettings: embedded mode (no environment)", () => {
 
   it("does not require any cluster variable", () => {
     expect(() => parseSettings({ SHOAL_MODE: "embedded" }, CWD)).not.toThrow();
+  });
+
+  it("takes the promotion's block window, semi-sync and admin account, and rejects a malformed one", () => {
+    const settings = parseSettings({ DB_FAILOVER_BLOCK_SECONDS: "60", DB_SEMI_SYNC: "true", MYSQL_ADMIN_USER: "failover", MYSQL_ADMIN_PASSWORD: "s3cret" });
+    expect(settings.failover).toEqual({ blockSeconds: 60, semiSync: true, adminUser: "failover", adminPassword: "s3cret" });
+    expect(() => parseSettings({ DB_FAILOVER_BLOCK_SECONDS: "0" })).toThrow(/^DB_FAILOVER_BLOCK_SECONDS: /);
+    expect(() => parseSettings({ DB_SEMI_SYNC: "sometimes" })).toThrow(/^DB_SEMI_SYNC: /);
   });
 
   it("derives the rejoin lag as half the maximum replica lag", () => {
