@@ -81,7 +81,6 @@ describe("parseSettings: embedded mode (no environment)", () => {
       },
       delivery: { signedUrlTtlSeconds: 900, publicBaseUrl: undefined },
       failover: { blockSeconds: 3600, semiSync: false, adminUser: undefined, adminPassword: undefined },
-      failover: { blockSeconds: 3600, semiSync: false, adminUser: undefined, adminPassword: undefined },
       jobs: {
         concurrency: os.availableParallelism(),
         maxInFlight: 64,
@@ -196,13 +195,6 @@ describe("parseSettings: embedded mode (no environment)", () => {
 
   it("does not require any cluster variable", () => {
     expect(() => parseSettings({ SHOAL_MODE: "embedded" }, CWD)).not.toThrow();
-  });
-
-  it("takes the promotion's block window, semi-sync and admin account, and rejects a malformed one", () => {
-    const settings = parseSettings({ DB_FAILOVER_BLOCK_SECONDS: "60", DB_SEMI_SYNC: "true", MYSQL_ADMIN_USER: "failover", MYSQL_ADMIN_PASSWORD: "s3cret" });
-    expect(settings.failover).toEqual({ blockSeconds: 60, semiSync: true, adminUser: "failover", adminPassword: "s3cret" });
-    expect(() => parseSettings({ DB_FAILOVER_BLOCK_SECONDS: "0" })).toThrow(/^DB_FAILOVER_BLOCK_SECONDS: /);
-    expect(() => parseSettings({ DB_SEMI_SYNC: "sometimes" })).toThrow(/^DB_SEMI_SYNC: /);
   });
 
   it("takes the promotion's block window, semi-sync and admin account, and rejects a malformed one", () => {
