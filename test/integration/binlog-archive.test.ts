@@ -3,13 +3,16 @@
  * writes, reconnects after the primary restarts with no GTID gap, reports a real gap, and the archive
  * replays to a point in time.
  */
+import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { BinlogArchiver, compareBinlogNames } from "../../lib/backups/binlog-archiver";
-import { emptyScan, parseGtidState, scanEvents } from "../../lib/backups/binlog-events";
-import { directoryArchiveSink } from "../../lib/backups/binlog-sinks";
+import { BinlogArchiver } from "../../lib/backups/binlog-archiver";
+import { BINLOG_MAGIC, emptyScan, parseGtidState, scanEvents } from "../../lib/backups/binlog-events";
+import { encryptedArchiveSink, fetchArchivedBinlogs, listArchivedBinlogs } from "../../lib/backups/binlog-sinks";
 import { mariadbBinlogPorts, replayBinlogs } from "../../lib/backups/binlog-tools";
+import { LocalStorage } from "../../lib/storage/local-storage";
+import { UrlSigner } from "../../lib/storage/signed-url";
 import { startMariaDbReplicationSet } from "../../scripts/services";
 import type { MariaDbReplicationSet } from "../../scripts/services";
 import { eventually } from "../support/nodes";
@@ -17,7 +20,10 @@ import { eventually } from "../support/nodes";
 let set: MariaDbReplicationSet;
 let adminUrl: string;
 let dir: string;
-let archiveDir: string;
+let storage: LocalStorage;
+const PREFIX = "backups/binlog/primary/";
+const key = randomBytes(32);
+let fetches = 0;
 let archiver: BinlogArchiver;
 const logged: string[] = [];
 const log = {
@@ -27,7 +33,7 @@ const log = {
 };
 
 function newArchiver(): BinlogArchiver {
-  return new BinlogArchiver(mariadbBinlogPorts({ url: adminUrl, serverId: 9001, sink: directoryArchiveSink(archiveDir) }), {
+  return new BinlogArchiver(mariadbBinlogPorts({ url: adminUrl, serverId: 9001, sink: encryptedArchiveSink(storage, PREFIX, key) }), {
     directory: path.join(dir, "spool"),
     flushIntervalMs: 200,
     restartDelayMs: 200,
@@ -53,21 +59,20 @@ async function archivedNow(): Promise<number> {
   return Date.now() - committed;
 }
 
-function archivedFiles(): string[] {
-  return fs
-    .readdirSync(archiveDir)
-    .filter((name) => /\.\d{6}$/.test(name))
-    .sort(compareBinlogNames)
-    .map((name) => path.join(archiveDir, name));
+/** The archived binary logs, decrypted into a directory of their own. */
+async function archivedFiles(): Promise<string[]> {
+  fetches += 1;
+  return fetchArchivedBinlogs(storage, PREFIX, await listArchivedBinlogs(storage, PREFIX), key, path.join(dir, `fetched-${fetches}`));
 }
 
 /** The highest GTID sequence (domain 0) in the archived files themselves, read back from the archive. */
-function seqInArchive(): bigint {
+async function seqInArchive(): Promise<bigint> {
   let highest = 0n;
-  for (const file of archivedFiles()) {
+  for (const file of await archivedFiles()) {
     const scan = emptyScan();
     scanEvents(scan, fs.readFileSync(file));
-    highest = [scan.lastGtids.get(0)?.seq ?? 0n, highest].reduce((a, b) => (a > b ? a : b));
+    const seq = scan.lastGtids.get(0)?.seq ?? 0n;
+    if (seq > highest) highest = seq;
   }
   return highest;
 }
@@ -76,7 +81,7 @@ beforeAll(async () => {
   set = await startMariaDbReplicationSet({ replicas: 1 });
   adminUrl = `mysql://${set.adminUser}:${encodeURIComponent(set.adminPassword)}@127.0.0.1:${set.primary.port}`;
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "shoal-binlog-archive-"));
-  archiveDir = path.join(dir, "archive");
+  storage = new LocalStorage(path.join(dir, "objects"), new UrlSigner(randomBytes(32).toString("hex")));
   archiver = newArchiver();
   await archiver.start();
 }, 120_000);
@@ -93,15 +98,20 @@ test("a committed write reaches the archive (RPO measured)", async () => {
   await set.primary.query("INSERT INTO shoal_archived.notes VALUES (1, 'first')");
   const rpoMs = await archivedNow();
   console.info(`binlog archive RPO: ${rpoMs} ms from commit to archive (flush every 200 ms here)`);
-  expect(seqInArchive()).toBe(await primaryPosition());
+  expect(await seqInArchive()).toBe(await primaryPosition());
   expect(archiver.status()).toMatchObject({ state: "streaming", gaps: [] });
+  // Stored encrypted: not a binary log without the key, and refused with another one.
+  const [first] = await listArchivedBinlogs(storage, PREFIX);
+  const stored = fs.readFileSync(storage.filePath(`${PREFIX}${first}`));
+  expect(stored.subarray(0, BINLOG_MAGIC.length).equals(BINLOG_MAGIC)).toBe(false);
+  await expect(fetchArchivedBinlogs(storage, PREFIX, [first!], randomBytes(32), path.join(dir, "wrong-key"))).rejects.toThrow();
 });
 
 test("the primary restarts: the archiver reconnects and the archive goes on with no GTID gap", async () => {
   await set.primary.query("INSERT INTO shoal_archived.notes VALUES (2, 'before the restart')");
   await archivedNow();
   const restartsBefore = archiver.status().restarts;
-  const filesBefore = archivedFiles().length;
+  const filesBefore = (await listArchivedBinlogs(storage, PREFIX)).length;
   await set.primary.stop();
   await eventually(async () => archiver.status().state, (state) => state !== "streaming", 30_000);
   await set.primary.start();
@@ -112,8 +122,8 @@ test("the primary restarts: the archiver reconnects and the archive goes on with
   expect(status.gaps).toEqual([]);
   expect(status.state).toBe("streaming");
   // The restart began a new binary log; the archive has it, and every GTID up to the primary's.
-  expect(archivedFiles().length).toBeGreaterThan(filesBefore);
-  expect(seqInArchive()).toBe(await primaryPosition());
+  expect((await listArchivedBinlogs(storage, PREFIX)).length).toBeGreaterThan(filesBefore);
+  expect(await seqInArchive()).toBe(await primaryPosition());
   expect(logged.filter((line) => line.startsWith("error"))).toEqual([]);
 }, 120_000);
 
@@ -133,7 +143,8 @@ test("replayed to a point in time, the archive reproduces the rows of that momen
 
   const rows = async () => (await set.primary.query<{ id: number }>("SELECT id FROM shoal_pitr.items ORDER BY id")).map((row) => row.id);
   // The primary has its own binary log in strict GTID mode: apply without logging.
-  const replay = (until: { time: Date } | { gtid: string }) => replayBinlogs({ files: archivedFiles(), target: adminUrl, fromGtid, until, skipTargetBinlog: true });
+  const files = await archivedFiles();
+  const replay = (until: { time: Date } | { gtid: string }) => replayBinlogs({ files, target: adminUrl, fromGtid, until, skipTargetBinlog: true });
 
   await set.primary.query("DROP DATABASE shoal_pitr");
   const applied = await replay({ time: moment });
