@@ -5,6 +5,7 @@ import type { SessionGate } from "../lib/auth/session-gate";
 import { findForbiddenKey } from "../lib/security/forbidden-keys";
 import { JSON_CONTENT_TYPE, matchesIfNoneMatch, renderJsonAnswer, REVALIDATED_ACTIONS, REVALIDATED_CACHE_CONTROL, UNCACHED_CACHE_CONTROL } from "../lib/http/revalidation";
 import type { RateLimits } from "../lib/security/rate-limits";
+import type { ItemRead } from "../lib/stats/view-stores";
 import type { ShoalMeta } from "../moleculer.config";
 
 /** The REST routes: one table, which the OpenAPI document is checked against. */
@@ -19,6 +20,9 @@ export const API_ALIASES: Readonly<Record<string, string>> = {
   "DELETE users/me": "users.deleteMe",
   "GET users/:id": "users.get",
   "GET admin/audit": "site.listAudit",
+  "GET admin/stats": "site.statsSeries",
+  "GET admin/stats/summary": "site.statsSummary",
+  "GET me/stats": "site.myStats",
   "GET media": "media.list",
   "GET media/:id": "media.get",
   "PATCH media/:id": "media.update",
@@ -54,6 +58,8 @@ export interface ApiRouteHandlers {
   readonly tus: (req: IncomingMessage, res: ServerResponse) => void;
   readonly multipart: (req: GatewayRequest, res: ServerResponse) => Promise<void>;
   readonly metrics: (req: IncomingMessage, res: ServerResponse) => void;
+  /** Counts a read of an item (GET /api/media/:id) as a view; never throws. */
+  readonly recordView: (read: ItemRead) => Promise<void>;
 }
 
 /** moleculer-web's routes: the JSON API, the tus and multipart upload routes, and /metrics. */
@@ -110,7 +116,12 @@ export function apiRoutes(handlers: ApiRouteHandlers): object[] {
       },
       aliases: API_ALIASES,
       onBeforeCall: identifyClient,
-      onAfterCall(ctx: GatewayContext, _route: unknown, req: IncomingMessage & { $action?: { name?: string } }, res: ServerResponse, data: unknown) {
+      async onAfterCall(ctx: GatewayContext, _route: unknown, req: IncomingMessage & { $action?: { name?: string } }, res: ServerResponse, data: unknown) {
+        // Here rather than in the action, so that answers from the cache and 304s count too.
+        if (req.method === "GET" && req.$action?.name === "media.get") {
+          const { user, session, ip, userAgent } = ctx.meta;
+          await handlers.recordView({ callerId: user?.id, sessionId: session?.id, ip, userAgent, answer: data });
+        }
         if (ctx.meta.$setSession) res.setHeader("Set-Cookie", gate.cookieHeader(ctx.meta.$setSession.token, ctx.meta.$setSession.maxAgeSeconds));
         else if (ctx.meta.$clearSession) res.setHeader("Set-Cookie", gate.cookieHeader("", 0));
         if (req.method === "GET" && REVALIDATED_ACTIONS.has(req.$action?.name ?? "") && typeof data === "object" && data !== null) {

@@ -24,6 +24,7 @@ import type { Runtime } from "../lib/runtime";
 import { LocalStorage } from "../lib/storage/local-storage";
 import { FILES_PATH_PREFIX } from "../lib/storage/signed-url";
 import { UploadGateway, uploadCatalogueThrough } from "../lib/uploads/upload-gateway";
+import { viewRecorder, viewStoreOf } from "../lib/stats/view-stores";
 import { toMoleculerError } from "../moleculer.config";
 import type { ShoalMeta } from "../moleculer.config";
 import { apiRoutes, API_ALIASES, UPLOAD_ID_PATTERN } from "./api.routes";
@@ -47,6 +48,8 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
   const settings = { ...runtime.settings, publicUrl: options.publicUrl };
   const gate = new SessionGate({ ...settings, secret: runtime.secret });
   const headers = securityHeaders(settings);
+  // A view that cannot be counted (Redis unreachable) is logged; the read itself is still answered.
+  let recordViewFailed = (_error: Error): void => undefined;
 
   let uploads: UploadGateway | undefined;
   let progressHub: ProgressHub | undefined;
@@ -72,6 +75,7 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
           sendJson(res, status, body);
         },
         metrics: metricsOnPublicPort(settings.metrics.token, options.renderMetrics),
+        recordView: viewRecorder(viewStoreOf(runtime), runtime.secret, (error) => recordViewFailed(error)),
       }),
       onError(this: { logger: { error(...args: unknown[]): void } }, req: IncomingMessage & { $ctx?: GatewayContext }, res: ServerResponse, thrown: unknown) {
         // Gateway errors (session, CSRF, rate limits, body parser) have not passed the broker's converter, nor the headers' middleware.
@@ -140,6 +144,7 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
 
     created() {
       const broker = this.broker;
+      recordViewFailed = (error) => this.logger.warn(`a view could not be counted: ${error.message}`);
       progressHub = new ProgressHub(options.frontDoor.server, {
         isAllowedOrigin: (req) => gate.isAllowedOrigin(req),
         redis: runtime.redis,

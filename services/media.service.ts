@@ -16,6 +16,7 @@ import {
   stalePatterns,
 } from "../lib/media/media-cache";
 import { MediaRepository } from "../lib/media/media-repository";
+import { MediaStatsRepository } from "../lib/stats/media-stats-repository";
 import { ProcessingRepository } from "../lib/media/processing-repository";
 import type { Finish } from "../lib/media/processing-repository";
 import { JobPublisher } from "../lib/jobs/job-channel";
@@ -34,6 +35,7 @@ import { authorize } from "../lib/auth/policy";
 import type { ShoalMeta } from "../moleculer.config";
 import { cacheInvalidationMixin, invalidateCache } from "../mixins/cache-invalidation.mixin";
 import { databaseMixin } from "../mixins/database.mixin";
+import { mediaStatsMixin } from "../mixins/media-stats.mixin";
 
 const mediaId = { type: "string", pattern: /^[A-Za-z0-9_-]{21}$/, messages: { stringPattern: "is not a media id" } };
 const userId = ulidParam("user");
@@ -59,6 +61,7 @@ function actorOf(ctx: MediaContext<unknown>): Actor {
 export function mediaService(runtime: Runtime): ServiceSchema {
   let catalogue: MediaCatalogue;
   let processing: ProcessingRepository;
+  let stats: MediaStatsRepository;
   let jobs: JobPublisher;
   let tombstones: TombstoneSweeper;
   let tombstoneSweep: PeriodicTask<number> | undefined;
@@ -93,6 +96,8 @@ export function mediaService(runtime: Runtime): ServiceSchema {
   return {
     name: "media",
     mixins: [
+      // First: a service's mixins stop in the order given, so its final flush of view counts runs before the database closes.
+      mediaStatsMixin(runtime, () => stats),
       databaseMixin<MediaDatabase>(runtime, "media", (db: Database<MediaDatabase>) => {
         const repository = new MediaRepository(db);
         catalogue = new MediaCatalogue({
@@ -101,6 +106,7 @@ export function mediaService(runtime: Runtime): ServiceSchema {
           delivery: new Delivery(runtime.storage, settings.delivery),
         });
         processing = new ProcessingRepository(db);
+        stats = new MediaStatsRepository(db);
         tombstones = new TombstoneSweeper({ repository, retentionDays: settings.mediaTombstoneRetentionDays });
       }),
       cacheInvalidationMixin,

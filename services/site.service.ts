@@ -3,22 +3,28 @@ import { authorize } from "../lib/auth/policy";
 import type { SiteDatabase } from "../lib/db/schemas/site";
 import type { Runtime } from "../lib/runtime";
 import { AuditRepository } from "../lib/site/audit-repository";
+import { SnapshotRepository } from "../lib/stats/snapshot-repository";
 import type { ShoalMeta } from "../moleculer.config";
 import { cacheInvalidationMixin } from "../mixins/cache-invalidation.mixin";
 import { databaseMixin } from "../mixins/database.mixin";
+import { siteStatsMixin } from "../mixins/site-stats.mixin";
 import { ULID_PATTERN } from "../lib/service-contracts";
 
 
 
-/** Owner of the site database: audit log, metric snapshots, backup catalogue. */
+/** Owner of the site database: audit log, metric snapshots and the statistics read from them, backup catalogue. */
 export function siteService(runtime: Runtime): ServiceSchema {
   let audit: AuditRepository;
+  let snapshots: SnapshotRepository;
 
   return {
     name: "site",
     mixins: [
+      // First: created after the database mixin (mixins are created last to first), stopped before it.
+      siteStatsMixin(runtime, () => snapshots),
       databaseMixin<SiteDatabase>(runtime, "site", (db) => {
         audit = new AuditRepository(db);
+        snapshots = new SnapshotRepository(db);
       }),
       cacheInvalidationMixin,
     ],

@@ -16,6 +16,7 @@ import { SessionRepository } from "../lib/users/session-repository";
 import type { Role } from "../lib/users/user-repository";
 import { UserRepository } from "../lib/users/user-repository";
 import { accountView, publicProfile } from "../lib/users/user-views";
+import { UserStatsRepository } from "../lib/stats/user-stats-repository";
 import type { ShoalMeta } from "../moleculer.config";
 import { cacheInvalidationMixin, invalidateCache } from "../mixins/cache-invalidation.mixin";
 import { databaseMixin } from "../mixins/database.mixin";
@@ -119,6 +120,15 @@ export function usersService(runtime: Runtime): ServiceSchema {
     },
 
     actions: {
+      /** Members and their activity for a snapshot period [from, to) (the site service's statistics; not routed). */
+      statsWindow: {
+        visibility: "public",
+        params: { $$strict: true, from: { type: "number", integer: true, min: 0 }, to: { type: "number", integer: true, min: 0 } },
+        handler(ctx: Context<{ from: number; to: number }>) {
+          return new UserStatsRepository(membership).window(ctx.params.from, ctx.params.to);
+        },
+      },
+
       register: {
         params: { $$strict: true, username, email, password },
         async handler(this: UsersThis, ctx: UsersContext<{ username: string; email: string; password: string }>) {

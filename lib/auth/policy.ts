@@ -14,7 +14,8 @@ export type Resource =
   | { readonly kind: "account"; readonly id: string }
   | { readonly kind: "media"; readonly ownerId: string; readonly visibility: Visibility }
   | { readonly kind: "media-collection" }
-  | { readonly kind: "audit-log" };
+  | { readonly kind: "audit-log" }
+  | { readonly kind: "site-stats" };
 
 export type Action = "read" | "create" | "update" | "delete" | "download-original" | "reprocess";
 
@@ -47,6 +48,7 @@ export function decide(actor: Actor, action: Action, resource: Resource): Decisi
       if (action === "create") return actor ? "allow" : "unauthenticated";
       return "forbidden";
     case "audit-log":
+    case "site-stats":
       if (!actor) return "unauthenticated";
       return isAdmin(actor) && action === "read" ? "allow" : "forbidden";
   }

@@ -261,7 +261,9 @@ export class MediaCatalogue {
           Promise.all((variants.get(row.id) ?? []).map(async (variant) => ({ ...variant, url: await delivery.objectUrl(variant.object_key, row.visibility) }))),
           decide(actor, "download-original", resourceOf(row)) === "allow" ? delivery.originalUrl(row) : Promise.resolve(null),
         ]);
-        return toMediaJson(row, { variants: withUrls, originalUrl, username: usernames.get(row.owner_id) ?? null });
+        const json = toMediaJson(row, { variants: withUrls, originalUrl, username: usernames.get(row.owner_id) ?? null });
+        // View counts are the owner's to see: never in an answer to anyone else (nor in the shared public feed).
+        return actor?.id === row.owner_id ? { ...json, views: Number(row.views ?? 0), uniqueViewers: Number(row.unique_viewers ?? 0) } : json;
       }),
     );
   }

@@ -39,6 +39,9 @@ export interface MediaJson {
   readonly owner: { readonly id: string; readonly username: string | null };
   readonly createdAt: string;
   readonly updatedAt: string;
+  /** Only for the owner: views by others, and unique viewers (each counted once a day), flushed every few seconds. */
+  readonly views?: number;
+  readonly uniqueViewers?: number;
 }
 
 /** What is needed besides the rows, already resolved (usernames, URLs). */

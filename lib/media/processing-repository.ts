@@ -41,6 +41,7 @@ export class ProcessingRepository {
         attempts: decision.attempt,
         progress_stage: "processing",
         progress_percent: 0,
+        processing_started_at: now,
         updated_at: now,
       };
       await trx.updateTable("media").set(changes).where("id", "=", id).execute();
@@ -77,13 +78,14 @@ export class ProcessingRepository {
         title: row.title ?? finish.title?.slice(0, 200) ?? null,
         progress_stage: "ready",
         progress_percent: 100,
+        finished_at: now,
       }),
       now,
     );
   }
 
   fail(id: string, reason: FailureReason, now: number): Promise<MediaRow | undefined> {
-    return this.transition(id, "failed", { reason, progress_stage: "failed", progress_percent: 100 }, now);
+    return this.transition(id, "failed", { reason, progress_stage: "failed", progress_percent: 100, finished_at: now }, now);
   }
 
   /** A failed attempt goes back to the queue. */
@@ -178,7 +180,7 @@ export class ProcessingRepository {
     return this.db.write(async (trx) => {
       await trx
         .updateTable("media")
-        .set({ status: "uploaded", reason: null, attempts: 0, progress_stage: null, progress_percent: null, updated_at: now })
+        .set({ status: "uploaded", reason: null, attempts: 0, progress_stage: null, progress_percent: null, finished_at: null, updated_at: now })
         .where("id", "=", id)
         .where("status", "in", ["ready", "failed"])
         .execute();

@@ -1,6 +1,8 @@
 import type { Migrations } from "../../lib/db/database";
 import * as auditMetricsBackups from "./0001_audit_metrics_backups";
+import * as snapshotPeriodsAndRankings from "./0002_snapshot_periods_and_rankings";
 
 export const siteMigrations: Migrations = {
   "0001_audit_metrics_backups": auditMetricsBackups,
+  "0002_snapshot_periods_and_rankings": snapshotPeriodsAndRankings,
 };

@@ -28,6 +28,27 @@ export interface MediaTable {
   progress_percent: number | null;
   created_at: number;
   updated_at: number;
+  /** Running totals, flushed in batches from the view counters (default 0). */
+  views?: number;
+  unique_viewers?: number;
+  /** When the latest processing attempt started, and when the item became ready or failed. */
+  processing_started_at?: number | null;
+  finished_at?: number | null;
+}
+
+/** Views and new unique viewers (first view of the day) of one item in one hour. */
+export interface MediaViewHoursTable {
+  media_id: string;
+  /** Start of the hour, milliseconds since the epoch. */
+  hour: number;
+  views: number;
+  unique_viewers: number;
+}
+
+/** View batches already applied (their ids), so that a batch applied again counts once. */
+export interface MediaViewFlushesTable {
+  id: string;
+  applied_at: number;
 }
 
 export interface VariantsTable {
@@ -56,4 +77,6 @@ export interface MediaDatabase {
   media: MediaTable;
   variants: VariantsTable;
   media_tombstones: MediaTombstonesTable;
+  media_view_hours: MediaViewHoursTable;
+  media_view_flushes: MediaViewFlushesTable;
 }

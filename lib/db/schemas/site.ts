@@ -16,7 +16,24 @@ export interface MetricSnapshotsTable {
   taken_at: number;
   name: string;
   value: number;
+  /** A label of the value, e.g. the reason of `failures_by_reason`; null for most metrics. */
   labels: string | null;
+  /** "hour" or "day": the period [period_start, period_start + its length) the value describes. */
+  period: string;
+  period_start: number;
+}
+
+/** A period's top lists: `uploaders` (value: bytes, second_value: items) and `items` (views, unique viewers). */
+export interface SnapshotRankingsTable {
+  period: string;
+  period_start: number;
+  list: string;
+  position: number;
+  subject_id: string;
+  label: string | null;
+  owner_label: string | null;
+  value: number;
+  second_value: number;
 }
 
 export interface BackupsTable {
@@ -33,5 +50,6 @@ export interface BackupsTable {
 export interface SiteDatabase {
   audit_log: AuditLogTable;
   metric_snapshots: MetricSnapshotsTable;
+  snapshot_rankings: SnapshotRankingsTable;
   backups: BackupsTable;
 }
