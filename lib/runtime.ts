@@ -9,7 +9,7 @@ import { MemoryExpiringStore, RedisExpiringStore } from "./expiring-store";
 import type { ExpiringStore } from "./expiring-store";
 import { HealthRegistry } from "./health";
 import { MemoryLeaseLock, RedisLeaseLock } from "./jobs/lease-lock";
-import type { LeaseLock } from "./jobs/lease-lock";
+import type { RenewableLeaseLock } from "./jobs/lease-lock";
 import { ensurePrivateDirectory, formatMode } from "./private-files";
 import { loadOrCreateSecret } from "./secret";
 import { PeriodicTasks } from "./scheduling/periodic-tasks";
@@ -36,7 +36,7 @@ export interface Runtime {
   /** Signs CSRF tokens and URLs; the same on every node. */
   readonly secret: string;
   /** The lease that one node at a time holds for `name`: across the cluster in cluster mode, within this process when embedded. */
-  leaseLock(name: string): LeaseLock;
+  leaseLock(name: string): RenewableLeaseLock;
   /** Periodic cluster-wide work on this node (each task under `leaseLock(task name)`), and its last runs. */
   readonly periodicTasks: PeriodicTasks;
   createDatabase<DB>(name: DatabaseName, logger: DatabaseLogger): Database<DB>;
@@ -69,8 +69,8 @@ export function createRuntime(settings: Settings): Runtime {
   const storage: ObjectStorage =
     settings.storage.kind === "s3" ? new S3Storage(settings.storage) : new LocalStorage(settings.storage.dir, new UrlSigner(secret));
   const health = new HealthRegistry();
-  const memoryLocks = new Map<string, LeaseLock>();
-  const leaseLock = (name: string): LeaseLock => {
+  const memoryLocks = new Map<string, RenewableLeaseLock>();
+  const leaseLock = (name: string): RenewableLeaseLock => {
     if (redis) return new RedisLeaseLock(redis, `shoal:lock:${name}`);
     let lock = memoryLocks.get(name);
     if (!lock) memoryLocks.set(name, (lock = new MemoryLeaseLock()));

@@ -1,3 +1,4 @@
+import { MemoryLeaseLock } from "../../lib/jobs/lease-lock";
 import type { LeaseLock } from "../../lib/jobs/lease-lock";
 import { PeriodicTask } from "../../lib/scheduling/periodic-task";
 import type { Clock, PeriodicTaskOptions } from "../../lib/scheduling/periodic-task";
@@ -268,5 +269,25 @@ describe("PeriodicTasks", () => {
     await tasks.stopAll();
     expect(tasks.status()).toEqual([]);
     expect(locks.get("reconciler")?.acquired).toHaveLength(2);
+  });
+});
+
+describe("MemoryLeaseLock held and renewed", () => {
+  it("is held by one until released or run out; renewing keeps it, and fails once it ran out", async () => {
+    const lock = new MemoryLeaseLock();
+    const lease = await lock.tryHold(10_000);
+    expect(lease).toBeDefined();
+    expect(await lock.tryHold(10_000)).toBeUndefined();
+    expect(await lock.tryAcquire(10_000)).toBeUndefined();
+    expect(await lease!.renew(20)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    expect(await lease!.renew(10_000)).toBe(false);
+    const next = await lock.tryHold(10_000);
+    expect(next).toBeDefined();
+    // The run-out lease's release does not free the next holder's.
+    await lease!.release();
+    expect(await lock.tryHold(10_000)).toBeUndefined();
+    await next!.release();
+    expect(await lock.tryHold(10_000)).toBeDefined();
   });
 });
