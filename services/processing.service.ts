@@ -121,9 +121,15 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
             },
             async saveVariants(variants) {
               report("storing", 0);
+              const keys = variants.map((variant) => variantKey(job.mediaId, variant.name, variant.extension));
+              // Objects stored for a set that is not recorded would be left behind by the retry, which stores a new set.
+              const removeStored = (error: unknown) =>
+                Promise.all(keys.map((key) => runtime.storage.delete(key).catch(() => undefined))).then(() => {
+                  throw error;
+                });
               const stored = await Promise.all(
-                variants.map(async (variant): Promise<StoredVariant> => {
-                  const key = variantKey(job.mediaId, variant.name, variant.extension);
+                variants.map(async (variant, index): Promise<StoredVariant> => {
+                  const key = keys[index] as string;
                   const info = await runtime.storage.put(key, fs.createReadStream(variant.path), variant.mime);
                   return {
                     name: variant.name,
@@ -135,8 +141,8 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
                     bytes: info.bytes,
                   };
                 }),
-              );
-              await call("media.saveVariants", { id: job.mediaId, variants: stored });
+              ).catch(removeStored);
+              await call("media.saveVariants", { id: job.mediaId, variants: stored }).catch(removeStored);
             },
           },
           cleanup: () => fs.promises.rm(workDir, { recursive: true, force: true }),

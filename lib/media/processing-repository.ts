@@ -126,7 +126,9 @@ export class ProcessingRepository {
     return this.db.write(async (trx) => {
       const names = variants.map((variant) => variant.name);
       const replaced = await trx.selectFrom("variants").select("object_key").where("media_id", "=", mediaId).where("name", "in", names).execute();
-      await trx.deleteFrom("variants").where("media_id", "=", mediaId).where("name", "in", names).execute();
+      // Only when there is something to replace: deleting absent rows takes gap locks on MariaDB, and two workers
+      // recording different items' first variants at once would then deadlock on their inserts.
+      if (replaced.length > 0) await trx.deleteFrom("variants").where("media_id", "=", mediaId).where("name", "in", names).execute();
       await trx
         .insertInto("variants")
         .values(variants.map((variant) => ({ ...variant, media_id: mediaId })))

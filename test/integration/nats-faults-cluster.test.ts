@@ -100,6 +100,28 @@ test("while NATS is down, calls to other nodes answer 503 at once and local ones
   expect(health.status).toBe(200);
 }, 90_000);
 
+test("a call waiting for another node's answer when NATS goes is rejected with 503 at once, not after the request timeout", async () => {
+  // An action that answers after the request timeout's worth of time, on the catalogue node.
+  catalogue.broker.createService({ name: "slowpoke", actions: { answerLate: () => new Promise((resolve) => setTimeout(() => resolve("late"), 30_000).unref()) } });
+  await gateway.broker.waitForServices(["slowpoke"], 20_000);
+  const started = Date.now();
+  const waiting = gateway.broker.call("slowpoke.answerLate").then(
+    () => ({ answered: true as const }),
+    (error: { code?: number; type?: string }) => ({ answered: false as const, code: error.code, type: error.type, afterMs: Date.now() - started }),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  await killNats();
+  try {
+    const outcome = await waiting;
+    expect(outcome).toMatchObject({ answered: false, code: 503, type: "REQUEST_REJECTED" });
+    const tookMs = outcome.answered ? Number.NaN : outcome.afterMs;
+    expect({ answeredWithinBound: tookMs < ANSWER_BOUND_MS, tookMs }).toEqual({ answeredWithinBound: true, tookMs });
+  } finally {
+    await services.nats!.start();
+  }
+  await eventually(() => api().get("/api/media?scope=mine", { bearer: member.token }), (answer) => answer.status === 200, 30_000);
+}, 90_000);
+
 test("50 uploads waiting in the job stream when NATS is SIGKILLed all become ready after its restart, each with one set of variants", async () => {
   // A worker makes the durable consumer, then goes, so that the jobs wait in the stream.
   const firstWorker = await startNode({ ...env, NODE_ID: "nats-faults-worker-1", SERVICES: "processing" });
