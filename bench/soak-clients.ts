@@ -72,6 +72,8 @@ interface MediaView {
 
 export interface SoakState {
   stopping: boolean;
+  /** Once stopping, how long (Date.now()) uploaders still wait for the items in hand. */
+  drainUntil: number;
   /** Every item an uploader made, by id. */
   readonly items: Map<string, { status: string; kind: string }>;
   /** Public items that are ready, for readers. */
@@ -110,9 +112,8 @@ export async function runUploader(baseUrl: string, token: string, index: number,
 }
 
 /** Polls the item every second (as a page without a socket would) until it is ready or failed. */
-export async function waitUntilSettled(baseUrl: string, auth: Record<string, string>, id: string, state: SoakState, recorder: Recorder, timeoutMs = 600_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+export async function waitUntilSettled(baseUrl: string, auth: Record<string, string>, id: string, state: SoakState, recorder: Recorder): Promise<void> {
+  while (!state.stopping || Date.now() < state.drainUntil) {
     const media = await recorder.time("GET /api/media/:id (owner)", async () => {
       const response = await expectOk(await fetch(`${baseUrl}/api/media/${id}`, { headers: auth }), `item ${id}`);
       return ((await response.json()) as { media: MediaView }).media;

@@ -32,6 +32,8 @@ const SOCKETS = 50;
 const READER_PAUSE_MS = 1000;
 const SAMPLE_EVERY_MS = 10_000;
 const RSS_GROWTH_LIMIT = 1.2;
+/** After the load, how long the uploaders wait for the items in hand to become ready. */
+const DRAIN_MS = 180_000;
 
 function parseOptions(): { seconds: number; output: string } {
   const { values } = parseArgs({ options: { seconds: { type: "string" } }, strict: true });
@@ -64,7 +66,7 @@ async function main(): Promise<void> {
     const socketPath = primarySocket(cluster);
     const filesBefore = nodeFiles(cluster);
     const recorder = new Recorder();
-    const state: SoakState = { stopping: false, items: new Map(), readyIds: [] };
+    const state: SoakState = { stopping: false, drainUntil: 0, items: new Map(), readyIds: [] };
     const socketStats: SocketStats = { connected: 0, unexpectedDisconnects: 0, connectErrors: 0, events: 0 };
 
     const startedAt = Date.now();
@@ -79,6 +81,7 @@ async function main(): Promise<void> {
     const readers = Array.from({ length: READERS }, (_, index) => runReader(url, index, state, recorder, READER_PAUSE_MS));
     const ticker = setInterval(() => progress("soak", `${Math.round((Date.now() - startedAt) / 1000)} s: ${state.readyIds.length} items ready, ${recorder.failures.length} failures, load ${loadAverage1m()}`), 30_000);
     await delay(options.seconds * 1000);
+    state.drainUntil = Date.now() + DRAIN_MS;
     state.stopping = true;
     const loadSeconds = (Date.now() - startedAt) / 1000;
     await Promise.all(readers);
@@ -132,6 +135,11 @@ async function main(): Promise<void> {
       goal: { statement: "0 failed requests and uploads, every item ready, RSS last minute <= 1.2 x first, fds and db connections steady, nothing left behind", met },
     });
     printWrittenTo(options.output);
+    if (!met) {
+      const kept = await fs.promises.mkdtemp(path.join(os.tmpdir(), "shoal-soak-logs-"));
+      await fs.promises.cp(path.join(cluster.dir, "logs"), kept, { recursive: true });
+      progress("soak", `the nodes' logs are kept in ${kept}`);
+    }
   } finally {
     for (const socket of sockets) socket.disconnect();
     await cluster.stop();
