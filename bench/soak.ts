@@ -108,6 +108,7 @@ async function main(): Promise<void> {
     const connections = trend(underLoad, (each) => each.primaryConnections, windowSeconds);
     const requestFailures = recorder.failures.filter((failure) => failure.route !== "tus upload (create + PATCHes)");
     const uploadFailures = recorder.failures.filter((failure) => failure.route === "tus upload (create + PATCHes)");
+    const failedUploadIds = new Set(uploadFailures.flatMap((failure) => [.../\/api\/uploads\/(u[\w-]{21})/.exec(failure.detail)?.slice(1) ?? []]));
     const checks = {
       noFailedRequests: requestFailures.length === 0,
       noFailedUploads: uploadFailures.length === 0,
@@ -129,7 +130,14 @@ async function main(): Promise<void> {
       failures: { requests: requestFailures.slice(0, 50), requestCount: requestFailures.length, uploads: uploadFailures.slice(0, 50), uploadCount: uploadFailures.length },
       sockets: socketStats,
       trends: { windowSeconds: round(windowSeconds, 1), rssMiB: rss, openFds: fds, primaryConnections: connections },
-      leftovers: { strayObjects, strayNodeFiles, pendingMultipartUploads: bucket.pendingMultipartUploads, objectsInBucket: bucket.objectKeys.length },
+      leftovers: {
+        strayObjects,
+        // tus state of uploads that failed part-way stays until UPLOAD_EXPIRY_SECONDS; anything else is a real leak.
+        strayObjectsOfFailedUploads: strayObjects.filter((key) => failedUploadIds.has(key.split(".")[0] ?? "")),
+        strayNodeFiles,
+        pendingMultipartUploads: bucket.pendingMultipartUploads,
+        objectsInBucket: bucket.objectKeys.length,
+      },
       samples,
       checks,
       goal: { statement: "0 failed requests and uploads, every item ready, RSS last minute <= 1.2 x first, fds and db connections steady, nothing left behind", met },
