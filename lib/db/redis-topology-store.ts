@@ -5,6 +5,7 @@ import type { StoredTopology, TopologyStore } from "./topology";
 
 const TOPOLOGY_PREFIX = "shoal:db-topology:";
 const BLOCK_PREFIX = "shoal:db-failover-block:";
+const READY_WAIT_MS = 3000;
 
 function isStoredTopology(value: unknown): value is StoredTopology {
   const candidate = value as Partial<StoredTopology> | null;
@@ -22,6 +23,7 @@ export class RedisTopologyStore implements TopologyStore {
   constructor(private readonly redis: Redis) {}
 
   async load(database: string): Promise<StoredTopology | undefined> {
+    await this.connected();
     const text = await this.redis.get(TOPOLOGY_PREFIX + database);
     if (text === null) return undefined;
     const value: unknown = JSON.parse(text);
@@ -31,6 +33,22 @@ export class RedisTopologyStore implements TopologyStore {
 
   async save(database: string, topology: StoredTopology): Promise<void> {
     await this.redis.set(TOPOLOGY_PREFIX + database, JSON.stringify(topology));
+  }
+
+  /** A node starting connects to its database as Redis is still connecting (commands fail at once without an offline queue). */
+  private connected(): Promise<void> {
+    if (this.redis.status === "ready") return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onReady = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.redis.off("ready", onReady);
+        reject(new Error(`Redis is ${this.redis.status}`));
+      }, READY_WAIT_MS);
+      this.redis.once("ready", onReady);
+    });
   }
 }
 
