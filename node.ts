@@ -14,6 +14,7 @@ import { apiService } from "./services/api.service";
 import { mediaService } from "./services/media.service";
 import { processingService } from "./services/processing.service";
 import { siteService } from "./services/site.service";
+import { backupService } from "./services/backup.service";
 import { usersService } from "./services/users.service";
 
 export interface ShoalNode {
@@ -79,6 +80,7 @@ export function createNode(settings: Settings, options: NodeOptions = {}): Shoal
     users: () => usersService(runtime),
     media: () => mediaService(runtime),
     site: () => siteService(runtime),
+    backup: () => backupService(runtime),
     processing: () => processingService(runtime, options.processors ?? processorsFor(settings)),
   };
   // The api service is made once the port is bound, so that a default public URL names the real port.

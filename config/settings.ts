@@ -3,7 +3,7 @@ import path from "node:path";
 import { z } from "zod";
 import { cronSchedule } from "../lib/scheduling/schedule";
 
-export const SERVICE_NAMES = ["api", "users", "media", "site", "processing"] as const;
+export const SERVICE_NAMES = ["api", "users", "media", "site", "processing", "backup"] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 export const DATABASE_NAMES = ["membership", "media", "site"] as const;

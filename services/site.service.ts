@@ -7,6 +7,8 @@ import { SnapshotRepository } from "../lib/stats/snapshot-repository";
 import type { ShoalMeta } from "../moleculer.config";
 import { cacheInvalidationMixin } from "../mixins/cache-invalidation.mixin";
 import { databaseMixin } from "../mixins/database.mixin";
+import { backupCatalogueMixin } from "../mixins/backup-catalogue.mixin";
+import { BackupCatalogue } from "../lib/backups/catalogue";
 import { siteStatsMixin } from "../mixins/site-stats.mixin";
 import { ULID_PATTERN } from "../lib/service-contracts";
 
@@ -15,6 +17,7 @@ import { ULID_PATTERN } from "../lib/service-contracts";
 /** Owner of the site database: audit log, metric snapshots and the statistics read from them, backup catalogue. */
 export function siteService(runtime: Runtime): ServiceSchema {
   let audit: AuditRepository;
+  let backups: BackupCatalogue;
   let snapshots: SnapshotRepository;
 
   return {
@@ -24,9 +27,11 @@ export function siteService(runtime: Runtime): ServiceSchema {
       siteStatsMixin(runtime, () => snapshots),
       databaseMixin<SiteDatabase>(runtime, "site", (db) => {
         audit = new AuditRepository(db);
+        backups = new BackupCatalogue(db);
         snapshots = new SnapshotRepository(db);
       }),
       cacheInvalidationMixin,
+      backupCatalogueMixin(() => backups),
     ],
 
     actions: {

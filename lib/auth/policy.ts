@@ -14,6 +14,7 @@ export type Resource =
   | { readonly kind: "account"; readonly id: string }
   | { readonly kind: "media"; readonly ownerId: string; readonly visibility: Visibility }
   | { readonly kind: "media-collection" }
+  | { readonly kind: "backups" }
   | { readonly kind: "audit-log" }
   | { readonly kind: "site-stats" };
 
@@ -47,6 +48,9 @@ export function decide(actor: Actor, action: Action, resource: Resource): Decisi
       if (action === "read") return "allow";
       if (action === "create") return actor ? "allow" : "unauthenticated";
       return "forbidden";
+    case "backups":
+      if (!actor) return "unauthenticated";
+      return isAdmin(actor) && (action === "read" || action === "create") ? "allow" : "forbidden";
     case "audit-log":
     case "site-stats":
       if (!actor) return "unauthenticated";

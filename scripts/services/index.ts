@@ -97,10 +97,12 @@ export async function startServices(request: ServicesRequest): Promise<TestServi
 
 /** One per process, so that every node started from envFor() signs alike. */
 const SHARED_SECRET = randomBytes(32).toString("base64url");
+/** Likewise, every node encrypts and reads backups alike. */
+const SHARED_BACKUP_KEY = randomBytes(32).toString("base64");
 
 /** The environment that points a Shoal node in cluster mode at these services. */
 export function envFor(services: Omit<TestServices, "stop">): Record<string, string> {
-  const env: Record<string, string> = { SHOAL_MODE: "cluster", SHOAL_SECRET: SHARED_SECRET };
+  const env: Record<string, string> = { SHOAL_MODE: "cluster", SHOAL_SECRET: SHARED_SECRET, BACKUP_ENCRYPTION_KEY: SHARED_BACKUP_KEY };
   if (services.nats !== undefined) env.NATS_URL = services.nats.url;
   if (services.redis !== undefined) env.REDIS_URL = services.redis.url;
   if (services.mariadb !== undefined) {

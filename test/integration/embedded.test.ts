@@ -56,7 +56,7 @@ test("anonymous callers of /api/health see the status and each check's name and 
   expect(body).toEqual({
     status: "ok",
     checks: Object.fromEntries(
-      ["cache", "transporter", "storage", "database:membership", "database:media", "database:site"].map((name) => [name, { status: "ok" }]),
+      ["cache", "transporter", "storage", "database:membership", "database:media", "database:site", "backups"].map((name) => [name, { status: "ok" }]),
     ),
   });
   expect(text).not.toContain(node.settings.dataDir);

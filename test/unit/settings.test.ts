@@ -48,7 +48,7 @@ describe("parseSettings: embedded mode (no environment)", () => {
       nodeId: undefined,
       port: 3000,
       logLevel: "info",
-      services: ["api", "users", "media", "site", "processing"],
+      services: ["api", "users", "media", "site", "processing", "backup"],
       dataDir: DATA,
       databases: {
         membership: { kind: "sqlite", file: path.join(DATA, "membership.sqlite") },
@@ -188,7 +188,7 @@ describe("parseSettings: embedded mode (no environment)", () => {
     const settings = parseSettings({ PORT: "", LOG_LEVEL: "   ", SERVICES: "", NODE_ID: " node-a " }, CWD);
     expect(settings.port).toBe(3000);
     expect(settings.logLevel).toBe("info");
-    expect(settings.services).toEqual(["api", "users", "media", "site", "processing"]);
+    expect(settings.services).toEqual(["api", "users", "media", "site", "processing", "backup"]);
     expect(settings.nodeId).toBe("node-a");
     expect(parseSettings({ PORT: " 8080 " }, CWD).port).toBe(8080);
   });
@@ -268,7 +268,7 @@ describe("parseSettings: SERVICES", () => {
   it("rejects an unknown service, naming it and the known ones", () => {
     const error = settingsError({ SERVICES: "api,uploads" });
     expectOneLineNaming(error, "SERVICES");
-    expect(error.message).toBe('SERVICES: unknown service "uploads" (known: api, users, media, site, processing)');
+    expect(error.message).toBe('SERVICES: unknown service "uploads" (known: api, users, media, site, processing, backup)');
   });
 });
 
@@ -533,6 +533,6 @@ describe("parseSettings: the result is deeply frozen", () => {
     }).toThrow(TypeError);
     expect(settings.port).toBe(3000);
     expect(settings.cache.ttlSeconds).toBe(60);
-    expect(settings.services).toHaveLength(5);
+    expect(settings.services).toHaveLength(6);
   });
 });

@@ -45,6 +45,26 @@ export interface BackupsTable {
   location: string | null;
   bytes: number | null;
   error: string | null;
+  /** The signed manifest beside the stored file (location). */
+  manifest_key: string | null;
+  sha256: string | null;
+  gtid_position: string | null;
+}
+
+/** One restore drill: a backup restored into scratch space and checked against its manifest. */
+export interface BackupDrillsTable {
+  id: string;
+  /** Null when no backup could be read at all. */
+  backup_id: string | null;
+  database_name: string;
+  started_at: number;
+  duration_ms: number;
+  /** Stored bytes read. */
+  bytes: number;
+  outcome: "passed" | "failed";
+  reason: string | null;
+  /** media: object keys the restored catalogue names that storage lacks. */
+  missing_objects: number | null;
 }
 
 export interface SiteDatabase {
@@ -52,4 +72,5 @@ export interface SiteDatabase {
   metric_snapshots: MetricSnapshotsTable;
   snapshot_rankings: SnapshotRankingsTable;
   backups: BackupsTable;
+  backup_drills: BackupDrillsTable;
 }

@@ -1,0 +1,32 @@
+import "dotenv/config";
+import { parseSettings, SettingsError } from "../config/settings";
+import { backupStorageFor } from "../lib/backups/backup-setup";
+import { parseRestoreArguments, readBackupKey, RESTORE_USAGE, RestoreUsageError, runRestore } from "../lib/backups/restore-command";
+import { RestoreRefusedError } from "../lib/backups/restore";
+import { LocalStorage } from "../lib/storage/local-storage";
+import type { ObjectStorage } from "../lib/storage/object-storage";
+import { S3Storage } from "../lib/storage/s3-storage";
+import { UrlSigner } from "../lib/storage/signed-url";
+
+/** Restores one database from its backups: see RESTORE_USAGE and the README's runbook. */
+async function main(): Promise<void> {
+  const settings = parseSettings(process.env);
+  const request = parseRestoreArguments(process.argv.slice(2), settings);
+  const key = readBackupKey(settings);
+  // Nothing is signed here; the signer only completes the local store.
+  const signer = new UrlSigner("restore-command-does-not-sign-urls");
+  const media: ObjectStorage = settings.storage.kind === "s3" ? new S3Storage(settings.storage) : new LocalStorage(settings.storage.dir, signer);
+  const { storage } = backupStorageFor(settings, media, "restore-command-does-not-sign-urls");
+  try {
+    await runRestore(request, { storage, key, print: (line) => console.error(line) });
+  } finally {
+    await storage.close();
+    await media.close();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  if (error instanceof RestoreUsageError) console.error(`usage: ${RESTORE_USAGE}`);
+  process.exit(error instanceof SettingsError || error instanceof RestoreUsageError ? 2 : error instanceof RestoreRefusedError ? 3 : 1);
+});
