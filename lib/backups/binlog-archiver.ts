@@ -231,8 +231,11 @@ export class BinlogArchiver {
       if (closed && !record.closed && record.uploaded === scan.complete) {
         record.closed = true;
         changed = true;
-        // The newest closed file stays: a reconnect may start from it.
-        if (index < names.length - 2) await fs.promises.rm(file, { force: true });
+      }
+      // Archived whole: the local copy goes, but for the newest closed file, which a reconnect may start from.
+      if (record.closed && index < names.length - 2) {
+        await fs.promises.rm(file, { force: true });
+        this.scans.delete(name);
       }
     }
     if (changed) await this.saveState();

@@ -217,6 +217,22 @@ describe("BinlogArchiver", () => {
     expect(third.status().gaps).toHaveLength(1);
   });
 
+  it("keeps locally only the open file and the newest closed one once they are archived", async () => {
+    const archive = archiver();
+    await archive.start();
+    await streams(1);
+    primary.received("bin.000001", binlog(0, [1]));
+    await archive.flush();
+    primary.received("bin.000002", binlog(1, [2]));
+    await archive.flush();
+    expect(fs.existsSync(path.join(dir, "bin.000001"))).toBe(true);
+    primary.received("bin.000003", binlog(2, [3]));
+    await archive.flush();
+    expect(fs.readdirSync(dir).filter((name) => name.startsWith("bin.")).sort()).toEqual(["bin.000002", "bin.000003"]);
+    expect([...primary.uploads.keys()].sort()).toEqual(["bin.000001", "bin.000002", "bin.000003"]);
+    expect(archive.status()).toMatchObject({ gaps: [], archivedGtid: "0-1-3" });
+  });
+
   it("keeps trying while the primary does not answer, and says why", async () => {
     let calls = 0;
     const ports = primary.ports();
