@@ -1,4 +1,5 @@
 import type { ServiceBroker } from "moleculer";
+import type { CatalogueEntry } from "../lib/backups/catalogue";
 import type { DatabaseHealth } from "../lib/db/database";
 import { formatReplicaTable } from "../lib/ops/replica-table";
 import type { NodeDatabaseStatus } from "../lib/ops/replica-table";
@@ -78,6 +79,37 @@ export const replCommands = [
         { meta: { user: { id: "operator", role: "admin", username: "operator" } } },
       );
       console.log(`${media.id} is ${media.status} again and queued for processing`);
+    },
+  },
+  {
+    command: "backups",
+    description: "The backup catalogue: id, database, time, size and the last drill's outcome",
+    async action(broker: ServiceBroker) {
+      const { formatCatalogue } = await import("../lib/backups/catalogue-table");
+      const { backups } = await broker.call<{ backups: CatalogueEntry[] }, object>("backup.list", {}, { meta: { user: { id: "operator", role: "admin", username: "operator" } } });
+      console.log(formatCatalogue(backups));
+    },
+  },
+  {
+    command: "backup-now [database]",
+    description: "Back up one database (membership, media, site) or all now, then drill them; progress is printed as it goes",
+    async action(broker: ServiceBroker, args: { readonly [name: string]: unknown }) {
+      const { withBackupProgress } = await import("./backup-progress");
+      const result = await withBackupProgress(broker, () =>
+        broker.call<{ backups: { database: string; id: string; error?: string }[] }, object>("backup.backupNow", args.database === undefined ? {} : { database: String(args.database) }, { timeout: 0 }),
+      );
+      for (const backup of result.backups) console.log(`${backup.database}: ${backup.error === undefined ? `backup ${backup.id} stored` : `failed: ${backup.error}`}`);
+    },
+  },
+  {
+    command: "drill-now [database]",
+    description: "Restore the newest backup of one database or all into scratch space and check it",
+    async action(broker: ServiceBroker, args: { readonly [name: string]: unknown }) {
+      const { withBackupProgress } = await import("./backup-progress");
+      const drills = await withBackupProgress(broker, () =>
+        broker.call<{ database: string; outcome: string; reason: string | null }[], object>("backup.drillNow", args.database === undefined ? {} : { database: String(args.database) }, { timeout: 0 }),
+      );
+      for (const drill of drills) console.log(`${drill.database}: drill ${drill.outcome}${drill.reason ? `: ${drill.reason}` : ""}`);
     },
   },
 ];
