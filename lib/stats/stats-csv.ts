@@ -1,10 +1,12 @@
 import type { Series, Summary } from "./stats-queries";
 
-/** One CSV field (RFC 4180), with a leading formula character defused so that spreadsheets show it as text. */
+/** One CSV field (RFC 4180), with a leading formula character defused (a "'" before it) so that spreadsheets show it as text. */
 function field(value: string | number | null): string {
   if (value === null) return "";
   if (typeof value === "number") return String(value);
-  const text = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+  // Ids may start with "-" (nanoids); other text starting with "-" could be a formula.
+  const formula = /^[=+@\t\r]/.test(value) || (value.startsWith("-") && !/^[A-Za-z0-9_-]+$/.test(value));
+  const text = formula ? `'${value}` : value;
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 

@@ -3,6 +3,7 @@
  * cached answers counted, counts only for the owner, the flush at stop, and the admin routes
  * (JSON and CSV holding the same numbers).
  */
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -158,6 +159,25 @@ describe("views and statistics on an embedded node", () => {
     const kpiRows = summaryCsv.text.split("\r\n").filter((line) => line.startsWith("kpi,"));
     expect(kpiRows).toEqual(summary.body.kpis.map((kpi) => `kpi,${kpi.metric},${(kpi as unknown as { label: string }).label},${kpi.value ?? ""},${(kpi as unknown as { previous: number | null }).previous ?? ""},${(kpi as unknown as { change: number | null }).change ?? ""}`));
     expect(summaryCsv.text).toContain(`top_item,${itemId},,${owner.username},3,3`);
+
+    // `npm run report`: the same CSV in a file; PDF without Chromium says so and writes nothing.
+    const out = path.join(dataDir, "report.csv");
+    // Asynchronously: the node answering the script runs in this process.
+    const report = (format: string, env: Record<string, string> = {}) =>
+      new Promise<{ status: number | null; stderr: string }>((resolve) => {
+        const args = ["tsx", "scripts/report.ts", "--range", "24h", "--format", format, "--out", out, "--url", node.baseUrl, "--token", bearer];
+        const child = execFile("npx", args, { encoding: "utf8", env: { ...process.env, ...env } }, (_error, _stdout, stderr) => resolve({ status: child.exitCode, stderr }));
+      });
+    const csvRun = await report("csv");
+    expect(csvRun.status).toBe(0);
+    // The same numbers; only the range's "now" moved on.
+    const withoutRange = (text: string) => text.split("\r\n").filter((line) => !line.startsWith("range,")).join("\r\n");
+    expect(withoutRange(fs.readFileSync(out, "utf8"))).toBe(withoutRange(summaryCsv.text));
+    fs.rmSync(out);
+    const pdfRun = await report("pdf", { CHROMIUM_PATH: "/nonexistent/chromium" });
+    expect(pdfRun.status).toBe(2);
+    expect(pdfRun.stderr).toContain("PDF needs Chromium, which is not installed at /nonexistent/chromium");
+    expect(fs.existsSync(out)).toBe(false);
   });
 
   test("views counted and not yet flushed are kept when the node stops", async () => {
