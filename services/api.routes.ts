@@ -20,6 +20,8 @@ export const API_ALIASES: Readonly<Record<string, string>> = {
   "DELETE users/me": "users.deleteMe",
   "GET users/:id": "users.get",
   "GET admin/audit": "site.listAudit",
+  "GET admin/backups": "backup.list",
+  "POST admin/backups": "backup.start",
   "GET admin/stats": "site.statsSeries",
   "GET admin/stats/summary": "site.statsSummary",
   "GET me/stats": "site.myStats",

@@ -9,7 +9,7 @@ import type { DrillResult } from "../../lib/backups/drill";
 import { runRestore } from "../../lib/backups/restore-command";
 import { LocalStorage } from "../../lib/storage/local-storage";
 import { UrlSigner } from "../../lib/storage/signed-url";
-import { signUpMember } from "../support/http-client";
+import { HttpClient, memberCredentials, signUpMember } from "../support/http-client";
 import type { SignedUpMember } from "../support/http-client";
 import { startNode, stopNode, stopAllNodes } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
@@ -57,6 +57,25 @@ describe("embedded backups", () => {
     for (const backup of backups) expect(backup).toMatchObject({ status: "succeeded", verified: true, drill: { outcome: "passed", reason: null } });
     const report = await node.runtime.health.run();
     expect(report.checks.backups).toMatchObject({ status: "ok", lastVerifiedAt: expect.any(String) });
+  }, 120_000);
+
+  it("GET /api/admin/backups lists the catalogue to admins; POST starts a backup; members are refused", async () => {
+    const operator = memberCredentials("bkop");
+    await node.broker.call("users.create", { ...operator, role: "admin" });
+    const adminToken = await signIn(node.baseUrl, operator.username, operator.password);
+    const client = new HttpClient(node.baseUrl, { origin: null });
+    const listed = await client.get<{ backups: CatalogueEntry[] }>("/api/admin/backups", { bearer: adminToken });
+    expect(listed.status).toBe(200);
+    expect(listed.body.backups.map((backup) => backup.database).sort()).toEqual(["media", "membership", "site"]);
+    expect(listed.body.backups[0]).toMatchObject({ verified: true, drill: { outcome: "passed", at: expect.any(String), reason: null } });
+    expect((await client.get("/api/admin/backups", { bearer: member.token })).status).toBe(403);
+    const started = await client.post<{ started: boolean; databases: string[] }>("/api/admin/backups", { database: "site" }, { bearer: adminToken });
+    expect(started.status).toBe(202);
+    expect(started.body).toEqual({ started: true, databases: ["site"] });
+    const done = async () => (await client.get<{ backups: CatalogueEntry[] }>("/api/admin/backups", { bearer: adminToken })).body.backups;
+    const { eventually } = await import("../support/nodes");
+    const after = await eventually(done, (backups) => backups.length === 4 && backups.every((backup) => backup.drill !== null), 30_000);
+    expect(after[0]).toMatchObject({ database: "site", status: "succeeded", verified: true });
   }, 120_000);
 
   it("a drill of a corrupted backup fails: health is degraded and the failure is in the audit log", async () => {
