@@ -29,7 +29,7 @@ export interface Summary {
   range: { from: string; to: string; bucket: string };
   previous: { from: string; to: string };
   kpis: Kpi[];
-  topUploaders: { userId: string; name: string; bytes: number; items: number }[];
+  topUploaders: { userId: string; name: string | null; bytes: number; items: number }[];
   topItems: { mediaId: string; title: string | null; ownerName: string | null; views: number; uniqueViewers: number }[];
   failures: { reason: string; count: number }[];
 }

@@ -57,7 +57,7 @@ export function ChartCard({ spec, from, to, bucket, width, headingLevel = 2 }: P
           <TimeChart times={times} lines={lines} unit={spec.unit} label={`${title}: a chart. ${sentence} The numbers are in the table below it.`} width={width} />
           <details class="chart-numbers">
             <summary>The numbers behind “{title}”</summary>
-            <div class="table-scroll">
+            <div class="table-scroll" tabIndex={0} role="region" aria-label={`The numbers behind ${title}`}>
               <table>
                 <caption class="visually-hidden">{title}</caption>
                 <thead>

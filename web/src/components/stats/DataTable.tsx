@@ -37,7 +37,7 @@ export function DataTable({ id, title, sentence, empty, columns, rows, csvRows, 
       {rows.length === 0 ? (
         <p class="empty">{empty}</p>
       ) : (
-        <div class="table-scroll">
+        <div class="table-scroll" tabIndex={0} role="region" aria-label={title}>
           <table>
             <thead>
               <tr>{columns.map((column) => <th key={column.name} scope="col" class={column.numeric ? "num" : undefined}>{column.name}</th>)}</tr>

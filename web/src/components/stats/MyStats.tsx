@@ -62,7 +62,7 @@ function MyFigures({ stats }: { readonly stats: MyStatsBody }) {
             <TimeChart times={times} lines={lines} unit="count" label={`My uploads over time: a chart. ${sentence} The numbers are in the table below it.`} />
             <details class="chart-numbers">
               <summary>The numbers behind “My uploads over time”</summary>
-              <div class="table-scroll">
+              <div class="table-scroll" tabIndex={0} role="region" aria-label="The numbers behind My uploads over time">
                 <table>
                   <caption class="visually-hidden">My uploads over time</caption>
                   <thead><tr><th scope="col">Day</th><th scope="col" class="num">Uploads</th></tr></thead>

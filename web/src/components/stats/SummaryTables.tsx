@@ -15,8 +15,8 @@ const FAILURE_COLUMNS = [{ name: "Reason" }, { name: "Code" }, { name: "Failed u
 /** Top uploaders, top items and failures by reason: shown in words, downloadable as the API's numbers. */
 export function SummaryTables({ summary, headingLevel = 2 }: Props) {
   const uploaders = useMemo(() => ({
-    rows: summary.topUploaders.map((row) => [row.name, formatBytes(row.bytes), row.items.toLocaleString("en")]),
-    csv: summary.topUploaders.map((row) => [row.name, row.bytes, row.items]),
+    rows: summary.topUploaders.map((row) => [row.name ?? "A deleted account", formatBytes(row.bytes), row.items.toLocaleString("en")]),
+    csv: summary.topUploaders.map((row) => [row.name ?? "", row.bytes, row.items]),
   }), [summary]);
   const items = useMemo(() => ({
     rows: summary.topItems.map((row) => [row.title || "Untitled", row.ownerName ?? "–", row.views.toLocaleString("en"), row.uniqueViewers.toLocaleString("en")]),
