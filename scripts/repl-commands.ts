@@ -47,6 +47,20 @@ export const replCommands = [
     },
   },
   {
+    command: "stats-backfill",
+    description: "Compute past statistics snapshots from existing rows: every day from --from, and the hours still within retention",
+    options: [{ option: "--from <date>", description: "First day to compute (ISO 8601, e.g. 2025-01-01)" }],
+    async action(broker: ServiceBroker, args: { readonly options?: { readonly from?: string } }) {
+      const from = args.options?.from;
+      if (!from) {
+        console.log("stats-backfill needs --from <date>, e.g. stats-backfill --from 2025-01-01");
+        return;
+      }
+      const { periods } = await broker.call<{ periods: number }, { from: string }>("site.backfillSnapshots", { from }, { timeout: 0 });
+      console.log(`Computed ${periods} snapshot periods from ${from}`);
+    },
+  },
+  {
     command: "user-create <username> <email>",
     description: "Create an account (--admin: an administrator); prints its generated password once",
     options: [{ option: "--admin", description: "Give the account the admin role" }],
