@@ -114,6 +114,7 @@ describe("parseSettings: embedded mode (no environment)", () => {
         keepWeekly: 4,
         keepMonthly: 12,
       },
+      stats: { snapshots: true, snapshotMinute: 5, hourlyRetentionDays: 90, dailyRetentionDays: 0, viewFlushSeconds: 20 },
       shutdownTimeoutSeconds: 30,
       shutdownDelaySeconds: 0,
       processes: 1,
