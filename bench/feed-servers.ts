@@ -1,14 +1,11 @@
 /**
- * The servers of the feed benchmark besides Shoal's nodes: the seed's stack (nginx + PHP-FPM 8.2, started and
- * stopped by ../shared/baselines/php/run.sh) and a small round-robin HAProxy in front of two api nodes.
+ * The seed's stack for the feed benchmark: nginx + PHP-FPM 8.2, started and stopped by ../shared/baselines/php/run.sh.
  */
 import { execFile } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { binaryPath } from "../scripts/services/binaries";
 import { canConnect, freePort } from "../scripts/services/ports";
-import { ServerProcess } from "../scripts/services/processes";
 import { PHP_BASELINE_DIR } from "./feed-seed";
 
 const run = promisify(execFile);
@@ -57,43 +54,4 @@ export async function startPhpStack(dir: string, mysqlPort: number, user: string
 /** The DSN as run.sh needs it: quoted for PHP-FPM unless run.sh quotes it itself. */
 function phpDsn(script: string, dsn: string): string {
   return /env\[PDO_DSN\] = "/.test(fs.readFileSync(script, "utf8")) ? dsn : `"${dsn}"`;
-}
-
-/** The configuration of the round-robin proxy: no logging, keep-alive on both sides. */
-export function roundRobinConfig(port: number, serverPorts: readonly number[]): string {
-  return [
-    "global",
-    "    maxconn 4096",
-    "defaults",
-    "    mode http",
-    "    timeout connect 5s",
-    "    timeout client 30s",
-    "    timeout server 30s",
-    "    option http-keep-alive",
-    "frontend feed",
-    `    bind 127.0.0.1:${port}`,
-    "    default_backend api",
-    "backend api",
-    "    balance roundrobin",
-    ...serverPorts.map((serverPort, index) => `    server api-${index + 1} 127.0.0.1:${serverPort}`),
-    "",
-  ].join("\n");
-}
-
-/** HAProxy (Debian package `haproxy`) in the foreground, round-robin over `serverPorts`. */
-export async function startRoundRobin(dir: string, name: string, serverPorts: readonly number[]): Promise<{ baseUrl: string; server: ServerProcess }> {
-  const port = await freePort();
-  const configFile = path.join(dir, `${name}.cfg`);
-  fs.writeFileSync(configFile, roundRobinConfig(port, serverPorts));
-  const server = new ServerProcess({
-    label: `haproxy ${name}`,
-    command: binaryPath("haproxy"),
-    args: () => ["-db", "-f", configFile],
-    outputFile: path.join(dir, `${name}.log`),
-    probe: () => canConnect(port),
-    readyTimeoutMs: 15_000,
-    stopTimeoutMs: 10_000,
-  });
-  await server.start();
-  return { baseUrl: `http://127.0.0.1:${port}`, server };
 }

@@ -22,7 +22,7 @@ import os from "node:os";
 import path from "node:path";
 import { envFor, requireBinaries, startServices } from "../scripts/services";
 import { seedPhpBaseline, seedShoal } from "./feed-seed";
-import { startPhpStack, startRoundRobin } from "./feed-servers";
+import { startPhpStack } from "./feed-servers";
 import { ShoalChild, waitForHealth } from "./harness/children";
 import { Resources, cpuProfDirFromEnv, numberFromEnv, outputFromEnv, printWrittenTo, progress, round, runMain, startRun, stopOnInterrupt, writeReport } from "./harness/common";
 import { formatProfile, mainThreadProfile, summariseProfile } from "./harness/profile";
@@ -126,7 +126,8 @@ async function main(): Promise<void> {
       const child = new ShoalChild(label, { ...shoalEnv, NODE_ID: `bench-feed-${label}`, BENCH_ROLE: "shoal", ...env }, { startTimeoutMs: START_TIMEOUT_MS, stopTimeoutMs: STOP_TIMEOUT_MS, nodeFlags });
       resources.add(label, () => child.stop());
       const baseUrl = `http://127.0.0.1:${(await child.ready).port}`;
-      await waitForHealth("feed", label, baseUrl, START_TIMEOUT_MS, 30_000);
+      // A bare server answers every path with the feed's bytes: listening is all it needs.
+      if (env.BENCH_ROLE !== "raw") await waitForHealth("feed", label, baseUrl, START_TIMEOUT_MS, 30_000);
       return { child, baseUrl, port: (await child.ready).port };
     };
 
@@ -138,40 +139,35 @@ async function main(): Promise<void> {
     await mariadb.waitForReplicaCatchUp(0, 120_000);
     progress("feed", `seeded ${JSON.stringify(seeded)}; the replica has caught up`);
 
-    progress("feed", "starting a-2 (cache on), b-1 and b-2 (CACHE_ENABLED=false), the PHP stack and two HAProxies");
-    const a2 = await startNode("a-2", {});
+    progress("feed", "starting a-group (cache on, NODE_PROCESSES=2), b-1 and b-group (CACHE_ENABLED=false), and the PHP stack");
+    const groupOfTwo = { NODE_PROCESSES: "2" };
+    const aGroup = await startNode("a-group", groupOfTwo);
     const b1 = await startNode("b-1", { CACHE_ENABLED: "false" });
-    const b2 = await startNode("b-2", { CACHE_ENABLED: "false" });
+    const bGroup = await startNode("b-group", { CACHE_ENABLED: "false", ...groupOfTwo });
     // Its own directory under the temporary one: nginx's workers and PHP-FPM's children (www-data) must reach it.
     const phpDir = fs.mkdtempSync(path.join(os.tmpdir(), "shoal-bench-php-"));
     resources.add(`directory ${phpDir}`, () => fs.promises.rm(phpDir, { recursive: true, force: true }));
     const php = await startPhpStack(phpDir, mariadb.primary.port, primaryUrl.username, decodeURIComponent(primaryUrl.password));
     resources.add("PHP stack", () => php.stop());
-    const cachedPair = await startRoundRobin(dir, "haproxy-a", [a1.port, a2.port]);
-    resources.add("haproxy a", () => cachedPair.server.stop());
-    const uncachedPair = await startRoundRobin(dir, "haproxy-b", [b1.port, b2.port]);
-    resources.add("haproxy b", () => uncachedPair.server.stop());
     const checks = await checkSameItems(`${b1.baseUrl}${FEED_PATH}`, `${php.baseUrl}${PHP_PATH}`);
     progress("feed", `both stacks list the same 24 items (newest: ${checks.firstTitle}); ${checks.shoalBytes} bytes from Shoal, ${checks.phpBytes} from PHP`);
     // (d): what this machine can do at best with these bytes, to tell the code's cost from the machine's ceiling.
     const feedBytes = Buffer.from(await (await fetch(`${a1.baseUrl}${FEED_PATH}`)).arrayBuffer());
     const rawEnv = { BENCH_ROLE: "raw", BENCH_BODY_BASE64: feedBytes.toString("base64") };
     const d1 = await startNode("d-1", rawEnv);
-    const d2 = await startNode("d-2", rawEnv);
-    const rawPair = await startRoundRobin(dir, "haproxy-d", [d1.port, d2.port]);
-    resources.add("haproxy d", () => rawPair.server.stop());
+    const dGroup = await startNode("d-group", { ...rawEnv, ...groupOfTwo });
 
     const c = await wrkRound("feed", "(c) PHP-FPM", `${php.baseUrl}${PHP_PATH}`);
-    const a2x = await wrkRound("feed", "(a) cached, 2 processes", `${cachedPair.baseUrl}${FEED_PATH}`);
-    const b2x = await wrkRound("feed", "(b) uncached, 2 processes", `${uncachedPair.baseUrl}${FEED_PATH}`);
+    const a2x = await wrkRound("feed", "(a) cached, 2 processes", `${aGroup.baseUrl}${FEED_PATH}`);
+    const b2x = await wrkRound("feed", "(b) uncached, 2 processes", `${bGroup.baseUrl}${FEED_PATH}`);
     const a1x = await wrkRound("feed", "(a) cached, 1 process", `${a1.baseUrl}${FEED_PATH}`);
     const b1x = await wrkRound("feed", "(b) uncached, 1 process", `${b1.baseUrl}${FEED_PATH}`);
-    const d2x = await wrkRound("feed", "(d) bare node:http, same bytes, 2 processes", `${rawPair.baseUrl}${FEED_PATH}`);
+    const d2x = await wrkRound("feed", "(d) bare node:http, same bytes, 2 processes", `${dGroup.baseUrl}${FEED_PATH}`);
     const d1x = await wrkRound("feed", "(d) bare node:http, same bytes, 1 process", `${d1.baseUrl}${FEED_PATH}`);
     const cAgain = await wrkRound("feed", "(c) PHP-FPM again", `${php.baseUrl}${PHP_PATH}`);
     // The services stay for the profile round; the servers measured go.
-    await Promise.all([a1, a2, b1, b2, d1, d2].map((node) => node.child.stop()));
-    await Promise.all([php.stop(), cachedPair.server.stop(), uncachedPair.server.stop(), rawPair.server.stop()]);
+    await Promise.all([a1, aGroup, b1, bGroup, d1, dGroup].map((node) => node.child.stop()));
+    await php.stop();
 
     let profile: unknown = null;
     if (options.profile) profile = await profileRound(resources, dir, shoalEnv);
@@ -186,7 +182,7 @@ async function main(): Promise<void> {
       load: { tool: wrkVersion(), threads: options.threads, connections: options.connections, warmupSeconds: options.warmupSeconds, measuredSeconds: options.seconds },
       setup: {
         shoal: "cluster mode; nodes with SERVICES=api,users,media,site; MariaDB primary + 1 replica, Redis, NATS, s3rver on loopback",
-        apiProcesses: { deployment: 2, note: "two api nodes behind a round-robin HAProxy (one per core); one-process figures beside them" },
+        apiProcesses: { deployment: 2, note: "one node with NODE_PROCESSES=2 (one process per core, sharing the port through Node's cluster module); one-process figures beside them" },
         php: `../shared/baselines/php: nginx (2 workers) + PHP-FPM 8.2 (pm static, ${php.fpmChildren} children), gallery.php against seedsite on the primary`,
         data: seeded,
         phpReadsFrom: "the primary (the seed has one server); Shoal's uncached reads go to the replica",
@@ -198,7 +194,7 @@ async function main(): Promise<void> {
         met: twoProcesses.met.a && twoProcesses.met.b,
       },
       ceiling: {
-        statement: "(d): a bare node:http server answering every request with Shoal's feed bytes, the same way (two processes behind the same HAProxy, and one)",
+        statement: "(d): a bare node:http server answering every request with Shoal's feed bytes, the same way (a group of two processes, and one)",
         bytes: feedBytes.length,
         dOverC: { twoProcesses: round(d2x.figures.requestsPerSecond / c.figures.requestsPerSecond, 2), oneProcess: round(d1x.figures.requestsPerSecond / c.figures.requestsPerSecond, 2) },
         aOverD: { twoProcesses: round(a2x.figures.requestsPerSecond / d2x.figures.requestsPerSecond, 2), oneProcess: round(a1x.figures.requestsPerSecond / d1x.figures.requestsPerSecond, 2) },

@@ -21,6 +21,9 @@
  *   BENCH_ROLE=raw    A bare node:http server answering every request with the bytes of BENCH_BODY_BASE64
  *                     and the Content-Type BENCH_CONTENT_TYPE.
  *
+ * With NODE_PROCESSES=n (n > 1), either role runs as a group of n processes sharing the port (lib/ops/process-group.ts),
+ * and `benchReady` comes once all of them serve.
+ *
  * Once listening it prints one JSON line `{"benchReady":{"port":…,"userId":…}}` on stdout. It stops on
  * SIGTERM or SIGINT, or when its stdin closes (the parent went away); a Shoal node first prints
  * `{"benchStats":{…}}` with the read routing of its users database.
@@ -32,6 +35,7 @@ import { MEDIA_JOBS_CHANNEL } from "../../lib/service-contracts";
 import type { JobMessage } from "../../lib/jobs/processor";
 import { PROGRESS_EVENT } from "../../lib/service-contracts";
 import { createNode } from "../../node";
+import { onStopRequest, processIndex, reportProcessReady, settingsForProcess, superviseProcessGroup } from "../../lib/ops/process-group";
 import { exitWithError, serveUntilStopped, stopOnce } from "./common";
 
 export interface ReadyLine {
@@ -64,8 +68,25 @@ function announce(key: "benchReady" | "benchStats" | "benchJob" | "benchAnswer",
   process.stdout.write(`${JSON.stringify({ [key]: value })}\n`);
 }
 
+/** In a group, the supervisor announces the group once every process serves. */
+function announceReady(ready: ReadyLine): void {
+  if (processIndex() === undefined) announce("benchReady", ready);
+  else reportProcessReady(ready.port);
+}
+
+async function runGroup(processes: number): Promise<void> {
+  const log = { info: (message: string) => console.error(message), error: (message: string) => console.error(message) };
+  const exitCode = superviseProcessGroup({ processes, stopTimeoutMs: 30_000, log, onReady: (port) => announce("benchReady", { port: port ?? 0 } satisfies ReadyLine) });
+  // The parent going away stops the group as SIGTERM does.
+  process.stdin.on("end", () => process.kill(process.pid, "SIGTERM"));
+  process.stdin.resume();
+  process.exit(await exitCode);
+}
+
 async function runShoal(): Promise<void> {
-  const settings = parseSettings({ PORT: "0", LOG_LEVEL: "warn", ...process.env });
+  const parsed = parseSettings({ PORT: "0", LOG_LEVEL: "warn", ...process.env });
+  const index = processIndex();
+  const settings = index === undefined ? parsed : settingsForProcess(parsed, index);
   const node = createNode(settings);
   stopOnce(async () => {
     if (settings.services.includes("users")) {
@@ -98,7 +119,7 @@ async function runShoal(): Promise<void> {
     userId = user.id;
   }
   if (node.port === undefined && settings.services.includes("api")) throw new Error("the api service did not report its port");
-  announce("benchReady", { port: node.port ?? 0, userId } satisfies ReadyLine);
+  announceReady({ port: node.port ?? 0, userId });
 }
 
 interface ChannelAdapter {
@@ -151,7 +172,7 @@ async function runRaw(): Promise<void> {
     res.end(body);
   });
   const port = await serveUntilStopped(server, "stdin", Number(process.env.PORT ?? 0));
-  announce("benchReady", { port } satisfies ReadyLine);
+  announceReady({ port });
 }
 
 const role = process.env.BENCH_ROLE;
@@ -160,4 +181,7 @@ if (run === undefined) {
   console.error(`BENCH_ROLE must be "shoal" or "raw" (got ${JSON.stringify(role)})`);
   process.exit(2);
 }
-run().catch(exitWithError);
+// A process of a group stops when its supervisor asks, as on SIGTERM.
+onStopRequest(() => process.kill(process.pid, "SIGTERM"));
+const processes = Number(process.env.NODE_PROCESSES ?? "1");
+(processes > 1 && processIndex() === undefined ? runGroup(processes) : run()).catch(exitWithError);
