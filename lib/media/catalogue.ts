@@ -8,10 +8,10 @@ import { decodeCursor, pageOf } from "./cursor";
 import type { Delivery } from "./delivery";
 import type { MediaChange } from "./media-cache";
 import { cleanDeclaredMime, cleanOriginalName, cleanText } from "./media-input";
-import type { MediaEdit, MediaRepository } from "./media-repository";
+import type { MediaEdit, MediaPage, MediaRepository } from "./media-repository";
 import { toMediaJson } from "./media-view";
 import type { MediaKind } from "../../config/settings";
-import type { MediaJson, MediaRow } from "./media-view";
+import type { MediaJson, MediaRow, VariantRow } from "./media-view";
 
 /** What the upload pipeline hands over once the original is stored. */
 export interface NewMedia {
@@ -167,19 +167,19 @@ export class MediaCatalogue {
     if (query.cursor !== undefined && !position) {
       throw new ValidationError("The cursor is not one this list gave out.", { cursor: "is not a cursor from this list" });
     }
-    let rows: MediaRow[];
+    let fetched: MediaPage;
     if (query.scope === "mine") {
       if (!actor) throw new UnauthenticatedError("Sign in to see your own media.");
-      rows = await this.repository.listByOwner(actor.id, position, query.limit + 1);
+      fetched = await this.repository.listByOwner(actor.id, position, query.limit + 1);
     } else {
-      rows = await this.repository.listPublic(position, query.limit + 1);
+      fetched = await this.repository.listPublic(position, query.limit + 1);
     }
-    const page = pageOf(rows, query.limit);
+    const page = pageOf(fetched.rows, query.limit);
     // The public feed is shown as to anyone, whoever asks (no owner's originalUrl): one answer, cached once for every viewer.
     const viewer: Actor = query.scope === "public" ? undefined : actor;
     // The queries already select only what the caller may read; the policy has the last word all the same.
     const readable = page.rows.filter((row) => decide(viewer, "read", resourceOf(row)) === "allow");
-    return { items: await this.views(readable, viewer, hooks), nextCursor: page.next };
+    return { items: await this.views(readable, viewer, hooks, fetched.variants), nextCursor: page.next };
   }
 
   /** Changes title, description or visibility (owner or admin); fields left out stay as they are. */
@@ -247,11 +247,17 @@ export class MediaCatalogue {
     return json as MediaJson;
   }
 
-  private async views(rows: readonly MediaRow[], actor: Actor, hooks: Pick<CatalogueHooks, "usernames">): Promise<MediaJson[]> {
+  /** `knownVariants`: the variants read with the rows, when they were. */
+  private async views(
+    rows: readonly MediaRow[],
+    actor: Actor,
+    hooks: Pick<CatalogueHooks, "usernames">,
+    knownVariants?: Map<string, VariantRow[]>,
+  ): Promise<MediaJson[]> {
     if (rows.length === 0) return [];
     const { delivery } = this.options;
     const [variants, usernames] = await Promise.all([
-      this.repository.variantsOf(rows.map((row) => row.id)),
+      knownVariants ?? this.repository.variantsOf(rows.map((row) => row.id)),
       // One lookup per distinct owner, however many of their items are on the page.
       hooks.usernames([...new Set(rows.map((row) => row.owner_id))]),
     ]);
