@@ -6,6 +6,7 @@ import { resolveBackupKey } from "../lib/backups/backup-key";
 import { BackupOperations } from "../lib/backups/backup-operations";
 import type { CataloguePort } from "../lib/backups/backup-operations";
 import { backupStorageFor, drillScratchFor, dumpsFromSettings } from "../lib/backups/backup-setup";
+import { checkBucketVersioning } from "../lib/backups/object-versioning";
 import { ConflictError } from "../lib/errors";
 import type { Runtime } from "../lib/runtime";
 import type { PeriodicTask } from "../lib/scheduling/periodic-task";
@@ -82,7 +83,14 @@ export function backupService(runtime: Runtime): ServiceSchema {
         { required: false },
       );
       const progress = (message: string): void => void this.broker.broadcast(BACKUP_PROGRESS_EVENT, { message });
+      // S3 bucket versioning (the media files' own history): checked at start and before each backup; a warning under `backups`.
+      const checkVersioning = () =>
+        checkBucketVersioning(settings, (name, message) => operations.setWarning(name, message)).then((warnings) => {
+          for (const warning of warnings) this.logger.warn(warning);
+        });
+      void checkVersioning().catch((error: unknown) => this.logger.warn(`bucket versioning not checked: ${String(error)}`));
       const backupThenDrill = async (databases?: readonly DatabaseName[]) => {
+        await checkVersioning().catch((error: unknown) => this.logger.warn(`bucket versioning not checked: ${String(error)}`));
         const result = await operations.backup(databases, progress);
         const drills = drillAfterBackup ? await operations.drill(result.backups.filter((b) => !b.error).map((b) => b.database), progress) : [];
         return { ...result, drills };
