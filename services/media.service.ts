@@ -4,7 +4,7 @@ import type { Actor } from "../lib/auth/policy";
 import type { Database } from "../lib/db/database";
 import type { MediaDatabase } from "../lib/db/schemas/media";
 import { MediaCatalogue } from "../lib/media/catalogue";
-import type { CatalogueHooks, ListScope, NewMedia } from "../lib/media/catalogue";
+import type { CatalogueHooks, ListScope, ListSort, NewMedia } from "../lib/media/catalogue";
 import { CURSOR_PATTERN } from "../lib/media/cursor";
 import { Delivery } from "../lib/media/delivery";
 import {
@@ -141,7 +141,7 @@ export function mediaService(runtime: Runtime): ServiceSchema {
         },
       },
 
-      /** The caller's own items (scope=mine, signed in) or the public feed, newest first, by cursor. */
+      /** The caller's own items (scope=mine, signed in) or the public feed, newest first (or, public feed only, sort=popular: most viewed first), by cursor. */
       list: {
         cache: {
           keys: [...MEDIA_LIST_CACHE_KEYS],
@@ -153,10 +153,11 @@ export function mediaService(runtime: Runtime): ServiceSchema {
         params: {
           $$strict: true,
           scope: { type: "enum", values: ["mine", "public"], default: "public" },
+          sort: { type: "enum", values: ["newest", "popular"], default: "newest" },
           cursor: { type: "string", pattern: CURSOR_PATTERN, optional: true, messages: { stringPattern: "is not a cursor from this list" } },
           limit: { type: "number", integer: true, min: 1, max: 100, convert: true, default: DEFAULT_LIST_LIMIT },
         },
-        async handler(ctx: MediaContext<{ scope: ListScope; cursor?: string; limit: number }>) {
+        async handler(ctx: MediaContext<{ scope: ListScope; sort: ListSort; cursor?: string; limit: number }>) {
           return catalogue.list(actorOf(ctx), ctx.params, hooksFor(ctx));
         },
       },

@@ -4,7 +4,7 @@ import { isUniqueViolation } from "../db/unique-violation";
 import { ConflictError, NotFoundError, UnauthenticatedError, ValidationError } from "../errors";
 import { mediaPrefix } from "../storage/object-keys";
 import type { ObjectStorage } from "../storage/object-storage";
-import { decodeCursor, pageOf } from "./cursor";
+import { decodeCursor, decodePopularCursor, pageOf, popularPageOf } from "./cursor";
 import type { Delivery } from "./delivery";
 import type { MediaChange } from "./media-cache";
 import { cleanDeclaredMime, cleanOriginalName, cleanText } from "./media-input";
@@ -39,6 +39,8 @@ export interface CreateOutcome {
 }
 
 export type ListScope = "mine" | "public";
+/** newest: by creation, newest first. popular (public feed only): by all-time flushed views, most viewed first. */
+export type ListSort = "newest" | "popular";
 
 /** What the catalogue needs from the rest of the system, per request (the service binds them to the caller's context). */
 export interface CatalogueHooks {
@@ -156,13 +158,14 @@ export class MediaCatalogue {
     return this.view(row, actor, hooks);
   }
 
-  /** A page of the caller's own items, or of the public feed; newest first. */
+  /** A page of the caller's own items, or of the public feed; newest first, or (public feed) most viewed first. */
   async list(
     actor: Actor,
-    query: { scope: ListScope; cursor?: string; limit: number },
+    query: { scope: ListScope; sort?: ListSort; cursor?: string; limit: number },
     hooks: Pick<CatalogueHooks, "usernames">,
   ): Promise<{ items: MediaJson[]; nextCursor: string | null }> {
     authorize(actor, "read", { kind: "media-collection" }, "media");
+    if (query.sort === "popular") return this.listPopular(query, hooks);
     const position = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     if (query.cursor !== undefined && !position) {
       throw new ValidationError("The cursor is not one this list gave out.", { cursor: "is not a cursor from this list" });
@@ -180,6 +183,26 @@ export class MediaCatalogue {
     // The queries already select only what the caller may read; the policy has the last word all the same.
     const readable = page.rows.filter((row) => decide(viewer, "read", resourceOf(row)) === "allow");
     return { items: await this.views(readable, viewer, hooks, fetched.variants), nextCursor: page.next };
+  }
+
+  /**
+   * The public feed by popularity: the items' flushed all-time view counts, most viewed first, ties
+   * by id. Shown as to anyone, like the newest-first feed (no counts in it).
+   */
+  private async listPopular(
+    query: { scope: ListScope; cursor?: string; limit: number },
+    hooks: Pick<CatalogueHooks, "usernames">,
+  ): Promise<{ items: MediaJson[]; nextCursor: string | null }> {
+    if (query.scope !== "public") {
+      throw new ValidationError("Sorting by popularity is for the public feed (scope=public).", { sort: "popular needs scope=public" });
+    }
+    const position = query.cursor === undefined ? undefined : decodePopularCursor(query.cursor);
+    if (query.cursor !== undefined && !position) {
+      throw new ValidationError("The cursor is not one this list gave out.", { cursor: "is not a cursor from this list" });
+    }
+    const page = popularPageOf(await this.repository.listPublicPopular(position, query.limit + 1), query.limit);
+    const readable = page.rows.filter((row) => decide(undefined, "read", resourceOf(row)) === "allow");
+    return { items: await this.views(readable, undefined, hooks), nextCursor: page.next };
   }
 
   /** Changes title, description or visibility (owner or admin); fields left out stay as they are. */

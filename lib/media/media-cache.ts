@@ -5,6 +5,7 @@
  *   media.get:<id>|<caller>                        every caller's view of one item
  *   media.list:mine|<owner>|<cursor>|<limit>       one owner's own listing
  *   media.list:public|<cursor>|<limit>             the public feed, one entry for every caller (shown as to anyone)
+ *   media.list:public|sort=popular|<cursor>|<limit>   the popular feed, likewise ("=" is in no cursor)
  *
  * Ids are nanoids and ULIDs: no "." (which a memory-cacher "*" would not cross) and no
  * glob characters, so they can be put into patterns as they are.
@@ -23,10 +24,12 @@ export const DEFAULT_LIST_LIMIT = 24;
  * before the cache is asked (mixins/params-validation.middleware.ts); invalid ones never
  * reach it.
  */
-export function listCacheKey(actionName: string, params: { scope?: unknown; cursor?: unknown; limit?: unknown }, userId: unknown): string {
+export function listCacheKey(actionName: string, params: { scope?: unknown; sort?: unknown; cursor?: unknown; limit?: unknown }, userId: unknown): string {
   const limit = params.limit === undefined ? DEFAULT_LIST_LIMIT : Number(params.limit);
   const scope = String(params.scope ?? "public");
-  const page = `${String(params.cursor)}|${String(limit)}`;
+  // Newest first keeps the key it always had; another order is named in the key.
+  const sort = params.sort === undefined || params.sort === "newest" ? "" : `sort=${String(params.sort)}|`;
+  const page = `${sort}${String(params.cursor)}|${String(limit)}`;
   return scope === "public" ? `${actionName}:public|${page}` : `${actionName}:${scope}|${String(userId)}|${page}`;
 }
 

@@ -4,6 +4,7 @@ import * as uniqueContentAndTombstones from "./0002_unique_content_and_tombstone
 import * as processingState from "./0003_processing_state";
 import * as readyFeedAndTombstoneAge from "./0004_ready_feed_and_tombstone_age";
 import * as viewCountsAndProcessingTimes from "./0005_view_counts_and_processing_times";
+import * as popularFeed from "./0006_popular_feed";
 
 export const mediaMigrations: Migrations = {
   "0001_media_and_variants": mediaAndVariants,
@@ -11,4 +12,5 @@ export const mediaMigrations: Migrations = {
   "0003_processing_state": processingState,
   "0004_ready_feed_and_tombstone_age": readyFeedAndTombstoneAge,
   "0005_view_counts_and_processing_times": viewCountsAndProcessingTimes,
+  "0006_popular_feed": popularFeed,
 };
