@@ -3,6 +3,7 @@ import { parseSettings, SettingsError } from "../config/settings";
 import { backupStorageFor } from "../lib/backups/backup-setup";
 import { parseRestoreArguments, readBackupKey, RESTORE_USAGE, RestoreUsageError, runRestore } from "../lib/backups/restore-command";
 import { RestoreRefusedError } from "../lib/backups/restore";
+import { MissingBinlogSpanError, pointInTimeRestores } from "../lib/backups/point-in-time";
 import { LocalStorage } from "../lib/storage/local-storage";
 import type { ObjectStorage } from "../lib/storage/object-storage";
 import { S3Storage } from "../lib/storage/s3-storage";
@@ -18,7 +19,13 @@ async function main(): Promise<void> {
   const media: ObjectStorage = settings.storage.kind === "s3" ? new S3Storage(settings.storage) : new LocalStorage(settings.storage.dir, signer);
   const { storage } = backupStorageFor(settings, media, "restore-command-does-not-sign-urls");
   try {
-    await runRestore(request, { storage, key, print: (line) => console.error(line) });
+    const print = (line: string): void => console.error(line);
+    const sourceDatabase = (database: keyof typeof settings.databases): string => {
+      const configured = settings.databases[database];
+      return configured.kind === "mysql" ? configured.database : `shoal_${database}`;
+    };
+    const replay = settings.mode === "cluster" ? pointInTimeRestores({ storage, key, sourceDatabase, print }) : undefined;
+    await runRestore(request, { storage, key, print, ...(replay ? { replay } : {}) });
   } finally {
     await storage.close();
     await media.close();
@@ -28,5 +35,5 @@ async function main(): Promise<void> {
 main().catch((error: unknown) => {
   console.error(error instanceof Error ? error.message : error);
   if (error instanceof RestoreUsageError) console.error(`usage: ${RESTORE_USAGE}`);
-  process.exit(error instanceof SettingsError || error instanceof RestoreUsageError ? 2 : error instanceof RestoreRefusedError ? 3 : 1);
+  process.exit(error instanceof SettingsError || error instanceof RestoreUsageError ? 2 : error instanceof RestoreRefusedError || error instanceof MissingBinlogSpanError ? 3 : 1);
 });

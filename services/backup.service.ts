@@ -6,6 +6,7 @@ import { resolveBackupKey } from "../lib/backups/backup-key";
 import { BackupOperations } from "../lib/backups/backup-operations";
 import type { CataloguePort } from "../lib/backups/backup-operations";
 import { backupStorageFor, drillScratchFor, dumpsFromSettings } from "../lib/backups/backup-setup";
+import { clusterPointInTime } from "../lib/backups/binlog-archiving";
 import { checkBucketVersioning } from "../lib/backups/object-versioning";
 import { ConflictError } from "../lib/errors";
 import type { Runtime } from "../lib/runtime";
@@ -25,6 +26,7 @@ export function backupService(runtime: Runtime): ServiceSchema {
   const { settings } = runtime;
   let operations: BackupOperations;
   let ownStorage: { close(): Promise<void> } | undefined;
+  let pointInTime: ReturnType<typeof clusterPointInTime>;
   const tasks: PeriodicTask[] = [];
   const drillAfterBackup = settings.backups.drillSchedule === undefined;
 
@@ -39,6 +41,17 @@ export function backupService(runtime: Runtime): ServiceSchema {
       if (key.kind === "missing") this.logger.error("BACKUP_ENCRYPTION_KEY is not set: no backups will be taken");
       const target = backupStorageFor(settings, runtime.storage, runtime.secret);
       if (target.own) ownStorage = target.storage;
+      pointInTime = clusterPointInTime({
+        databases: settings.databases,
+        account: { user: settings.failover.adminUser, password: settings.failover.adminPassword },
+        storage: target.storage,
+        key: key.kind === "configured" ? key.key : undefined,
+        leaseLock: runtime.leaseLock,
+        dataDir: settings.dataDir,
+        flushIntervalMs: settings.backups.binlogFlushSeconds * 1000,
+        log: this.logger,
+      });
+      const drillScratch = drillScratchFor(settings);
       const call = <T>(action: string, params: object): Promise<T> => this.broker.call<T, object>(`site.${action}`, params);
       const catalogue: CataloguePort = {
         backupStarted: (id, database, startedAt) => call("backupStarted", { id, database, startedAt }),
@@ -56,7 +69,7 @@ export function backupService(runtime: Runtime): ServiceSchema {
         storage: target.storage,
         mediaObjects: runtime.storage,
         startDump: dumpsFromSettings(settings),
-        drillScratch: drillScratchFor(settings),
+        drillScratch: (database) => pointInTime?.withReplay(drillScratch(database)) ?? drillScratch(database),
         retention: settings.backups,
         maxUnverifiedHours: settings.backups.maxUnverifiedHours,
         catalogue,
@@ -75,7 +88,7 @@ export function backupService(runtime: Runtime): ServiceSchema {
       runtime.health.register(
         "backups",
         async () => {
-          const check = await operations.health(startedAt);
+          const check = await operations.health(startedAt).then((result) => pointInTime?.health(result) ?? result);
           const lastVerifiedAt = typeof check.lastVerifiedAt === "string" ? Date.parse(check.lastVerifiedAt) / 1000 : 0;
           this.broker.metrics?.set(LAST_VERIFIED_METRIC, lastVerifiedAt);
           return check;
@@ -115,6 +128,12 @@ export function backupService(runtime: Runtime): ServiceSchema {
           }),
         );
       }
+      if (pointInTime !== undefined) {
+        pointInTime.archiving.start();
+        tasks.push(
+          runtime.periodicTasks.schedule({ name: "binlog-retention", schedule: { everyMs: 3600_000 }, run: () => pointInTime!.retention(), log: this.logger }),
+        );
+      }
       this.runExclusive = async <T>(lockName: string, work: () => Promise<T>): Promise<T> => {
         const release = await runtime.leaseLock(lockName).tryAcquire(LEASE_MS);
         if (release === undefined) throw new ConflictError(`a ${lockName === "backup" ? "backup" : "drill"} is already running on a node of this site`);
@@ -131,6 +150,7 @@ export function backupService(runtime: Runtime): ServiceSchema {
     async stopped() {
       runtime.health.unregister("backups");
       for (const task of tasks.splice(0)) await runtime.periodicTasks.unschedule(task);
+      await pointInTime?.archiving.stop();
       await ownStorage?.close();
     },
 

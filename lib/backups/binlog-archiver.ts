@@ -7,6 +7,37 @@ import type { BinlogScan, GtidState } from "./binlog-events";
 /** Where archived binary logs go (object storage, encrypted, in the backup service). A put of an existing name replaces it. */
 export interface ArchiveSink {
   put(name: string, body: Readable): Promise<void>;
+  /** Stores what the archive holds (after every upload that changed it), for restores, drills and retention. */
+  putIndex?(index: ArchiveIndex): Promise<void>;
+}
+
+/** One archived binary log as a restore needs to know it without reading it. */
+export interface ArchivedFile {
+  readonly name: string;
+  /** Bytes archived (up to its last complete event). */
+  readonly bytes: number;
+  /** The primary has moved on to the next file: this one is archived whole. */
+  readonly closed: boolean;
+  /** The GTID state the file starts from (its Gtid_list event): every GTID up to it is in earlier files. */
+  readonly startGtid: string;
+  /** The last GTID per domain in the file; empty when it holds no transaction. */
+  readonly lastGtid: string;
+  /** When its last archived event was written (ms since the epoch); 0 before any. */
+  readonly lastEventAt: number;
+}
+
+/** What the archive of one primary holds: its files in order, the gaps found, and until when it is known complete. */
+export interface ArchiveIndex {
+  readonly formatVersion: 1;
+  readonly files: readonly ArchivedFile[];
+  readonly gaps: readonly GtidGap[];
+  readonly archivedGtid: string;
+  /**
+   * The archive holds every transaction the primary had committed at this moment (ms; the start of the last
+   * upload made while streaming), so a restore may stop anywhere before it even when no event followed.
+   */
+  readonly completeUntil: number;
+  readonly updatedAt: number;
 }
 
 /** A running `mariadb-binlog --raw --stop-never`: it writes the server's binary logs into a directory until it exits. */
@@ -59,18 +90,24 @@ export interface BinlogArchiverStatus {
 interface FileRecord {
   uploaded: number;
   closed: boolean;
+  startGtid?: string;
+  lastGtid?: string;
+  lastEventAt?: number;
 }
 
 interface SavedState {
   readonly files: Record<string, FileRecord>;
   readonly archivedGtid: string;
   readonly gaps: GtidGap[];
+  readonly completeUntil?: number;
 }
 
 const STATE_FILE = "archive-state.json";
 const BINLOG_NAME = /^[A-Za-z0-9_.-]+\.\d{6,}$/;
 /** A connection that streamed this long before it dropped was healthy: the next reconnect starts with the first delay again. */
 const HEALTHY_STREAM_MS = 60_000;
+/** How long a commit may take to reach the local copy while streaming; an upload vouches for the archive only up to this long before it. */
+const STREAM_DELAY_ALLOWANCE_MS = 2000;
 
 /**
  * Streams the primary's binary log into a local directory (mariadb-binlog, supervised: restarted with
@@ -87,6 +124,7 @@ export class BinlogArchiver {
   private restarts = 0;
   private lastError: string | undefined;
   private lastUploadAt: number | undefined;
+  private completeUntil = 0;
   private stopped = true;
   private stream: BinlogStream | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
@@ -204,7 +242,12 @@ export class BinlogArchiver {
   }
 
   private async uploadNew(): Promise<void> {
+    // Read before the directory is: everything committed by now that the stream had received is in what follows.
+    // Only while streaming the primary's newest file (not catching up on older ones).
+    let streamingAt = this.state === "streaming" ? Date.now() - STREAM_DELAY_ALLOWANCE_MS : undefined;
+    const newestOnPrimary = streamingAt === undefined ? undefined : (await this.ports.binaryLogs().catch(() => [])).at(-1);
     const names = (await fs.promises.readdir(this.options.directory)).filter((name) => BINLOG_NAME.test(name)).sort(compareBinlogNames);
+    if (newestOnPrimary === undefined || names[names.length - 1] !== newestOnPrimary) streamingAt = undefined;
     let changed = false;
     for (const [index, name] of names.entries()) {
       const file = path.join(this.options.directory, name);
@@ -228,6 +271,11 @@ export class BinlogArchiver {
         const known = this.archived.get(domain);
         if (!known || gtid.seq > known.seq) this.archived.set(domain, gtid);
       }
+      if (record.uploaded === scan.complete) {
+        record.startGtid = formatGtidState(scan.startState ?? new Map());
+        record.lastGtid = formatGtidState(scan.lastGtids);
+        record.lastEventAt = scan.lastEventTime * 1000;
+      }
       if (closed && !record.closed && record.uploaded === scan.complete) {
         record.closed = true;
         changed = true;
@@ -238,7 +286,29 @@ export class BinlogArchiver {
         this.scans.delete(name);
       }
     }
-    if (changed) await this.saveState();
+    if (streamingAt !== undefined && streamingAt > this.completeUntil && this.state === "streaming") {
+      this.completeUntil = streamingAt;
+      changed = true;
+    }
+    if (changed) {
+      await this.saveState();
+      await this.ports.sink.putIndex?.(this.index());
+    }
+  }
+
+  /** What the archive holds, in the order of the files. */
+  index(): ArchiveIndex {
+    const files = [...this.files.entries()]
+      .sort(([a], [b]) => compareBinlogNames(a, b))
+      .map(([name, record]) => ({
+        name,
+        bytes: record.uploaded,
+        closed: record.closed,
+        startGtid: record.startGtid ?? "",
+        lastGtid: record.lastGtid ?? "",
+        lastEventAt: record.lastEventAt ?? 0,
+      }));
+    return { formatVersion: 1, files, gaps: [...this.gaps], archivedGtid: formatGtidState(this.archived), completeUntil: this.completeUntil, updatedAt: Date.now() };
   }
 
   /** Scans what the file gained since the last scan; a file that shrank (streamed again from its start) is scanned anew. */
@@ -277,10 +347,16 @@ export class BinlogArchiver {
     for (const [name, record] of Object.entries(saved.files)) this.files.set(name, record);
     this.archived = parseGtidState(saved.archivedGtid);
     this.gaps = saved.gaps;
+    this.completeUntil = saved.completeUntil ?? 0;
   }
 
   private async saveState(): Promise<void> {
-    const saved: SavedState = { files: Object.fromEntries(this.files), archivedGtid: formatGtidState(this.archived), gaps: this.gaps };
+    const saved: SavedState = {
+      files: Object.fromEntries(this.files),
+      archivedGtid: formatGtidState(this.archived),
+      gaps: this.gaps,
+      completeUntil: this.completeUntil,
+    };
     const target = path.join(this.options.directory, STATE_FILE);
     await fs.promises.writeFile(`${target}.new`, JSON.stringify(saved), { mode: 0o600 });
     await fs.promises.rename(`${target}.new`, target);

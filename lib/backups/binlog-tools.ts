@@ -77,6 +77,8 @@ export interface ReplayOptions {
   /** The GTID position the restored dump was taken at: only later transactions are applied. */
   readonly fromGtid?: string;
   readonly until?: ReplayUntil;
+  /** Only the transactions of these GTID domains (the backup's server's). */
+  readonly domains?: readonly number[];
   /** Only this database's changes (e.g. "shoal_media"). */
   readonly database?: string;
   /** Applies them to a database of another name (a drill's scratch database). */
@@ -113,6 +115,32 @@ class WithoutGtidSequence extends Transform {
   }
 }
 
+/** mariadb-binlog's comment line of a GTID event: "#251205 10:00:00 server id 1  end_log_pos 342 ... GTID 0-1-42 trans". */
+const GTID_COMMENT = /^#\d{6}\s.*\bGTID (\d+)-(\d+)-(\d+)\b/;
+
+/** Notes the last GTID per domain that mariadb-binlog's output passes on, whole lines at a time. */
+class GtidWatch extends Transform {
+  readonly last = new Map<number, string>();
+  private rest = "";
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const lines = (this.rest + chunk.toString("latin1")).split("\n");
+    this.rest = (lines.pop() ?? "").slice(-4096);
+    for (const line of lines) {
+      const match = line.startsWith("#") ? GTID_COMMENT.exec(line) : null;
+      if (match) this.last.set(Number(match[1]), `${match[1]}-${match[2]}-${match[3]}`);
+    }
+    callback(null, chunk);
+  }
+
+  position(): string {
+    return [...this.last.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([, gtid]) => gtid)
+      .join(",");
+  }
+}
+
 /** "YYYY-MM-DD HH:MM:SS" in UTC; mariadb-binlog reads it in its time zone, which the replay sets to UTC. */
 function utcDatetime(moment: Date): string {
   return moment.toISOString().slice(0, 19).replace("T", " ");
@@ -126,6 +154,7 @@ export function replayArguments(options: ReplayOptions): string[] {
   return [
     ...(options.fromGtid !== undefined && options.fromGtid !== "" ? [`--start-position=${options.fromGtid}`] : []),
     ...(until === undefined ? [] : "time" in until ? [`--stop-datetime=${utcDatetime(until.time)}`] : [`--stop-position=${until.gtid}`]),
+    ...(options.domains && options.domains.length > 0 ? [`--do-domain-ids=${options.domains.join(",")}`] : []),
     ...(options.database ? [`--database=${options.database}`] : []),
     ...(options.renameDatabase ? [`--rewrite-db=${options.renameDatabase.from}->${options.renameDatabase.to}`] : []),
     ...(options.skipTargetBinlog ? ["--disable-log-bin"] : []),
@@ -135,9 +164,10 @@ export function replayArguments(options: ReplayOptions): string[] {
 
 /**
  * Applies archived binary logs to a server: `mariadb-binlog <files> | mariadb`, streamed (nothing held in
- * memory); rejects with the tools' error output when either fails. Resolves with the bytes of SQL applied.
+ * memory); rejects with the tools' error output when either fails. Resolves with the bytes of SQL applied and
+ * the last GTID per domain that was replayed (the archived numbers, whatever the target numbers them).
  */
-export async function replayBinlogs(options: ReplayOptions): Promise<{ sqlBytes: number }> {
+export async function replayBinlogs(options: ReplayOptions): Promise<{ sqlBytes: number; lastGtid: string }> {
   const args = replayArguments(options);
   for (const file of options.files) await fs.promises.access(file, fs.constants.R_OK);
   const connection = toolConnection(options.target);
@@ -149,7 +179,9 @@ export async function replayBinlogs(options: ReplayOptions): Promise<{ sqlBytes:
   reader.stdout.on("data", (chunk: Buffer) => {
     sqlBytes += chunk.length;
   });
-  (options.keepGtids ? reader.stdout : reader.stdout.pipe(new WithoutGtidSequence())).pipe(applier.stdin);
+  const watch = new GtidWatch();
+  const read = reader.stdout.pipe(watch);
+  (options.keepGtids ? read : read.pipe(new WithoutGtidSequence())).pipe(applier.stdin);
   // The applier failing first closes its input; the reader's EPIPE is then not the error to report.
   applier.stdin.on("error", () => undefined);
   const exitOf = (child: typeof reader | typeof applier, name: string, errors: () => string) =>
@@ -160,5 +192,5 @@ export async function replayBinlogs(options: ReplayOptions): Promise<{ sqlBytes:
   const results = await Promise.allSettled([exitOf(applier, "mariadb", applierErrors), exitOf(reader, "mariadb-binlog", readerErrors)]);
   const failure = results.find((result) => result.status === "rejected");
   if (failure) throw failure.reason as Error;
-  return { sqlBytes };
+  return { sqlBytes, lastGtid: watch.position() };
 }

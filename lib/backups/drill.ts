@@ -24,7 +24,14 @@ export interface DrillResult {
 }
 
 /** Where a drill restores: a scratch database on a MariaDB/MySQL server, or a temporary SQLite file. */
-export type DrillScratch = { readonly kind: "mysql"; readonly url: string } | { readonly kind: "sqlite" };
+export type DrillScratch =
+  | {
+      readonly kind: "mysql";
+      readonly url: string;
+      /** Cluster mode: brings the restored copy forward with the archived binary logs; answers a problem, if any. */
+      readonly bringForward?: (manifest: BackupManifest, target: RestoreTarget) => Promise<string | undefined>;
+    }
+  | { readonly kind: "sqlite" };
 
 const OBJECT_CHECK_CONCURRENCY = 16;
 
@@ -65,7 +72,8 @@ export async function countMissingObjects(keys: readonly string[], objects: Pick
  * A restore drill: the backup is restored into scratch space, decrypted only after its SHA-256 matched, every
  * table's rows and checksum and the migrations compared with its manifest, and for the media database every
  * object key it names looked up in storage. The scratch copy is dropped afterwards, whatever happened.
- * `afterRestore` may bring the copy forward (archived binary logs) and answer a problem.
+ * In cluster mode the scratch's `bringForward` replays the archived binary logs onto the copy and checks the
+ * GTID position it reached; `afterRestore` may check more and answer a problem.
  */
 export async function runDrill(options: {
   storage: ObjectStorage;
@@ -92,6 +100,7 @@ export async function runDrill(options: {
     const outcome = await restoreBackup({ storage, key, manifest, target, force: false, now, onProgress: (progress) => (bytes = progress.bytes) });
     bytes = manifest.bytes;
     reason = restoreProblem(outcome, manifest);
+    if (reason === undefined && scratch.kind === "mysql" && scratch.bringForward) reason = await scratch.bringForward(manifest, target);
     if (reason === undefined && options.afterRestore) reason = await options.afterRestore(target);
     if (manifest.database === "media" && options.mediaObjects) {
       missingObjects = await countMissingObjects(await mediaObjectKeys(target), options.mediaObjects);

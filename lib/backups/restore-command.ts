@@ -130,14 +130,26 @@ export function readBackupKey(settings: Pick<Settings, "backups" | "dataDir">): 
 
 export { listManifests };
 
+/** Point-in-time restores: the archive is checked to cover the span before the target is touched, then replayed. */
+export interface PointInTimePort {
+  /** Throws (MissingBinlogSpanError) when the archive cannot bring the backup to the point. */
+  check(request: RestoreRequest, manifest: BackupManifest): Promise<void>;
+  /** Replays up to the point; answers the line to print (files, position reached). */
+  run(request: RestoreRequest, manifest: BackupManifest): Promise<string>;
+  /** After a replay failed half-way: marks the copy as unusable (answers how). */
+  markFailed(request: RestoreRequest, reason: string): Promise<string>;
+}
+
 export interface RestoreCommandPorts {
   readonly storage: ObjectStorage;
   readonly key: Buffer;
   /** Progress lines (throttled) and the summary. */
   readonly print: (line: string) => void;
   /** Brings the restored copy forward to the point with archived binary logs; undefined when there are none to replay. */
-  readonly replay?: (request: RestoreRequest, manifest: BackupManifest) => Promise<string>;
+  readonly replay?: PointInTimePort;
   readonly audit?: (action: string, detail: Record<string, unknown>) => Promise<void>;
+  /** media: puts back the files the backup goes with (embedded); answers a summary line. */
+  readonly restoreFiles?: (manifest: BackupManifest) => Promise<string>;
   readonly now?: () => number;
 }
 
@@ -152,6 +164,12 @@ export async function runRestore(request: RestoreRequest, ports: RestoreCommandP
   if (unreadable.length > 0) ports.print(`skipped ${unreadable.length} manifests that could not be read with this key: ${unreadable.join(", ")}`);
   const manifest = chooseBackup(manifests, request.point);
   if (manifest === undefined) throw new RestoreUsageError(`no backup of ${request.database} at or before the point asked for (${manifests.length} backups stored)`);
+  const pointInTime = request.point.kind === "at" || request.point.kind === "gtid";
+  if (pointInTime) {
+    if (ports.replay === undefined) throw new RestoreUsageError("point-in-time restores (--at, --gtid) need the binlog archive: cluster mode, a mysql:// target");
+    // Before the target is touched: a span the archive lacks is refused with the target as it was.
+    await ports.replay.check(request, manifest);
+  }
   ports.print(`restoring ${request.database} from backup ${manifest.id} taken ${manifest.takenAt} (GTID ${manifest.gtidPosition || "-"}) into ${describeTarget(request.target)}`);
   let lastPrinted = 0;
   const outcome = await restoreBackup({
@@ -172,9 +190,15 @@ export async function runRestore(request: RestoreRequest, ports: RestoreCommandP
   const problem = restoreProblem(outcome, manifest);
   if (problem !== undefined) throw new Error(`the restored copy does not match backup ${manifest.id}: ${problem}`);
   ports.print(`checked ${outcome.tables} tables: rows, checksums and migrations match the backup`);
-  if (request.point.kind === "at" || request.point.kind === "gtid") {
-    if (ports.replay === undefined) throw new Error("no archived binary logs to replay: the copy stands at the backup's position, not the point asked for");
-    ports.print(await ports.replay(request, manifest));
+  if (request.database === "media" && ports.restoreFiles !== undefined) ports.print(await ports.restoreFiles(manifest));
+  if (pointInTime && ports.replay !== undefined) {
+    try {
+      ports.print(await ports.replay.run(request, manifest));
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      const marked = await ports.replay.markFailed(request, reason).catch((markError: unknown) => `it could not be marked (${String(markError)})`);
+      throw new Error(`replaying the binary logs failed, so ${describeTarget(request.target)} stands somewhere between the backup and the point: do not use it; ${marked}. ${reason}`);
+    }
   }
   const durationMs = now() - started;
   ports.print(`restored ${request.database} in ${(durationMs / 1000).toFixed(1)} s`);
