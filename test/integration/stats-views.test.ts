@@ -11,6 +11,7 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import { nanoid } from "nanoid";
 import type { MediaJson } from "../../lib/media/media-view";
+import { listCacheKey } from "../../lib/media/media-cache";
 import { viewStoreOf } from "../../lib/stats/view-stores";
 import { HttpClient, signUpMember } from "../support/http-client";
 import type { SignedUpMember } from "../support/http-client";
@@ -188,5 +189,84 @@ describe("views and statistics on an embedded node", () => {
     const again = new HttpClient(node.baseUrl, { origin: null });
     const mine = (await again.get<{ media: MediaJson }>(`/api/media/${itemId}`, { bearer: owner.token })).body.media;
     expect(mine.views).toBe(3 + 3 + 1);
+  });
+});
+
+describe("the public feed by popularity", () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "shoal-popular-"));
+  let node: RunningNode;
+  let owner: SignedUpMember;
+  const ids: Record<string, string> = {};
+
+  beforeAll(async () => {
+    node = await startNode(envFor(dataDir));
+    owner = await signUpMember(node.baseUrl, PUBLIC_URL, { prefix: "popular" });
+    // Counted views per item: "top" most, "tieA" and "tieB" the same, "quiet" none; "hidden" is made private again.
+    const counts: Record<string, number> = { top: 5, tieA: 2, tieB: 2, quiet: 0, hidden: 9 };
+    for (const [name, count] of Object.entries(counts)) {
+      ids[name] = await readyPublicItem(node, owner);
+      for (let i = 0; i < count; i++) await viewStoreOf(node.runtime).record(ids[name] as string, `viewer-${name}-${i}`, Date.now());
+    }
+    await node.broker.call("media.update", { id: ids.hidden, visibility: "private" }, { meta: { user: { id: owner.id, role: "user", username: owner.username } } });
+    await node.broker.call("media.flushViews");
+  });
+
+  afterAll(async () => {
+    await stopAllNodes();
+  });
+
+  test("most viewed first, ties by id, page by page with the feed's own cursors, cached as one shared entry, no counts shown", async () => {
+    const client = new HttpClient(node.baseUrl, { origin: null });
+    const [firstTie, secondTie] = [ids.tieA as string, ids.tieB as string].sort().reverse();
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const query: string = `/api/media?scope=public&sort=popular&limit=2${cursor ? `&cursor=${cursor}` : ""}`;
+      const page = await client.get<{ items: MediaJson[]; nextCursor: string | null }>(query);
+      expect(page.status).toBe(200);
+      for (const item of page.body.items) {
+        expect(item).not.toHaveProperty("views");
+        seen.push(item.id);
+      }
+      cursor = page.body.nextCursor;
+      pages++;
+    } while (cursor && pages < 10);
+    expect(seen).toEqual([ids.top, firstTie, secondTie, ids.quiet]);
+    expect(pages).toBe(2);
+
+    // One entry for everyone, apart from the newest-first feed's.
+    const key = listCacheKey("media.list", { scope: "public", sort: "popular", limit: 2 }, undefined);
+    expect(await node.broker.cacher?.get(key)).toMatchObject({ items: [{ id: ids.top }, { id: firstTie }] });
+    const signedIn = await client.get<{ items: MediaJson[] }>("/api/media?scope=public&sort=popular&limit=2", { bearer: owner.token });
+    expect(signedIn.body.items.map((item) => item.id)).toEqual([ids.top, firstTie]);
+    const newest = await client.get<{ items: MediaJson[] }>("/api/media?scope=public&limit=4");
+    expect(newest.body.items.map((item) => item.id)).toEqual([ids.quiet, ids.tieB, ids.tieA, ids.top]);
+  });
+
+  test("bad input is named: an unknown sort, popular outside the public feed, and cursors of the other order", async () => {
+    const client = new HttpClient(node.baseUrl, { origin: null });
+    const unknown = await client.get<{ error: { code: string; fields: Record<string, string> } }>("/api/media?sort=views");
+    expect(unknown.status).toBe(422);
+    expect(unknown.body.error.code).toBe("validation_failed");
+    expect(Object.keys(unknown.body.error.fields)).toEqual(["sort"]);
+
+    const mine = await client.get<{ error: { fields: Record<string, string> } }>("/api/media?scope=mine&sort=popular", { bearer: owner.token });
+    expect(mine.status).toBe(422);
+    expect(mine.body.error.fields).toEqual({ sort: "popular needs scope=public" });
+
+    const newestCursor = (await client.get<{ nextCursor: string }>("/api/media?scope=public&limit=1")).body.nextCursor;
+    const popularCursor = (await client.get<{ nextCursor: string }>("/api/media?scope=public&sort=popular&limit=1")).body.nextCursor;
+    for (const query of [`sort=popular&cursor=${newestCursor}`, `cursor=${popularCursor}`]) {
+      const refused = await client.get<{ error: { fields: Record<string, string> } }>(`/api/media?scope=public&${query}`);
+      expect(refused.status).toBe(422);
+      expect(refused.body.error.fields).toEqual({ cursor: "is not a cursor from this list" });
+    }
+  });
+
+  test("the OpenAPI document lists sort with its two values", async () => {
+    const document = (await new HttpClient(node.baseUrl, { origin: null }).get<{ paths: Record<string, Record<string, { parameters?: { name: string; schema?: { enum?: string[] } }[] }>> }>("/api/openapi.json")).body;
+    const sort = document.paths["/api/media"]?.get?.parameters?.find((parameter) => parameter.name === "sort");
+    expect(sort?.schema?.enum).toEqual(["newest", "popular"]);
   });
 });

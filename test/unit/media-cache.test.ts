@@ -67,6 +67,17 @@ describe("media cache keys and what a write cleans", () => {
     expect(MEDIA_LIST_CACHE_KEYS).toEqual(["scope", "#user.id", "cursor", "limit"]);
   });
 
+  test("the popular feed has its own entries, shared by every caller, cleaned with the public feed; newest first keeps its key", () => {
+    const popular = listCacheKey("media.list", { scope: "public", sort: "popular" }, undefined);
+    expect(popular).toBe("media.list:public|sort=popular|undefined|24");
+    expect(listCacheKey("media.list", { scope: "public", sort: "popular" }, OWNER)).toBe(popular);
+    expect(listCacheKey("media.list", { scope: "public", sort: "newest" }, OWNER)).toBe(listCacheKey("media.list", { scope: "public" }, undefined));
+    expect(popular).not.toBe(listCacheKey("media.list", { scope: "public" }, undefined));
+    const madePublic = stalePatterns([{ id: ID, ownerId: OWNER, publicBefore: false, publicAfter: true }]);
+    expect(matches(popular, madePublic)).toBe(true);
+    expect(matches(listCacheKey("media.list", { scope: "public", sort: "popular", cursor: CURSOR, limit: 5 }, OTHER), madePublic)).toBe(true);
+  });
+
   test("patterns are deduplicated across several changes", () => {
     const patterns = stalePatterns([
       { id: ID, ownerId: OWNER, publicBefore: true, publicAfter: false },
