@@ -19,6 +19,8 @@ export interface Variant {
 }
 
 export type Visibility = "private" | "unlisted" | "public";
+/** The public feed's orders: newest first, or most viewed first. */
+export type FeedSort = "newest" | "popular";
 export type Status = "uploaded" | "processing" | "ready" | "failed";
 
 export interface Media {
@@ -125,8 +127,8 @@ export const api = {
   changePassword: (currentPassword: string, newPassword: string) =>
     call<void>("PUT", "/users/me/password", { currentPassword, newPassword }),
   deleteAccount: (password: string) => call<void>("DELETE", "/users/me", { password }),
-  list: (scope: "mine" | "public", cursor?: string | null) =>
-    call<Page<Media>>("GET", `/media?scope=${scope}&limit=24${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`),
+  list: (scope: "mine" | "public", cursor?: string | null, sort: FeedSort = "newest") =>
+    call<Page<Media>>("GET", `/media?scope=${scope}${sort === "popular" ? "&sort=popular" : ""}&limit=24${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`),
   media: (id: string) => call<{ media: Media }>("GET", `/media/${encodeURIComponent(id)}`),
   update: (id: string, changes: { title?: string; description?: string; visibility?: Visibility }) =>
     call<{ media: Media }>("PATCH", `/media/${encodeURIComponent(id)}`, changes),

@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { thumbHashToDataURL } from "thumbhash";
 import { ApiError, api, variant } from "../api";
-import type { Media } from "../api";
+import type { FeedSort, Media } from "../api";
 import { onMediaEvent } from "../store";
 
 const STATUS_TEXT: Record<string, string> = { uploaded: "Queued", processing: "Processing", ready: "Ready", failed: "Failed" };
@@ -17,21 +17,24 @@ export function placeholderUrl(media: Media): string | undefined {
 }
 
 export function MediaGrid({ scope, title }: { scope: "mine" | "public"; title: string }) {
+  const [sort, setSort] = useState<FeedSort>("newest");
   const [items, setItems] = useState<Media[]>([]);
   const [cursor, setCursor] = useState<string | null | undefined>(undefined);
   const [loading, setLoading] = useState(false);
   const [error, setError] = useState<string | undefined>();
   const sentinel = useRef<HTMLDivElement>(null);
-  const state = useRef({ cursor, loading });
-  state.current = { cursor, loading };
+  const state = useRef({ cursor, loading, sort });
+  state.current = { cursor, loading, sort };
 
   async function loadMore() {
-    const { cursor: current, loading: busy } = state.current;
+    const { cursor: current, loading: busy, sort: order } = state.current;
     if (busy || current === null) return;
     setLoading(true);
     state.current.loading = true;
     try {
-      const page = await api.list(scope, current);
+      const page = await api.list(scope, current, order);
+      // A page asked for before the order changed is not shown in the new order.
+      if (state.current.sort !== order) return;
       setItems((existing) => [...existing, ...page.items.filter((item) => !existing.some((seen) => seen.id === item.id))]);
       setCursor(page.nextCursor);
       setError(undefined);
@@ -45,9 +48,9 @@ export function MediaGrid({ scope, title }: { scope: "mine" | "public"; title: s
   useEffect(() => {
     setItems([]);
     setCursor(undefined);
-    state.current = { cursor: undefined, loading: false };
+    state.current = { cursor: undefined, loading: false, sort };
     void loadMore();
-  }, [scope]);
+  }, [scope, sort]);
 
   // Infinite scroll: the next page loads when the end of the grid comes into view.
   useEffect(() => {
@@ -80,6 +83,17 @@ export function MediaGrid({ scope, title }: { scope: "mine" | "public"; title: s
   return (
     <section class="panel" aria-labelledby="page-title">
       <h1 id="page-title" tabIndex={-1}>{title}</h1>
+      {scope === "public" && (
+        <fieldset class="feed-sort">
+          <legend>Show</legend>
+          {(["newest", "popular"] as const).map((order) => (
+            <label key={order}>
+              <input type="radio" name="feed-sort" value={order} checked={sort === order} onChange={() => setSort(order)} />
+              {order === "newest" ? "Newest" : "Popular"}
+            </label>
+          ))}
+        </fieldset>
+      )}
       {items.length === 0 && cursor === null && !error && (
         <p class="empty">{scope === "mine" ? <>Nothing here yet. <a href="#/upload">Upload something</a>.</> : "No public media yet."}</p>
       )}
