@@ -111,7 +111,7 @@ export function planReplay(index: ArchiveIndex, from: string, point: ReplayPoint
     }
     chosen.push(file);
     reached =
-      wanted !== undefined ? domains.every((domain) => endOf(file, domain) >= seqIn(wanted, domain)) : file.lastEventAt > (point as { time: Date }).time.getTime();
+      wanted !== undefined ? domains.every((domain) => endOf(file, domain) >= seqIn(wanted, domain)) : file.lastEventAt >= (point as { time: Date }).time.getTime();
   }
   if (!reached && "time" in point && index.completeUntil >= point.time.getTime()) reached = true;
   if (!reached) {

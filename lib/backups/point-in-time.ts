@@ -89,8 +89,8 @@ export async function bringForward(options: BringForwardOptions): Promise<Brough
       fromGtid: manifest.gtidPosition,
       until: point,
       domains: plan.domains,
-      // mariadb-binlog renames first, then filters by the new name.
-      database: target.database,
+      // mariadb-binlog filters by the name in the log (the primary's), then renames.
+      database: options.sourceDatabase,
       ...(renamed ? { renameDatabase: { from: options.sourceDatabase, to: target.database } } : {}),
     });
     const position = replayed.lastGtid || manifest.gtidPosition;
