@@ -153,7 +153,7 @@ test("the backup service archives the primary's binary log under the primary's n
   expect(objects.every((key) => key.startsWith(check.binlogArchive![0]!.archive!))).toBe(true);
 }, 120_000);
 
-test("full backup, 1,000 writes through the API, DROP DATABASE: restored --at the moment before, every table is row-for-row as it was", async () => {
+test("full backup, 1,000 writes through the API, DROP DATABASE: restored --at the moment before (and --gtid the position before), every table is row-for-row as it was", async () => {
   const items = await Promise.all(Array.from({ length: 10 }, () => readyItem()));
   const done = await node.broker.call<BackupNow, object>("backup.backupNow", { database: "media" });
   expect(done.backups.map((backup) => [backup.database, backup.error])).toEqual([["media", undefined]]);
@@ -176,6 +176,7 @@ test("full backup, 1,000 writes through the API, DROP DATABASE: restored --at th
 
   // The state just before the drop, which goes into the next second: the restore stops before that second.
   const before = await contentsOf("shoal_media");
+  const [{ position: positionBefore }] = (await services.mariadb!.primary.query<{ position: string }>("SELECT @@gtid_binlog_pos AS position")) as [{ position: string }];
   expect(before.media?.filter((row) => String((row as { title: string }).title).startsWith("write "))).toHaveLength(items.length);
   const moment = new Date(Math.ceil((Date.now() + 1) / 1000) * 1000);
   await new Promise((resolve) => setTimeout(resolve, moment.getTime() - Date.now() + 50));
@@ -189,6 +190,11 @@ test("full backup, 1,000 writes through the API, DROP DATABASE: restored --at th
   const after = await contentsOf("shoal_media_pitr");
   expect(Object.keys(after)).toEqual(Object.keys(before));
   for (const table of Object.keys(before)) expect({ table, rows: after[table] }).toEqual({ table, rows: before[table] });
+
+  // To the GTID position read just before the drop: the same rows.
+  const toGtid = await restoreCommand(["--database", "media", "--gtid", positionBefore, "--target", adminUrl("shoal_media_gtid")]);
+  expect(toGtid).toEqual({ code: 0, output: expect.stringContaining(`brought forward to GTID ${positionBefore}`) });
+  expect(await contentsOf("shoal_media_gtid")).toEqual(before);
 
   // The restored copy now holds tables: the same restore without --force is refused, and changes nothing.
   const again = await restoreCommand(["--database", "media", "--at", moment.toISOString(), "--target", adminUrl("shoal_media_pitr")]);

@@ -1,0 +1,71 @@
+/**
+ * Which archived binary logs a point-in-time restore replays, when the archive cannot bring a backup to the
+ * point (a missing binlog span), and which archived files retention deletes.
+ */
+import { archivePrefix, binlogsToDelete, planReplay } from "../../lib/backups/binlog-archive-index";
+import type { ArchiveIndex, ArchivedFile } from "../../lib/backups/binlog-archiver";
+
+const T0 = Date.UTC(2026, 11, 1, 10, 0, 0);
+
+function file(name: string, start: number, last: number | undefined, lastEventAt: number, closed = true): ArchivedFile {
+  return { name, bytes: 1000, closed, startGtid: start > 0 ? `0-1-${start}` : "", lastGtid: last === undefined ? "" : `0-1-${last}`, lastEventAt };
+}
+
+function index(files: ArchivedFile[], extra: Partial<ArchiveIndex> = {}): ArchiveIndex {
+  return { formatVersion: 1, files, gaps: [], archivedGtid: "", completeUntil: 0, updatedAt: T0, ...extra };
+}
+
+// Three files: 1..10, 11..20, 21..30 (each starts where the previous ended), one minute apart.
+const three = [file("bin.000001", 0, 10, T0), file("bin.000002", 10, 20, T0 + 60_000), file("bin.000003", 20, 30, T0 + 120_000, false)];
+
+describe("planReplay", () => {
+  it("replays from the file holding the backup's position to the one reaching the GTID asked for", () => {
+    expect(planReplay(index(three), "0-1-15", { gtid: "0-1-25" })).toEqual({ ok: true, files: ["bin.000002", "bin.000003"], domains: [0] });
+    expect(planReplay(index(three), "0-1-5", { gtid: "0-1-20" })).toEqual({ ok: true, files: ["bin.000001", "bin.000002"], domains: [0] });
+  });
+
+  it("replays up to the file whose events reach the moment asked for, or the whole archive when it was complete then", () => {
+    expect(planReplay(index(three), "0-1-5", { time: new Date(T0 + 30_000) })).toEqual({ ok: true, files: ["bin.000001", "bin.000002"], domains: [0] });
+    const quiet = new Date(T0 + 180_000);
+    expect(planReplay(index(three), "0-1-5", { time: quiet })).toMatchObject({ ok: false, problem: expect.stringContaining("missing binlog span: the archive ends at 0-1-30") });
+    expect(planReplay(index(three, { completeUntil: T0 + 200_000 }), "0-1-5", { time: quiet })).toMatchObject({ ok: true, files: three.map((f) => f.name) });
+  });
+
+  it("refuses a span the archive lacks: it starts after the backup, a file is missing, or it ends before the point", () => {
+    expect(planReplay(index(three.slice(1)), "0-1-5", { gtid: "0-1-25" })).toEqual({
+      ok: false,
+      problem: "missing binlog span: the archive starts at 0-1-10, after the backup's position 0-1-5",
+    });
+    expect(planReplay(index([three[0]!, three[2]!]), "0-1-5", { gtid: "0-1-25" })).toEqual({
+      ok: false,
+      problem: "missing binlog span: domain 0 sequence 11 to 20 is not in the archive (between bin.000001 and bin.000003)",
+    });
+    expect(planReplay(index(three), "0-1-5", { gtid: "0-1-31" })).toMatchObject({ ok: false, problem: expect.stringContaining("the archive ends at 0-1-30") });
+    expect(planReplay(index([]), "0-1-5", { gtid: "0-1-6" })).toEqual({ ok: false, problem: "missing binlog span: the archive holds no binary logs" });
+  });
+
+  it("refuses a span across a gap the archiver found, a GTID before the backup, and a backup without a position", () => {
+    const gap = { file: "bin.000003", domain: 0, missingFrom: "21", missingTo: "22", detectedAt: T0 };
+    expect(planReplay(index(three, { gaps: [gap] }), "0-1-5", { gtid: "0-1-25" })).toMatchObject({ ok: false, problem: expect.stringContaining("sequence 21 to 22 never reached") });
+    // A gap after the GTID asked for does not matter.
+    expect(planReplay(index(three, { gaps: [gap] }), "0-1-5", { gtid: "0-1-20" })).toMatchObject({ ok: true });
+    expect(planReplay(index(three), "0-1-15", { gtid: "0-1-12" })).toMatchObject({ ok: false, problem: expect.stringContaining("before the backup's position") });
+    expect(planReplay(index(three), "", { gtid: "0-1-12" })).toMatchObject({ ok: false, problem: expect.stringContaining("no GTID position") });
+  });
+});
+
+describe("binlogsToDelete", () => {
+  it("deletes closed files wholly at or before the oldest kept backup's position, never the newest", () => {
+    expect(binlogsToDelete(index(three), "0-1-25")).toEqual(["bin.000001", "bin.000002"]);
+    expect(binlogsToDelete(index(three), "0-1-15")).toEqual(["bin.000001"]);
+    expect(binlogsToDelete(index(three), "0-1-9")).toEqual([]);
+    expect(binlogsToDelete(index(three), undefined)).toEqual([]);
+  });
+});
+
+describe("archivePrefix", () => {
+  it("names the server by address and server id", () => {
+    expect(archivePrefix("db-1.internal", 3306, 2)).toBe("backups/binlog/db-1.internal-3306-server-2/");
+    expect(archivePrefix("fe80::1", 3306, 7)).toBe("backups/binlog/fe80__1-3306-server-7/");
+  });
+});
