@@ -14,6 +14,9 @@ import { withAccount } from "../../lib/backups/dump-sources";
 import { openServer } from "../../lib/backups/mysql-dump";
 import type { DrillResult } from "../../lib/backups/drill";
 import { BINLOG_ARCHIVE_ROOT } from "../../lib/backups/binlog-archive-index";
+import { applyBinlogRetention } from "../../lib/backups/binlog-archiving";
+import { parseBackupKey } from "../../lib/backups/encryption";
+import { DATABASE_NAMES } from "../../config/settings";
 import { parseGtidState } from "../../lib/backups/binlog-events";
 import { S3Storage } from "../../lib/storage/s3-storage";
 import { envFor, startServices } from "../../scripts/services";
@@ -231,4 +234,32 @@ test("a drill over an archive missing a span fails, and says so", async () => {
   const check = await backupsCheck();
   expect(check.status).toBe("degraded");
   expect(check.problems?.join(" ")).toContain("missing binlog span");
+}, 300_000);
+
+test("binlog retention deletes the archived files no kept backup needs, and a drill still replays from the oldest kept one", async () => {
+  await services.mariadb!.primary.query("FLUSH BINARY LOGS");
+  // shoal_media was dropped above: the two other databases.
+  const done = [
+    ...(await node.broker.call<BackupNow, object>("backup.backupNow", { database: "membership" })).backups,
+    ...(await node.broker.call<BackupNow, object>("backup.backupNow", { database: "site" })).backups,
+  ];
+  expect(done.map((backup) => backup.error)).toEqual([undefined, undefined]);
+  const newIds = new Set(done.map((backup) => backup.id));
+  // As if retention of full backups had kept only these two.
+  for (const object of await storage.list("backups/")) {
+    const match = /^backups\/(membership|media|site)\/([0-9A-Z]{26})\./.exec(object.key);
+    if (match && !newIds.has(match[2]!)) await storage.delete(object.key);
+  }
+  await archivedNow();
+  const archive = (await backupsCheck()).binlogArchive![0]!.archive!;
+  const archived = async () => (await storage.list(archive)).map((object) => object.key.slice(archive.length)).filter((name) => /\.\d{6,}$/.test(name)).sort();
+  const before = await archived();
+  const deleted = await applyBinlogRetention(storage, parseBackupKey(env.BACKUP_ENCRYPTION_KEY!), DATABASE_NAMES);
+  const after = await archived();
+  expect(deleted).toBe(before.length - after.length);
+  expect(deleted).toBeGreaterThan(0);
+  // The files from the FLUSH on, which hold the new backups' positions, are kept.
+  expect(after).toEqual(before.slice(before.length - after.length));
+  const drills = await node.broker.call<DrillResult[], object>("backup.drillNow", { database: "membership" });
+  expect(drills.map((drill) => [drill.outcome, drill.reason])).toEqual([["passed", null]]);
 }, 300_000);
