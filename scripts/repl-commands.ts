@@ -97,11 +97,14 @@ export const replCommands = [
   },
   {
     command: "backups",
-    description: "The backup catalogue: id, database, time, size and the last drill's outcome",
+    description: "The backup catalogue: id, database, time, size and the last drill's outcome; then each primary's binlog archive and its gaps",
     async action(broker: ServiceBroker) {
       const { formatCatalogue } = await import("../lib/backups/catalogue-table");
       const { backups } = await broker.call<{ backups: CatalogueEntry[] }, object>("backup.list", {}, { meta: { user: { id: "operator", role: "admin", username: "operator" } } });
       console.log(formatCatalogue(backups));
+      const { formatArchiveStatus } = await import("../lib/backups/binlog-archiving");
+      const archive = await broker.call<{ problems: string[]; detail: unknown }, object>("backup.archiveStatus", {}).catch(() => undefined);
+      for (const line of archive === undefined ? [] : formatArchiveStatus(archive)) console.log(line);
     },
   },
   {

@@ -166,6 +166,14 @@ export function backupService(runtime: Runtime): ServiceSchema {
         },
       },
 
+      /** Operators (REPL): each primary's binlog archive, and its problems (gaps); read from storage on a node that does not run it. */
+      archiveStatus: {
+        visibility: "public",
+        async handler() {
+          return pointInTime === undefined ? { problems: [], detail: [] } : pointInTime.archiving.health();
+        },
+      },
+
       drillNow: {
         visibility: "public",
         timeout: 0,

@@ -292,3 +292,16 @@ export function clusterPointInTime(options: {
     retention: () => applyBinlogRetention(storage, key, Object.keys(options.databases) as DatabaseName[]),
   };
 }
+
+/** The REPL's lines for `backups`: each primary's archive, then its problems. */
+export function formatArchiveStatus(status: { problems: readonly string[]; detail: unknown }): string[] {
+  const entries = Array.isArray(status.detail) ? (status.detail as Record<string, unknown>[]) : [];
+  const lines = entries.map((entry) => {
+    const where = entry.runsHere === true ? `${String(entry.state)} here` : "archived by another node";
+    const upload = typeof entry.lastUploadAt === "string" ? `, last upload ${entry.lastUploadAt}` : "";
+    const gtid = typeof entry.lastGtid === "string" && entry.lastGtid !== "" ? `, last GTID ${entry.lastGtid}` : "";
+    const error = typeof entry.lastError === "string" ? `, last error: ${entry.lastError}` : "";
+    return `binlog archive of ${String(entry.server)}${typeof entry.archive === "string" ? ` (${entry.archive})` : ""}: ${where}${upload}${gtid}${error}`;
+  });
+  return [...lines, ...status.problems.map((problem) => `problem: ${problem}`)];
+}

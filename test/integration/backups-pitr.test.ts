@@ -14,7 +14,7 @@ import { withAccount } from "../../lib/backups/dump-sources";
 import { openServer } from "../../lib/backups/mysql-dump";
 import type { DrillResult } from "../../lib/backups/drill";
 import { BINLOG_ARCHIVE_ROOT } from "../../lib/backups/binlog-archive-index";
-import { applyBinlogRetention } from "../../lib/backups/binlog-archiving";
+import { applyBinlogRetention, formatArchiveStatus } from "../../lib/backups/binlog-archiving";
 import { parseBackupKey } from "../../lib/backups/encryption";
 import { DATABASE_NAMES } from "../../config/settings";
 import { parseGtidState } from "../../lib/backups/binlog-events";
@@ -151,6 +151,9 @@ test("the backup service archives the primary's binary log under the primary's n
   const [row] = await services.mariadb!.primary.query<{ id: number }>("SELECT @@server_id AS id");
   expect(check.binlogArchive?.[0]?.archive).toBe(`${BINLOG_ARCHIVE_ROOT}127.0.0.1-${port}-server-${row!.id}/`);
   await archivedNow();
+  // What the REPL's `backups` prints after the catalogue.
+  const repl = formatArchiveStatus(await node.broker.call<{ problems: string[]; detail: unknown }, object>("backup.archiveStatus", {}));
+  expect(repl).toEqual([expect.stringMatching(new RegExp(`^binlog archive of 127\\.0\\.0\\.1:${port} \\(backups/binlog/.+\\): streaming here, last upload .+, last GTID 0-\\d+-\\d+$`))]);
   const objects = (await storage.list(BINLOG_ARCHIVE_ROOT)).map((object) => object.key);
   expect(objects.length).toBeGreaterThan(1);
   expect(objects.every((key) => key.startsWith(check.binlogArchive![0]!.archive!))).toBe(true);

@@ -4,6 +4,7 @@
  */
 import { archivePrefix, binlogsToDelete, planReplay } from "../../lib/backups/binlog-archive-index";
 import type { ArchiveIndex, ArchivedFile } from "../../lib/backups/binlog-archiver";
+import { formatArchiveStatus } from "../../lib/backups/binlog-archiving";
 
 const T0 = Date.UTC(2026, 11, 1, 10, 0, 0);
 
@@ -67,5 +68,22 @@ describe("archivePrefix", () => {
   it("names the server by address and server id", () => {
     expect(archivePrefix("db-1.internal", 3306, 2)).toBe("backups/binlog/db-1.internal-3306-server-2/");
     expect(archivePrefix("fe80::1", 3306, 7)).toBe("backups/binlog/fe80__1-3306-server-7/");
+  });
+});
+
+describe("formatArchiveStatus (the REPL's backups)", () => {
+  it("says where each primary's archive runs, its last upload and GTID, then the problems", () => {
+    const lines = formatArchiveStatus({
+      problems: ["binlog archive of db:3306: GTID gap, domain 0 sequence 5 to 9 is not archived (take a full backup)"],
+      detail: [
+        { server: "db:3306", runsHere: true, archive: "backups/binlog/db-3306-server-1/", state: "streaming", lastUploadAt: "2026-12-05T10:00:00.000Z", lastGtid: "0-1-42", gaps: 1 },
+        { server: "other:3306", runsHere: false },
+      ],
+    });
+    expect(lines).toEqual([
+      "binlog archive of db:3306 (backups/binlog/db-3306-server-1/): streaming here, last upload 2026-12-05T10:00:00.000Z, last GTID 0-1-42",
+      "binlog archive of other:3306: archived by another node",
+      "problem: binlog archive of db:3306: GTID gap, domain 0 sequence 5 to 9 is not archived (take a full backup)",
+    ]);
   });
 });
