@@ -24,8 +24,15 @@ export function redisClientOptions(url: string): RedisOptions {
   };
 }
 
-/** The part of an ioredis client that the circuit watches. */
-export type WatchedClient = Pick<Redis, "status" | "on">;
+/** The part of an ioredis client that the circuit watches (and the shared cache's guard closes). */
+export type WatchedClient = Pick<Redis, "status" | "on" | "off" | "listeners" | "disconnect">;
+
+/** Where a circuit's outages are reported (a Moleculer logger fits). */
+export interface OutageLog {
+  error(message: string, ...details: unknown[]): void;
+  info(message: string, ...details: unknown[]): void;
+  debug?(message: string, ...details: unknown[]): void;
+}
 
 export class RedisUnavailableError extends Error {
   constructor() {
@@ -52,7 +59,7 @@ export class RedisCircuit {
   private open = false;
   private recovering = false;
   private retryTimer: NodeJS.Timeout | undefined;
-  private readonly openListeners = new Set<() => void>();
+  private readonly openListeners = new Set<(cause: unknown) => void>();
   private readonly closeListeners = new Set<() => void>();
   private stopped = false;
 
@@ -60,8 +67,8 @@ export class RedisCircuit {
     private readonly client: WatchedClient,
     private readonly options: RedisCircuitOptions = {},
   ) {
-    client.on("close", () => this.trip());
-    client.on("error", () => this.trip());
+    client.on("close", () => this.trip(new Error("connection closed")));
+    client.on("error", (error: unknown) => this.trip(error));
     client.on("ready", () => {
       if (this.open) void this.tryToRecover();
     });
@@ -78,22 +85,22 @@ export class RedisCircuit {
     try {
       return await command();
     } catch (error) {
-      this.trip();
+      this.trip(error);
       throw error;
     }
   }
 
-  /** Opens the circuit: Redis failed, or a command took too long. */
-  trip(): void {
+  /** Opens the circuit: Redis failed (`cause`), or a command took too long. */
+  trip(cause?: unknown): void {
     if (this.stopped) return;
     const wasOpen = this.open;
     this.open = true;
-    if (!wasOpen) for (const listener of this.openListeners) listener();
+    if (!wasOpen) for (const listener of this.openListeners) listener(cause);
     this.scheduleRetry();
   }
 
-  /** Calls the listener each time the circuit opens; returns a function that removes it. */
-  onOpen(listener: () => void): () => void {
+  /** Calls the listener each time the circuit opens, with what opened it; returns a function that removes it. */
+  onOpen(listener: (cause: unknown) => void): () => void {
     this.openListeners.add(listener);
     return () => this.openListeners.delete(listener);
   }
@@ -139,4 +146,28 @@ export class RedisCircuit {
       this.recovering = false;
     }
   }
+}
+
+function describeCause(cause: unknown): string {
+  if (cause instanceof Error) return cause.message;
+  return cause === undefined ? "no reason given" : String(cause);
+}
+
+/**
+ * Reports a circuit's outages once each: an error when it opens (with what opened it), an info when it closes,
+ * and nothing for the failed reconnection attempts and skipped commands in between. Returns a function that stops.
+ */
+export function logOutages(circuit: RedisCircuit, log: OutageLog, what: string, now: () => number = Date.now): () => void {
+  let openedAt = 0;
+  const stopOpen = circuit.onOpen((cause) => {
+    openedAt = now();
+    log.error(`${what} is unavailable (${describeCause(cause)}): going on without it until it answers again`);
+  });
+  const stopRecovered = circuit.onRecovered(() => {
+    log.info(`${what} is available again after ${Math.max(0, Math.round((now() - openedAt) / 1000))} s`);
+  });
+  return () => {
+    stopOpen();
+    stopRecovered();
+  };
 }

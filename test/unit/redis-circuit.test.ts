@@ -7,6 +7,9 @@ import { ConnectionState } from "../../lib/transport/connection-state";
 
 class FakeClient extends EventEmitter {
   status = "ready";
+  disconnect(): void {
+    this.status = "end";
+  }
 }
 
 function circuitOn(client: FakeClient, recover = jest.fn(() => Promise.resolve())) {
@@ -74,6 +77,7 @@ describe("guardSharedCache", () => {
           store.clear();
         }),
       lock: () => attempt(() => () => Promise.resolve()),
+      close: () => Promise.resolve(),
     };
     const circuit = guardSharedCache(cacher, client as unknown as WatchedClient);
     return { client, store, cacher, circuit, cleaned, fail: (value: boolean) => (failing = value) };
@@ -116,6 +120,103 @@ describe("guardSharedCache", () => {
     expect(cleaned).toEqual([]);
     expect(await cacher.get("media.get:a")).toEqual({ title: "current" });
     circuit.stop();
+  });
+});
+
+describe("guardSharedCache's log of an outage", () => {
+  function guardedWithLog() {
+    const client = new FakeClient();
+    // What Moleculer's Redis cacher does with every error the client reports.
+    const perErrorLog = jest.fn();
+    client.on("error", perErrorLog);
+    const logged: string[] = [];
+    const cacher: GuardedCacher = {
+      connected: true,
+      get: () => Promise.reject(new Error("Command timed out")),
+      set: () => Promise.reject(new Error("Command timed out")),
+      del: () => Promise.reject(new Error("Command timed out")),
+      // As Moleculer's cacher does: its logger, as it is when the call is made, hears of the failure first.
+      clean(match) {
+        const error = new Error("Command timed out");
+        this.logger?.error(`Error occured while deleting keys '${String(match)}' from node.`, error);
+        return Promise.reject(error);
+      },
+      lock: () => Promise.resolve(() => Promise.resolve()),
+      close: () => (client.status === "ready" ? Promise.resolve("OK") : Promise.reject(new Error("Stream isn't writeable and enableOfflineQueue options is false"))),
+      logger: {
+        error: (message) => logged.push(`error: ${message}`),
+        info: (message) => logged.push(`info: ${message}`),
+        debug: (message) => logged.push(`debug: ${message}`),
+      },
+    };
+    const circuit = guardSharedCache(cacher, client as unknown as WatchedClient);
+    return { client, cacher, circuit, logged, perErrorLog };
+  }
+
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+  it("says once that Redis is gone, with why, whatever the reconnection attempts and calls in between, and once that it is back", async () => {
+    const { client, cacher, circuit, logged, perErrorLog } = guardedWithLog();
+    client.status = "reconnecting";
+    client.emit("error", new Error("connect ECONNREFUSED 127.0.0.1:6379"));
+    for (let attempt = 0; attempt < 10; attempt += 1) {
+      client.emit("error", new Error("connect ECONNREFUSED 127.0.0.1:6379"));
+      await cacher.get("media.get:a");
+      await cacher.set("media.get:a", { title: "x" });
+    }
+    expect(perErrorLog).not.toHaveBeenCalled();
+    expect(logged).toEqual(["error: The shared cache (Redis) is unavailable (connect ECONNREFUSED 127.0.0.1:6379): going on without it until it answers again"]);
+
+    client.status = "ready";
+    client.emit("ready");
+    await settle();
+    expect(logged).toHaveLength(2);
+    expect(logged[1]).toMatch(/^info: The shared cache \(Redis\) is available again after \d+ s$/);
+
+    // A second outage is a second pair, starting with the failure that opened it.
+    await cacher.get("media.get:a");
+    client.emit("error", new Error("connect ECONNREFUSED 127.0.0.1:6379"));
+    expect(logged).toHaveLength(3);
+    expect(logged[2]).toBe("error: The shared cache (Redis) is unavailable (Command timed out): going on without it until it answers again");
+    circuit.stop();
+  });
+
+  it("reports the cacher's failed cleans at debug level, the outage they open once, and its other errors as they are", async () => {
+    const { cacher, circuit, logged } = guardedWithLog();
+    await cacher.clean("media.get:a*");
+    await cacher.clean("media.get:b*");
+    cacher.logger?.error("Redis result parse error.");
+    expect(logged).toEqual([
+      "debug: Error occured while deleting keys 'media.get:a*' from node.",
+      "error: The shared cache (Redis) is unavailable (Command timed out): going on without it until it answers again",
+      "error: Redis result parse error.",
+    ]);
+    circuit.stop();
+  });
+
+  it("logs nothing while Redis stays up", async () => {
+    const { client, circuit, logged } = guardedWithLog();
+    client.emit("ready");
+    await settle();
+    expect(logged).toEqual([]);
+    circuit.stop();
+  });
+
+  it("ends the connection when closed while Redis is out of reach, instead of failing and leaving it reconnecting", async () => {
+    const { client, cacher, logged } = guardedWithLog();
+    client.status = "reconnecting";
+    client.emit("close");
+    await expect(cacher.close()).resolves.toBeUndefined();
+    expect(client.status).toBe("end");
+    // Stopping is not an outage: nothing more is reported once closed.
+    client.emit("error", new Error("connect ECONNREFUSED 127.0.0.1:6379"));
+    expect(logged).toHaveLength(1);
+  });
+
+  it("quits politely when Redis is there", async () => {
+    const { client, cacher } = guardedWithLog();
+    await expect(cacher.close()).resolves.toBeUndefined();
+    expect(client.status).toBe("end");
   });
 });
 
