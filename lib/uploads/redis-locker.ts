@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
+import { MemoryLocker } from "@tus/server";
 import type { Lock, Locker, RequestRelease } from "@tus/utils";
 import { ERRORS } from "@tus/utils";
 
@@ -12,9 +13,15 @@ const RETRY_MS = 50;
  * a lease, renewed while held; a request that wants a lock held elsewhere asks its
  * holder to let go over pub/sub (tus's "request release": the old request is aborted,
  * as when a client reconnects after a network drop).
+ *
+ * While Redis cannot be reached (a command fails or times out), a lock falls back to this node's own
+ * in-process lock: uploads go on through every node, and requests for one upload are kept apart on each
+ * node, though no longer across nodes (a client sends one request at a time for an upload anyway).
  */
 export class RedisLocker implements Locker {
   private readonly held = new Map<string, RequestRelease>();
+  /** This node's locks while Redis is out of reach. */
+  readonly local = new MemoryLocker();
   private readonly subscriber: Redis;
 
   constructor(
@@ -49,8 +56,9 @@ export class RedisLocker implements Locker {
     else this.held.delete(id);
   }
 
+  /** Asks the holder of `id`'s lock, on whichever node, to let go; an unreachable Redis only means nobody hears it. */
   requestRelease(id: string): Promise<number> {
-    return this.redis.publish(RELEASE_CHANNEL, id);
+    return this.redis.publish(RELEASE_CHANNEL, id).catch(() => 0);
   }
 
   close(): void {
@@ -62,6 +70,8 @@ class RedisLock implements Lock {
   private readonly key: string;
   private readonly token = randomBytes(16).toString("hex");
   private renewal: NodeJS.Timeout | undefined;
+  /** Held instead of the Redis lease when Redis could not be reached. */
+  private local: Lock | undefined;
 
   constructor(
     private readonly id: string,
@@ -75,7 +85,16 @@ class RedisLock implements Lock {
     const deadline = Date.now() + acquireTimeoutMs;
     let asked = false;
     while (!stopSignal.aborted && Date.now() < deadline) {
-      if ((await redis.set(this.key, this.token, "PX", leaseMs, "NX")) === "OK") {
+      let taken: boolean;
+      try {
+        taken = (await redis.set(this.key, this.token, "PX", leaseMs, "NX")) === "OK";
+      } catch {
+        const local = this.locker.local.newLock(this.id);
+        await local.lock(stopSignal, requestRelease);
+        this.local = local;
+        return;
+      }
+      if (taken) {
         this.locker.holding(this.id, requestRelease);
         this.renewal = setInterval(() => void this.renew(), leaseMs / 3);
         this.renewal.unref();
@@ -91,15 +110,19 @@ class RedisLock implements Lock {
   }
 
   async unlock(): Promise<void> {
+    const { local } = this;
+    if (local) {
+      this.local = undefined;
+      await local.unlock();
+      return;
+    }
     clearInterval(this.renewal);
     this.locker.holding(this.id, undefined);
-    // Delete only our own lease: it may have expired and been taken by someone else.
-    await this.locker.redis.eval(
-      "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end",
-      1,
-      this.key,
-      this.token,
-    );
+    // Delete only our own lease: it may have expired and been taken by someone else. Should Redis be out of
+    // reach now, the lease ends by itself, and whoever wants the upload meanwhile asks for it as usual.
+    await this.locker.redis
+      .eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end", 1, this.key, this.token)
+      .catch(() => undefined);
   }
 
   private async renew(): Promise<void> {

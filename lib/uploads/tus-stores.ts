@@ -50,17 +50,19 @@ class ExpiringRedisKvStore implements KvStore<MetadataValue> {
     private readonly ttlMs: number,
   ) {}
 
+  // A cache only: while Redis is out of reach, the store reads an upload's state from the bucket (a miss), and what
+  // it would have cached is not. An entry whose delete failed expires with its upload, whose objects are gone.
   async get(key: string): Promise<MetadataValue | undefined> {
-    const value = await this.redis.get(this.prefix + key);
+    const value = await this.redis.get(this.prefix + key).catch(() => null);
     return value === null ? undefined : (JSON.parse(value) as MetadataValue);
   }
 
   async set(key: string, value: MetadataValue): Promise<void> {
-    await this.redis.set(this.prefix + key, JSON.stringify(value), "PX", this.ttlMs);
+    await this.redis.set(this.prefix + key, JSON.stringify(value), "PX", this.ttlMs).catch(() => undefined);
   }
 
   async delete(key: string): Promise<void> {
-    await this.redis.del(this.prefix + key);
+    await this.redis.del(this.prefix + key).catch(() => undefined);
   }
 }
 

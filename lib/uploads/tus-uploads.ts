@@ -266,6 +266,17 @@ export class TusUploads {
     this.log.error(`${req.method} ${req.url} failed (request ${requestId}):`, error);
   }
 
+  /**
+   * The outcome is a convenience for a client that lost the answer (GET /api/uploads/<id>/media): failing to keep it
+   * (its store, Redis, out of reach) must not undo an item that exists, nor turn the upload's answer into an error.
+   */
+  private async recordOutcome(req: http.IncomingMessage, uploadId: string, ownerId: string, outcome: UploadOutcome): Promise<void> {
+    await this.options.hooks.recordOutcome(uploadId, ownerId, outcome).catch((error: unknown) => {
+      const requestId = this.options.requestIdOf?.(req) ?? "unknown";
+      this.log.warn(`upload ${uploadId}: its outcome was not kept (request ${requestId}): ${error instanceof Error ? error.message : String(error)}`);
+    });
+  }
+
   /** Only the signed-in owner may touch an upload; anyone else gets 404 (not 403), so ids do not leak. */
   private async authorize(req: http.IncomingMessage, uploadId: string): Promise<void> {
     const owner = this.options.hooks.ownerOf(req);
@@ -313,14 +324,14 @@ export class TusUploads {
         sha256: await this.datastore.sha256(upload.id, bytes),
         open: async () => this.datastore.read(upload.id),
       });
-      await this.options.hooks.recordOutcome(upload.id, owner.id, { mediaId });
+      await this.recordOutcome(req, upload.id, owner.id, { mediaId });
       await this.datastore.remove(upload.id).catch(() => undefined);
       return { res, headers: { "Shoal-Media-Id": mediaId } };
     } catch (error) {
       const answer = this.answerFor(req, res, error);
       const { error: body } = JSON.parse(answer.body) as { error: { code: string; message: string } };
       if (metadata.ownerId) {
-        await this.options.hooks.recordOutcome(upload.id, metadata.ownerId, {
+        await this.recordOutcome(req, upload.id, metadata.ownerId, {
           error: { status: answer.status_code, code: body.code, message: body.message },
         });
       }

@@ -1,3 +1,4 @@
+import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import Redis from "ioredis";
 import { envFor, startServices } from "../../scripts/services";
 import type { TestServices } from "../../scripts/services";
@@ -7,7 +8,7 @@ import { eventually, startNode, stopAllNodes } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
 import { closeAllSockets, instantProcessor, openSocket, uploadImage, within } from "../support/sockets";
 import { startTcpProxy } from "../support/tcp-proxy";
-import { fixture } from "../support/uploads";
+import { fixture, sha256, tusUpload } from "../support/uploads";
 import type { TcpProxy } from "../support/tcp-proxy";
 
 /**
@@ -24,11 +25,12 @@ let proxy: TcpProxy;
 let nodeA: RunningNode;
 let nodeB: RunningNode;
 let direct: Redis;
+let s3: S3Client;
 let member: SignedUpMember;
 let itemId: string;
 
 interface MediaBody {
-  media: { id: string; status: string; title: string | null };
+  media: { id: string; status: string; title: string | null; sha256?: string };
 }
 
 async function timed<T>(request: () => Promise<ApiResponse<T>>): Promise<ApiResponse<T>> {
@@ -67,6 +69,14 @@ beforeAll(async () => {
   services = await startServices({ mariadb: { replicas: 1 }, redis: true, nats: true, s3: true });
   proxy = await startTcpProxy(services.redis?.port ?? 0);
   direct = new Redis(services.redis?.url ?? "");
+  const bucket = services.s3;
+  if (!bucket) throw new Error("no S3");
+  s3 = new S3Client({
+    endpoint: bucket.endpoint,
+    region: bucket.region,
+    forcePathStyle: bucket.forcePathStyle,
+    credentials: { accessKeyId: bucket.accessKeyId, secretAccessKey: bucket.secretAccessKey },
+  });
   const env = {
     ...envFor(services),
     REDIS_URL: proxy.url("redis"),
@@ -85,6 +95,7 @@ afterAll(async () => {
   closeAllSockets();
   await stopAllNodes();
   direct?.disconnect();
+  s3?.destroy();
   await proxy?.close();
   await services?.stop();
 });
@@ -153,6 +164,34 @@ describe("Redis cut off", () => {
       "media:ready while Redis is cut",
     );
   }, 60_000);
+
+  it("takes a resumable upload begun on one node and finished on the other, leaves nothing of it in the bucket, and its item reaches ready", async () => {
+    proxy.cut();
+    for (const node of [nodeA, nodeB]) await eventually(() => health(node), (report) => report.body.status === "degraded");
+    const bytes = fixture("exif_jpeg/orientation_1.jpg");
+    const first = await tusUpload(bytes, {
+      endpoint: `${nodeB.baseUrl}/api/uploads`,
+      token: member.token,
+      chunkSize: 64 * 1024,
+      abortAfterBytes: bytes.length / 2,
+      metadata: { filename: "resumed-during-the-outage.jpg", filetype: "image/jpeg" },
+    });
+    expect(first.aborted).toBe(true);
+    const path = new URL(first.uploadUrl).pathname;
+    const uploadId = path.split("/").pop() ?? "";
+    const resumed = await tusUpload(bytes, { endpoint: `${nodeA.baseUrl}/api/uploads`, uploadUrl: `${nodeA.baseUrl}${path}`, token: member.token, chunkSize: 64 * 1024 });
+    expect({ aborted: resumed.aborted, mediaId: resumed.mediaId }).toEqual({ aborted: false, mediaId: expect.any(String) });
+
+    // The upload's own objects (its state and unfinished part) are gone: only the item's original remains.
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: services.s3?.bucket }));
+    expect((page.Contents ?? []).map((object) => object.Key).filter((key) => key?.startsWith(uploadId))).toEqual([]);
+    const ready = await eventually(
+      () => api(nodeB).get<MediaBody>(`/api/media/${resumed.mediaId}`, { bearer: member.token }),
+      (answer) => answer.body.media?.status === "ready",
+      30_000,
+    );
+    expect(ready.body.media.sha256).toBe(sha256(bytes));
+  }, 90_000);
 });
 
 describe("Redis slow, hanging or flapping", () => {
