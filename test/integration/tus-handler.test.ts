@@ -108,6 +108,42 @@ describe("the handler on its own", () => {
   });
 });
 
+describe("the outcome's store (Redis in cluster mode) out of reach", () => {
+  test("the finished upload still answers with its item, keeps the item's quota, and the lost outcome is a warning", async () => {
+    const hooks = acceptingHooks();
+    const { baseUrl, log } = await start(undefined, {
+      ...hooks,
+      recordOutcome: async () => {
+        throw new Error("Redis is unavailable");
+      },
+    });
+    const location = await create(baseUrl, 10);
+    const answer = await tusFetch(baseUrl, OWNER, "PATCH", location, { ...OCTETS, "Upload-Offset": "0", "X-Test-Request": "req-outcome-1" }, new Uint8Array(10));
+    expect({ status: answer.status, mediaId: answer.headers.get("shoal-media-id") }).toEqual({ status: 204, mediaId: "m_accepted" });
+    expect(hooks.released).toEqual([]);
+    expect(log.entries.map(({ level, message }) => ({ level, message }))).toEqual([
+      { level: "warn", message: expect.stringMatching(/its outcome was not kept \(request req-outcome-1\): Redis is unavailable$/) },
+    ]);
+  });
+
+  test("an upload refused at its end is still refused, and its quota given back, when its outcome cannot be kept either", async () => {
+    const hooks = acceptingHooks();
+    const { baseUrl } = await start(undefined, {
+      ...hooks,
+      accept: async () => {
+        throw new Error("the catalogue is unreachable");
+      },
+      recordOutcome: async () => {
+        throw new Error("Redis is unavailable");
+      },
+    });
+    const location = await create(baseUrl, 10);
+    const answer = await tusFetch(baseUrl, OWNER, "PATCH", location, { ...OCTETS, "Upload-Offset": "0" }, new Uint8Array(10));
+    await expectJsonError(answer, 500, "internal");
+    expect(hooks.released).toEqual(hooks.reserved);
+  });
+});
+
 describe("a failure on our side answers the generic JSON 500 and is logged with the request id and its stack", () => {
   test("the store cannot read an upload's state", async () => {
     const { baseUrl, log } = await start((store) => {
