@@ -3,6 +3,7 @@ import { parseSettings, SettingsError } from "../config/settings";
 import { backupStorageFor } from "../lib/backups/backup-setup";
 import { parseRestoreArguments, readBackupKey, RESTORE_USAGE, RestoreUsageError, runRestore } from "../lib/backups/restore-command";
 import { RestoreRefusedError } from "../lib/backups/restore";
+import { mediaFilesRestore } from "../lib/backups/object-files";
 import { MissingBinlogSpanError, pointInTimeRestores } from "../lib/backups/point-in-time";
 import { LocalStorage } from "../lib/storage/local-storage";
 import type { ObjectStorage } from "../lib/storage/object-storage";
@@ -25,7 +26,11 @@ async function main(): Promise<void> {
       return configured.kind === "mysql" ? configured.database : `shoal_${database}`;
     };
     const replay = settings.mode === "cluster" ? pointInTimeRestores({ storage, key, sourceDatabase, print }) : undefined;
-    await runRestore(request, { storage, key, print, ...(replay ? { replay } : {}) });
+    const restoreFiles = mediaFilesRestore({ backups: storage, key, media, target: request.target, localStore: (dir) => new LocalStorage(dir, signer) });
+    // The site database may be the one restored, and the nodes are stopped: the restore's audit event is logged here, as JSON.
+    const audit = async (action: string, detail: Record<string, unknown>): Promise<void> =>
+      console.error(JSON.stringify({ audit: action, at: new Date().toISOString(), actor: process.env.USER ?? null, ...detail }));
+    await runRestore(request, { storage, key, print, audit, ...(replay ? { replay } : {}), ...(restoreFiles ? { restoreFiles } : {}) });
   } finally {
     await storage.close();
     await media.close();

@@ -7,6 +7,7 @@ import { BackupOperations } from "../lib/backups/backup-operations";
 import type { CataloguePort } from "../lib/backups/backup-operations";
 import { backupStorageFor, drillScratchFor, dumpsFromSettings } from "../lib/backups/backup-setup";
 import { clusterPointInTime } from "../lib/backups/binlog-archiving";
+import { mediaFilesToCopy } from "../lib/backups/object-files";
 import { checkBucketVersioning } from "../lib/backups/object-versioning";
 import { ConflictError } from "../lib/errors";
 import type { Runtime } from "../lib/runtime";
@@ -68,6 +69,7 @@ export function backupService(runtime: Runtime): ServiceSchema {
         key,
         storage: target.storage,
         mediaObjects: runtime.storage,
+        mediaFiles: mediaFilesToCopy(runtime.storage),
         startDump: dumpsFromSettings(settings),
         drillScratch: (database) => pointInTime?.withReplay(drillScratch(database)) ?? drillScratch(database),
         retention: settings.backups,

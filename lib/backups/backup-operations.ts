@@ -7,6 +7,7 @@ import type { CatalogueEntry, DrillRecord, NewDrill } from "./catalogue";
 import { runDrill } from "./drill";
 import type { DrillResult, DrillScratch } from "./drill";
 import { backupObjectKeys } from "./manifest";
+import { backupObjects, pruneObjects } from "./object-files";
 import type { BackupManifest } from "./manifest";
 import { backupsToDelete } from "./retention";
 import type { RetentionPolicy } from "./retention";
@@ -38,6 +39,8 @@ export interface BackupOperationsOptions {
   readonly storage: ObjectStorage;
   /** Where the media files are (drills look the media database's object keys up in it). */
   readonly mediaObjects: Pick<ObjectStorage, "head">;
+  /** A local media store whose files each media backup copies by content (embedded); undefined with S3, whose bucket keeps them. */
+  readonly mediaFiles?: ObjectStorage;
   readonly startDump: StartDump;
   readonly drillScratch: (database: DatabaseName) => DrillScratch;
   readonly retention: RetentionPolicy;
@@ -49,7 +52,14 @@ export interface BackupOperationsOptions {
 }
 
 export interface BackupRunResult {
-  readonly backups: { readonly database: DatabaseName; readonly id: string; readonly bytes?: number; readonly error?: string }[];
+  readonly backups: {
+    readonly database: DatabaseName;
+    readonly id: string;
+    readonly bytes?: number;
+    readonly error?: string;
+    /** The media backup's files: stored by this backup, and already stored. */
+    readonly files?: { readonly copied: number; readonly copiedBytes: number; readonly unchanged: number };
+  }[];
   readonly deleted: number;
 }
 
@@ -102,11 +112,12 @@ export class BackupOperations {
             report(`backup ${id} of ${database}: ${(storedBytes / MiB).toFixed(0)} MiB stored`);
           },
         });
+        const files = database === "media" ? await this.backupMediaFiles(id, manifest.takenAt, key, report) : undefined;
         await catalogue.backupSucceeded(manifest, backupObjectKeys(database, id).manifest, this.now());
         const seconds = ((this.now() - startedAt) / 1000).toFixed(1);
         report(`backup ${id} of ${database} done: ${manifest.bytes} bytes, ${Object.keys(manifest.tables).length} tables, GTID ${manifest.gtidPosition || "-"}, ${seconds} s`);
-        await this.options.audit("backup.succeeded", { id, database, bytes: manifest.bytes, gtidPosition: manifest.gtidPosition });
-        results.push({ database, id, bytes: manifest.bytes });
+        await this.options.audit("backup.succeeded", { id, database, bytes: manifest.bytes, gtidPosition: manifest.gtidPosition, ...(files ? { files } : {}) });
+        results.push({ database, id, bytes: manifest.bytes, ...(files ? { files } : {}) });
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         logger.error(`backup ${id} of ${database} failed: ${message}`);
@@ -117,6 +128,20 @@ export class BackupOperations {
     }
     const deleted = await this.applyRetention(databases);
     return { backups: results, deleted };
+  }
+
+  /** Copies the media files a media backup goes with (local store only); a failure removes the database backup too, so a kept media backup always has its files. */
+  private async backupMediaFiles(id: string, takenAt: string, key: Buffer, report: (message: string) => void) {
+    const source = this.options.mediaFiles;
+    if (source === undefined) return undefined;
+    try {
+      const { copied, copiedBytes, unchanged } = await backupObjects({ source, backups: this.options.storage, key, backupId: id, takenAt });
+      report(`backup ${id} of the media files: ${copied} copied (${copiedBytes} bytes), ${unchanged} unchanged`);
+      return { copied, copiedBytes, unchanged };
+    } catch (error) {
+      await deleteBackupObjects(this.options.storage, "media", id).catch(() => undefined);
+      throw error;
+    }
   }
 
   /** Deletes the backups retention no longer keeps (objects first, then the catalogue row). */
@@ -136,6 +161,11 @@ export class BackupOperations {
         deleted++;
       }
       if (doomed.length > 0) this.options.logger.info(`retention removed ${doomed.length} backups of ${database}`);
+      if (database === "media" && doomed.length > 0 && this.options.mediaFiles !== undefined) {
+        const kept = new Set(manifests.map((manifest) => manifest.id).filter((id) => !doomed.includes(id)));
+        const removed = await pruneObjects(this.options.storage, key, kept);
+        if (removed > 0) this.options.logger.info(`retention removed ${removed} stored media files no kept backup names`);
+      }
     }
     return deleted;
   }
