@@ -15,6 +15,7 @@ import { BinlogArchiver } from "../lib/backups/binlog-archiver";
 import { emptyScan, parseGtidState, scanEvents } from "../lib/backups/binlog-events";
 import { encryptedArchiveSink, fetchArchivedBinlogs, listArchivedBinlogs } from "../lib/backups/binlog-sinks";
 import { mariadbBinlogPorts } from "../lib/backups/binlog-tools";
+import { percentile } from "../lib/stats/metrics";
 import type { ObjectStorage } from "../lib/storage/object-storage";
 import { delay, median, progress, round } from "./harness/common";
 import { cpuMark, loadSince } from "./harness/machine";
@@ -42,11 +43,6 @@ const PREFIX = "backups/binlog/bench/";
 const SERVER_ID = 9101;
 
 const seqOf = (gtid: string): bigint => parseGtidState(gtid).get(0)?.seq ?? 0n;
-
-function percentile(values: readonly number[], share: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(share * sorted.length))] ?? 0;
-}
 
 async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
   const started = Date.now();
@@ -156,7 +152,7 @@ export async function measureRpo(options: RpoOptions) {
         sampleMs: options.sampleMs,
         max: round(Math.max(...samples) / 1000, 1),
         p50: round(median(samples) / 1000, 1),
-        p90: round(percentile(samples, 0.9) / 1000, 1),
+        p90: round((percentile(samples, 90) ?? 0) / 1000, 1),
       },
       lastWriteArchivedAfterSeconds: round(lastArchivedAfterMs / 1000, 1),
       readBack: { file: readBack.file, newestSeq: String(readBack.seq), lastWriteSeq: String(last.seq) },
