@@ -13,12 +13,16 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
 
 export const LIVENESS_PATH = "/api/health/live";
 export const READINESS_PATH = "/api/health";
+/** The load balancer's and the orchestrator's readiness probe: answered here, from the last run of the checks (HealthRegistry.readiness). */
+export const PROBE_PATH = "/api/health/ready";
 
 /**
  * The node's HTTP server. It listens before the node's dependencies are up, so that
  * `/api/health` can answer 503 `starting` while the node cannot yet serve; once every
  * service has started (the health registry's phase is `ready`) the gateway takes every
- * request. `/api/health/live` answers 200 while the process serves at all.
+ * request. `/api/health/live` answers 200 while the process serves at all. `/api/health/ready` is the
+ * probe: answered here before the gateway, from checks run at most a few seconds ago, so that a node busy
+ * serving is not taken for a node that cannot serve.
  */
 export class FrontDoor {
   readonly server: http.Server;
@@ -32,7 +36,9 @@ export class FrontDoor {
       this.inFlight++;
       res.once("close", () => this.inFlight--);
       const path = req.url?.split("?")[0];
-      if (path === LIVENESS_PATH && (req.method === "GET" || req.method === "HEAD")) sendJson(res, 200, { status: "live" });
+      const probe = req.method === "GET" || req.method === "HEAD";
+      if (path === LIVENESS_PATH && probe) sendJson(res, 200, { status: "live" });
+      else if (path === PROBE_PATH && probe) void this.answerProbe(res);
       else if (this.handler && this.accepting && this.health.phase !== "starting") this.handler(req, res);
       else void this.answerWhileNotReady(req, res, path);
     });
@@ -73,10 +79,16 @@ export class FrontDoor {
     });
   }
 
+  private async answerProbe(res: http.ServerResponse): Promise<void> {
+    const report = await this.health.readiness();
+    res.setHeader("Cache-Control", "no-store");
+    sendJson(res, isServing(report) ? 200 : 503, publicHealthView(report));
+  }
+
   private async answerWhileNotReady(_req: http.IncomingMessage, res: http.ServerResponse, path: string | undefined): Promise<void> {
     res.setHeader("Cache-Control", "no-store");
     if (path === READINESS_PATH) {
-      const report = await this.health.run();
+      const report = await this.health.readiness();
       sendJson(res, isServing(report) ? 200 : 503, publicHealthView(report));
       return;
     }

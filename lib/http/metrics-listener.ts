@@ -7,7 +7,8 @@ import { sendMetrics } from "./metrics-access";
 
 /**
  * The operators' own listener (`METRICS_PORT`, on loopback unless `METRICS_HOST` says otherwise):
- * `/metrics` for Prometheus, `/health` with every check's details, and `/live`. Nothing here is rate-limited.
+ * `/metrics` for Prometheus, `/health` with every check's details (run now), `/ready` the same from checks run at
+ * most a few seconds ago (the readiness probe of nodes without the api service), and `/live`. Nothing here is rate-limited.
  */
 export class MetricsListener {
   private readonly server: http.Server;
@@ -20,7 +21,8 @@ export class MetricsListener {
       // Liveness for nodes without the api service (workers, core), which have no /api/health/live.
       else if (path === "/live") sendJson(res, 200, { status: "live" });
       else if (path === "/health") void health.run().then((report) => sendJson(res, isServing(report) ? 200 : 503, report));
-      else sendJson(res, 404, { error: { code: "not_found", message: "Not found: /metrics, /health and /live are served here.", fields: {} } });
+      else if (path === "/ready") void health.readiness().then((report) => sendJson(res, isServing(report) ? 200 : 503, report));
+      else sendJson(res, 404, { error: { code: "not_found", message: "Not found: /metrics, /health, /ready and /live are served here.", fields: {} } });
     });
   }
 

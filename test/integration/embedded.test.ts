@@ -70,6 +70,18 @@ test("/api/health/live answers 200 without touching any dependency, and so does 
   expect({ status: live.status, body: await live.json() }).toEqual({ status: 200, body: { status: "live" } });
 });
 
+test("/api/health/ready, the load balancer's probe, answers as /api/health does for anonymous callers, past the API rate limit; /ready on the metrics listener with details", async () => {
+  const full = await request("/api/health");
+  // RATE_API_REQUESTS_PER_IP_PER_MINUTE is 30 here: a probe every 2 s must never be refused.
+  for (let index = 0; index < 35; index++) {
+    const probe = await request("/api/health/ready");
+    expect({ index, status: probe.status, body: probe.body }).toEqual({ index, status: 200, body: full.body });
+  }
+  const ready = await metricsListener("/ready");
+  expect(ready.status).toBe(200);
+  expect(await ready.json()).toMatchObject({ status: "ok", checks: { storage: { status: "ok", kind: "local" } } });
+});
+
 test("a cached read is cleaned by a write, in the memory cache too", async () => {
   const { user } = await node.broker.call<{ user: { id: string } }, object>("users.create", {
     username: "Ada",

@@ -42,7 +42,12 @@ describe("HAProxy configuration", () => {
   });
 
   it("checks readiness, retries only idempotent requests elsewhere, and names the answering node", () => {
-    expect(local).toMatch(/^\s+http-check send meth GET uri \/api\/health\b/m);
+    // The cheap probe the node answers before its gateway, allowed 5 s, three failures in a row before a node goes out.
+    expect(local).toMatch(/^\s+http-check send meth GET uri \/api\/health\/ready /m);
+    expect(local).toMatch(/^\s+timeout check 5s$/m);
+    expect(local).toMatch(/^\s+default-server check .*\bfall 3 rise 2$/m);
+    // Slow or failing requests never mark a node down, and a node taken out keeps its sessions (uploads in flight).
+    expect(local.replace(/#.*$/gm, "")).not.toMatch(/\bon-marked-down\b|\bobserve\b|\bon-error\b/);
     expect(local).toMatch(/^\s+http-check expect status 200$/m);
     expect(local).toMatch(/^\s+option redispatch\b/m);
     expect(local).toMatch(/^\s+http-request disable-l7-retry if !idempotent$/m);

@@ -1,5 +1,5 @@
 import type { CheckResult } from "../../lib/health";
-import { HealthRegistry, isServing, publicHealthView } from "../../lib/health";
+import { HealthRegistry, isServing, publicHealthView, READINESS_MAX_AGE_MS, READINESS_REFRESH_MS } from "../../lib/health";
 
 const ok = (): CheckResult => ({ status: "ok" });
 const down = (): CheckResult => ({ status: "down" });
@@ -167,5 +167,77 @@ describe("HealthRegistry", () => {
     registry.register("database", down);
     registry.register("database", ok);
     expect(await registry.run()).toEqual({ status: "ok", checks: { database: { status: "ok" } } });
+  });
+});
+
+describe("the readiness probe (HealthRegistry.readiness)", () => {
+  /** A ready registry on a clock the test moves, with a cache check whose answer and number of runs the test sees. */
+  function probed(): { registry: HealthRegistry; clock: { now: number }; cache: { answer: CheckResult; runs: number } } {
+    const clock = { now: 1_000_000 };
+    const cache = { answer: { status: "ok" } as CheckResult, runs: 0 };
+    const registry = new HealthRegistry(() => clock.now);
+    registry.register("database", ok);
+    registry.register("cache", () => {
+      cache.runs++;
+      return cache.answer;
+    });
+    registry.setPhase("ready");
+    return { registry, clock, cache };
+  }
+
+  it("answers from the last run of the checks while it is fresh, without running them again", async () => {
+    const { registry, clock, cache } = probed();
+    expect((await registry.readiness()).status).toBe("ok");
+    expect(cache.runs).toBe(1);
+    cache.answer = { status: "down" };
+    clock.now += READINESS_REFRESH_MS - 1;
+    expect((await registry.readiness()).status).toBe("ok");
+    expect(cache.runs).toBe(1);
+  });
+
+  it("answers from a last run older than the refresh interval and runs the checks again behind it, for the next probe", async () => {
+    const { registry, clock, cache } = probed();
+    await registry.readiness();
+    cache.answer = { status: "down" };
+    clock.now += READINESS_REFRESH_MS;
+    expect((await registry.readiness()).status).toBe("ok");
+    // The run started behind that answer settles within the pending promise jobs.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(cache.runs).toBe(2);
+    expect(await registry.readiness()).toEqual({ status: "down", checks: { database: { status: "ok" }, cache: { status: "down" } } });
+  });
+
+  it("does not believe a last run older than its maximum age: it waits for a new one", async () => {
+    const { registry, clock, cache } = probed();
+    await registry.readiness();
+    cache.answer = { status: "down" };
+    clock.now += READINESS_MAX_AGE_MS + 1;
+    expect((await registry.readiness()).status).toBe("down");
+    expect(cache.runs).toBe(2);
+  });
+
+  it("says stopping the moment the node stops, whatever the last run said", async () => {
+    const { registry } = probed();
+    expect(isServing(await registry.readiness())).toBe(true);
+    registry.setPhase("stopping");
+    expect(await registry.readiness()).toMatchObject({ status: "stopping" });
+  });
+
+  it("runs the checks again once the node is ready: results seen while it was starting are not reused", async () => {
+    const clock = { now: 1_000_000 };
+    const registry = new HealthRegistry(() => clock.now);
+    let connected = false;
+    registry.register("database", () => (connected ? { status: "ok" } : { status: "down", error: "starting" }));
+    expect((await registry.readiness()).status).toBe("starting");
+    connected = true;
+    registry.setPhase("ready");
+    expect(await registry.readiness()).toEqual({ status: "ok", checks: { database: { status: "ok" } } });
+  });
+
+  it("runs the checks once for probes that arrive together", async () => {
+    const { registry, cache } = probed();
+    const answers = await Promise.all([registry.readiness(), registry.readiness(), registry.run()]);
+    expect(answers.map((answer) => answer.status)).toEqual(["ok", "ok", "ok"]);
+    expect(cache.runs).toBe(1);
   });
 });

@@ -180,11 +180,11 @@ describe.each([
       }
     }
     const api = podSpecOf(deployments.find((deployment) => deployment.metadata.name === "api") as Manifest).containers[0];
-    expect(api?.readinessProbe?.httpGet?.path).toBe("/api/health");
+    expect(api?.readinessProbe?.httpGet?.path).toBe("/api/health/ready");
     expect(api?.livenessProbe?.httpGet?.path).toBe("/api/health/live");
     for (const role of ["core", "image-worker", "transcoder"]) {
       const container = podSpecOf(deployments.find((deployment) => deployment.metadata.name === role) as Manifest).containers[0];
-      expect({ role, readiness: container?.readinessProbe?.httpGet }).toEqual({ role, readiness: { path: "/health", port: "metrics" } });
+      expect({ role, readiness: container?.readinessProbe?.httpGet }).toEqual({ role, readiness: { path: "/ready", port: "metrics" } });
     }
   });
 
