@@ -1,4 +1,5 @@
-import { Readable } from "node:stream";
+import { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import type { ObjectStorage } from "../storage/object-storage";
 import type { ArchiveIndex, ArchivedFile, GtidGap } from "./binlog-archiver";
@@ -32,18 +33,30 @@ export async function readArchiveIndexes(storage: ObjectStorage, key: Buffer): P
   const archives: { prefix: string; index: ArchiveIndex }[] = [];
   const unreadable: string[] = [];
   for (const prefix of prefixes) {
-    try {
-      const { body } = await storage.get(`${prefix}${INDEX_NAME}`);
-      const chunks: Buffer[] = [];
-      for await (const chunk of body.pipe(new DecryptStream(key)).pipe(createGunzip())) chunks.push(chunk as Buffer);
-      const index = JSON.parse(Buffer.concat(chunks).toString("utf8")) as ArchiveIndex;
-      if (index.formatVersion !== 1 || !Array.isArray(index.files)) throw new Error("not an archive index");
-      archives.push({ prefix, index });
-    } catch {
-      unreadable.push(prefix);
-    }
+    const index = await readIndex(storage, `${prefix}${INDEX_NAME}`, key);
+    if (index === undefined) unreadable.push(prefix);
+    else archives.push({ prefix, index });
   }
   return { archives, unreadable };
+}
+
+/** The archiver replaces the index every flush: a read that overlaps a replacement is tried again. */
+const INDEX_READ_ATTEMPTS = 3;
+
+async function readIndex(storage: ObjectStorage, objectKey: string, key: Buffer): Promise<ArchiveIndex | undefined> {
+  for (let attempt = 1; attempt <= INDEX_READ_ATTEMPTS; attempt++) {
+    try {
+      const { body } = await storage.get(objectKey);
+      const chunks: Buffer[] = [];
+      await pipeline(body, new DecryptStream(key), createGunzip(), new Writable({ write: (chunk: Buffer, _encoding, done) => (chunks.push(chunk), done()) }));
+      const index = JSON.parse(Buffer.concat(chunks).toString("utf8")) as ArchiveIndex;
+      if (index.formatVersion !== 1 || !Array.isArray(index.files)) return undefined;
+      return index;
+    } catch {
+      if (attempt < INDEX_READ_ATTEMPTS) await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+    }
+  }
+  return undefined;
 }
 
 /** Where a point-in-time restore stops: before a moment, or after a GTID (inclusive). */
