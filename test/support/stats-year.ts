@@ -1,6 +1,6 @@
 /**
  * A year of snapshots for a site that grew steadily: one daily snapshot per day for 365 days and hourly
- * ones for the last 14 days, written straight into the site database through the snapshot repository.
+ * ones for the last 14 days (or `hourlyDays`; bench/stats.ts writes a year of them), written straight into the site database through the snapshot repository.
  * The figures are a fixed function of the day, so two runs on the same day write the same numbers.
  */
 import type { Database } from "../../lib/db/database";
@@ -45,8 +45,9 @@ const ITEMS = ["Harbour at dawn", "Choir rehearsal", "Kids' football final", "Li
 function rankings(day: number, share: number, uploaderIds: readonly string[]): { topUploaders: Ranked[]; topItems: Ranked[] } {
   const topUploaders = UPLOADER_NAMES.map((name, index) => ({
     subjectId: uploaderIds[index] ?? `01UPLOADER${String(index).padStart(16, "0")}`,
-    label: name,
-    ownerLabel: null,
+    // As the snapshot job writes it: an uploader's name is the owner label; none for an id that is no account.
+    label: null,
+    ownerLabel: uploaderIds[index] === undefined ? null : name,
     value: Math.round((5 - index) * (day + 1) * 40 * MiB),
     secondValue: (5 - index) * (day + 1),
   }));
@@ -75,12 +76,12 @@ function snapshot(period: Period, start: number, firstDay: number, uploaderIds: 
  * Writes the year; returns the first day's start (UTC midnight a year before today). `uploaderIds`: the
  * accounts of UPLOADER_NAMES, in that order, so that the top uploaders are named.
  */
-export async function seedYearOfSnapshots(db: Database<SiteDatabase>, uploaderIds: readonly string[] = [], now = Date.now()): Promise<number> {
+export async function seedYearOfSnapshots(db: Database<SiteDatabase>, uploaderIds: readonly string[] = [], now = Date.now(), hourlyDays = 14): Promise<number> {
   const repository = new SnapshotRepository(db);
   const today = now - (now % PERIOD_MS.day);
   const firstDay = today - 365 * PERIOD_MS.day;
   for (let start = firstDay; start < today; start += PERIOD_MS.day) await repository.replace(snapshot("day", start, firstDay, uploaderIds));
   const thisHour = now - (now % PERIOD_MS.hour);
-  for (let start = thisHour - 14 * PERIOD_MS.day; start < thisHour; start += PERIOD_MS.hour) await repository.replace(snapshot("hour", start, firstDay, uploaderIds));
+  for (let start = thisHour - hourlyDays * PERIOD_MS.day; start < thisHour; start += PERIOD_MS.hour) await repository.replace(snapshot("hour", start, firstDay, uploaderIds));
   return firstDay;
 }
