@@ -1,10 +1,11 @@
 /**
  * The statistics pages in Chromium against a real embedded node: first a new site with no figures, then
- * a site with a year of snapshots. Screenshots of every page go to docs/screenshots/ (the README shows them).
+ * a site with a year of snapshots. Screenshots of every page go to a temporary directory; with
+ * SHOAL_UPDATE_SCREENSHOTS=1 they replace docs/screenshots/ (the README shows them).
  */
 import fs from "node:fs";
 import path from "node:path";
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import os from "node:os";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { createDatabase } from "../../lib/db/open-database";
@@ -12,13 +13,15 @@ import type { SiteDatabase } from "../../lib/db/schemas/site";
 import { BROWSER_PASSWORD, ROOT, ensureWebBuild, launchChromium, seriousViolations, signUpInBrowser, startWebNode } from "../support/browser";
 import { eventually, stopNode } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
-import { seedYearOfSnapshots } from "../support/stats-year";
+import { UPLOADER_NAMES, seedYearOfSnapshots } from "../support/stats-year";
 import { csvRecords, expectCsvMatchesSeries, expectCsvMatchesSummary, expectSummaryCsvMatches, summarySections } from "./stats-csv";
 import type { SeriesJson, SummaryJson } from "./stats-csv";
 
 jest.setTimeout(240_000);
 
-const SCREENSHOTS = path.join(ROOT, "docs/screenshots");
+const SCREENSHOTS = process.env.SHOAL_UPDATE_SCREENSHOTS === "1"
+  ? path.join(ROOT, "docs/screenshots")
+  : fs.mkdtempSync(path.join(os.tmpdir(), "shoal-screenshots-"));
 const IMAGE = path.join(ROOT, "test/fixtures/exif_jpeg/orientation_6.jpg");
 const CHART_TITLES_BY_WEEK = [
   "Members", "New members per week", "Active members", "Uploads per week", "Storage used", "Views per week",
@@ -164,9 +167,15 @@ describe("a site with a year of snapshots", () => {
 
   beforeAll(async () => {
     node = await startWebNode(QUIET_NODE);
+    // The top uploaders are members of the site, named as such.
+    const uploaderIds: string[] = [];
+    for (const username of UPLOADER_NAMES) {
+      const { user } = await node.broker.call<{ user: { id: string } }, Record<string, string>>("users.create", { username, email: `${username}@example.test`, password: BROWSER_PASSWORD });
+      uploaderIds.push(user.id);
+    }
     const site = createDatabase<SiteDatabase>("site", node.settings.databases.site, node.settings.replication, node.runtime.writeMarks, quietLogger);
     try {
-      await seedYearOfSnapshots(site);
+      await seedYearOfSnapshots(site, uploaderIds);
     } finally {
       await site.close();
     }
@@ -197,6 +206,8 @@ describe("a site with a year of snapshots", () => {
     await expect(page.locator(`.kpi[data-metric="${withChange?.metric}"] .kpi-change`).textContent()).resolves.toMatch(/^[+−]\d+ % on the 12 months before|^no change/);
 
     expect(await page.locator("#top-uploaders-title ~ .table-scroll tbody tr").count()).toBe(summary.topUploaders.length);
+    await expect(page.locator("#top-uploaders-title ~ .table-scroll tbody tr th, #top-uploaders-title ~ .table-scroll tbody tr td:first-child").allTextContents())
+      .resolves.toEqual(expect.arrayContaining(UPLOADER_NAMES));
     expect(await page.locator("#top-items-title ~ .table-scroll tbody tr").count()).toBe(summary.topItems.length);
     expect(await page.locator("#failures-by-reason-title ~ .table-scroll tbody tr").count()).toBe(summary.failures.length);
     await page.getByRole("cell", { name: "corrupt", exact: true }).waitFor();
@@ -278,6 +289,29 @@ describe("a site with a year of snapshots", () => {
     expect(chartPages[0]).toBe(0);
     expect(chartPages.reduce((sum, count) => sum + count, 0)).toBeGreaterThanOrEqual(CHART_TITLES_BY_WEEK.length);
     expect(chartPages.filter((count) => count > 0).length).toBeGreaterThan(1);
+  });
+
+  test("npm run report --format pdf prints the report page with Chromium: a PDF of several pages holding the report's titles", async () => {
+    const username = `reportadmin${process.pid}`;
+    await node.broker.call("users.create", { username, email: `${username}@example.test`, password: BROWSER_PASSWORD, role: "admin" });
+    const login = await fetch(`${node.baseUrl}/api/auth/login`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ login: username, password: BROWSER_PASSWORD }) });
+    const { token } = (await login.json()) as { token: string };
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "shoal-report-out-")), "report.pdf");
+    // Asynchronously: the node answering the script runs in this process.
+    const run = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const args = ["--import", "tsx", "scripts/report.ts", "--range", "12m", "--format", "pdf", "--out", out, "--url", node.baseUrl, "--token", token];
+      const child = execFile(process.execPath, args, { cwd: ROOT, encoding: "utf8", timeout: 120_000 }, (_error, stdout, stderr) => resolve({ status: child.exitCode, stdout, stderr }));
+    });
+    expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(run.stdout).toContain(`${out}: PDF report of the last 12m`);
+    const pdf = fs.readFileSync(out);
+    expect(pdf.subarray(0, 5).toString("latin1")).toBe("%PDF-");
+    const read = readPdf(pdf);
+    expect(read.pages).toBeGreaterThan(1);
+    const flat = read.text.replace(/\s+/g, " ");
+    for (const title of CHART_TITLES_BY_WEEK) expect(flat).toContain(title);
+    for (const name of UPLOADER_NAMES) expect(flat).toContain(name);
+    expect(fs.existsSync(`${out}.part`)).toBe(false);
   });
 
   test("My stats: storage against the quota, uploads over time and the views of each item, counted when someone else opens it", async () => {
