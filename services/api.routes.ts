@@ -4,6 +4,8 @@ import type { Context } from "moleculer";
 import type { SessionGate } from "../lib/auth/session-gate";
 import { findForbiddenKey } from "../lib/security/forbidden-keys";
 import { JSON_CONTENT_TYPE, matchesIfNoneMatch, renderJsonAnswer, REVALIDATED_ACTIONS, REVALIDATED_CACHE_CONTROL, UNCACHED_CACHE_CONTROL } from "../lib/http/revalidation";
+import { maintenanceRefusal } from "../lib/ops/maintenance";
+import type { MaintenanceSwitch } from "../lib/ops/maintenance";
 import type { RateLimits } from "../lib/security/rate-limits";
 import type { ItemRead } from "../lib/stats/view-stores";
 import type { ShoalMeta } from "../moleculer.config";
@@ -22,6 +24,8 @@ export const API_ALIASES: Readonly<Record<string, string>> = {
   "GET admin/audit": "site.listAudit",
   "GET admin/backups": "backup.list",
   "POST admin/backups": "backup.start",
+  "GET admin/maintenance": "api.maintenance",
+  "PUT admin/maintenance": "api.setMaintenance",
   "GET admin/stats": "site.statsSeries",
   "GET admin/stats/summary": "site.statsSummary",
   "GET me/stats": "site.myStats",
@@ -62,12 +66,16 @@ export interface ApiRouteHandlers {
   readonly metrics: (req: IncomingMessage, res: ServerResponse) => void;
   /** Counts a read of an item (GET /api/media/:id) as a view; never throws. */
   readonly recordView: (read: ItemRead) => Promise<void>;
+  /** While it is on, changes answer 503 (lib/ops/maintenance.ts). */
+  readonly maintenance: MaintenanceSwitch;
 }
 
 /** moleculer-web's routes: the JSON API, the tus and multipart upload routes, and /metrics. */
 export function apiRoutes(handlers: ApiRouteHandlers): object[] {
   const { gate } = handlers;
-  async function identifyClient(ctx: GatewayContext, _route: unknown, req: IncomingMessage): Promise<void> {
+  async function identifyClient(ctx: GatewayContext, _route: unknown, req: IncomingMessage & { $action?: { name?: string } }): Promise<void> {
+    const refusal = maintenanceRefusal(await handlers.maintenance.current(), req.method, req.$action?.name);
+    if (refusal !== undefined) throw refusal;
     ctx.meta.ip = handlers.clientIp(req);
     ctx.meta.userAgent = req.headers["user-agent"]?.slice(0, 512);
     if (!req.url?.split("?")[0]?.startsWith("/health")) await handlers.rateLimits.consumeApiRequest(ctx.meta.ip);

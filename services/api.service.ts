@@ -17,6 +17,7 @@ import { routesOfAliases } from "../lib/http/alias-routes";
 import { buildOpenApiDocument } from "../lib/http/openapi";
 import { securityHeaders } from "../lib/http/security-headers";
 import { createWebApp } from "../lib/http/web-app";
+import { MaintenanceSwitch, maintenanceStoreFor } from "../lib/ops/maintenance";
 import { ProgressHub } from "../lib/realtime/progress-hub";
 import type { MediaOutcome } from "../lib/realtime/progress-hub";
 import { socketSessionsThrough } from "../lib/realtime/socket-sessions";
@@ -25,6 +26,7 @@ import { LocalStorage } from "../lib/storage/local-storage";
 import { FILES_PATH_PREFIX } from "../lib/storage/signed-url";
 import { UploadGateway, uploadCatalogueThrough } from "../lib/uploads/upload-gateway";
 import { viewRecorder, viewStoreOf } from "../lib/stats/view-stores";
+import { maintenanceMixin } from "../mixins/maintenance.mixin";
 import { toMoleculerError } from "../moleculer.config";
 import type { ShoalMeta } from "../moleculer.config";
 import { apiRoutes, API_ALIASES, UPLOAD_ID_PATTERN } from "./api.routes";
@@ -53,10 +55,11 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
 
   let uploads: UploadGateway | undefined;
   let progressHub: ProgressHub | undefined;
+  const maintenance = new MaintenanceSwitch(maintenanceStoreFor(runtime.redis));
 
   return {
     name: "api",
-    mixins: [ApiGateway],
+    mixins: [ApiGateway, maintenanceMixin(maintenance)],
     settings: {
       server: false,
       // Not a line for every request and the action it calls at the default level: LOG_LEVEL=debug shows them.
@@ -76,6 +79,7 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
         },
         metrics: metricsOnPublicPort(settings.metrics.token, options.renderMetrics),
         recordView: viewRecorder(viewStoreOf(runtime), runtime.secret, (error) => recordViewFailed(error)),
+        maintenance,
       }),
       onError(this: { logger: { error(...args: unknown[]): void } }, req: IncomingMessage & { $ctx?: GatewayContext }, res: ServerResponse, thrown: unknown) {
         // Gateway errors (session, CSRF, rate limits, body parser) have not passed the broker's converter, nor the headers' middleware.
