@@ -142,9 +142,30 @@ async function runClaimed(message: JobMessage, processors: ProcessorRegistry, po
   }
   clearInterval(heartbeat);
   ports.progress(job.mediaId, job.ownerId, "storing", 100);
-  await ports.complete(job.mediaId, result);
+  await whileHeld(`the completion of ${job.mediaId}`, () => ports.complete(job.mediaId, result), ports, options);
   ports.progress(job.mediaId, job.ownerId, "ready", 100);
   return "ready";
+}
+
+/**
+ * A change of a claimed row (its completion, its release for a retry), tried again with the retry delays while this
+ * worker holds the message. Thrown at once, the message would go back to the channel and its redelivery would find
+ * the row `processing` with a recent sign of life, take it for a live worker's and be acknowledged: the item would
+ * stay `processing` until the reconciler's deadline (JOB_DEADLINE_SECONDS). Both changes are idempotent, so one
+ * whose answer was lost (a call timed out after the media service made it) is harmless to repeat.
+ */
+async function whileHeld(what: string, change: () => Promise<void>, ports: JobPorts, options: RunnerOptions): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await change();
+      return;
+    } catch (error) {
+      if (attempt >= options.maxAttempts || options.stopping?.aborted) throw error;
+      const delay = retryDelayMs(attempt, options);
+      ports.log("warn", `could not record ${what} (${describe(error)}); trying again in ${delay} ms`);
+      await ports.sleep(delay);
+    }
+  }
 }
 
 /** Thrown in place of starting a processor on a worker that is stopping. */
@@ -183,7 +204,7 @@ async function afterFailure(message: JobMessage, job: ProcessingJob, error: unkn
   }
   const delay = retryDelayMs(job.attempt, options);
   ports.log("warn", `${job.mediaId} attempt ${job.attempt} failed (${reason}), retrying in ${delay} ms: ${detail}`);
-  await ports.release(job.mediaId);
+  await whileHeld(`the release of ${job.mediaId}`, () => ports.release(job.mediaId), ports, options);
   ports.progress(job.mediaId, job.ownerId, "queued", 0);
   await ports.sleep(delay);
   await ports.republish(message);
