@@ -18,6 +18,8 @@ import type { ShoalMeta } from "../moleculer.config";
 
 type StatsContext<P> = Context<P, ShoalMeta>;
 const format = { type: "enum", values: ["json", "csv"], default: "json" };
+/** How long a dashboard summary is reused (by every admin, on every node sharing the cache). */
+const SUMMARY_CACHE_SECONDS = 60;
 const isoTime = { type: "string", min: 1, max: 40 };
 
 /** Answers CSV instead of JSON when asked to. */
@@ -143,7 +145,12 @@ export function siteStatsMixin(runtime: Runtime, repository: () => SnapshotRepos
             throw new ValidationError("Give either a range or both from and to.", { range: "either range, or from and to" });
           }
           const window = from !== undefined && to !== undefined ? { from: parseTime(from, "from"), to: parseTime(to, "to") } : rangeOf(range ?? "7d", Date.now());
-          const summary = await queries.summary(window);
+          // Cached after the admin check (JSON and CSV share it): snapshots are hourly, so a minute-old summary is as good.
+          const cacher = ctx.broker.cacher;
+          const key = `site.statsSummary:${range ?? ""}|${from ?? ""}|${to ?? ""}`;
+          const cached = cacher ? ((await cacher.get(key)) as Awaited<ReturnType<StatsQueries["summary"]>> | null) : null;
+          const summary = cached ?? (await queries.summary(window));
+          if (cacher && !cached) await cacher.set(key, summary, SUMMARY_CACHE_SECONDS);
           return answer(ctx, summary, summaryCsv, "summary");
         },
       },

@@ -154,6 +154,8 @@ describe("views and statistics on an embedded node", () => {
       { bearer },
     );
     expect(summary.status).toBe(200);
+    // The summary is kept a minute for every admin; a member is refused all the same.
+    expect((await viewer.client.get("/api/admin/stats/summary?range=24h", { bearer: viewer.token })).status).toBe(403);
     expect(summary.body.kpis.find((kpi) => kpi.metric === "views")?.value).toBe(3);
     expect(summary.body.topItems).toEqual([{ mediaId: itemId, title: null, ownerName: owner.username, views: 3, uniqueViewers: 3 }]);
     const summaryCsv = await client.get("/api/admin/stats/summary?range=24h&format=csv", { bearer });
