@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { BinlogArchiver, compareBinlogNames } from "../../lib/backups/binlog-archiver";
-import type { BinlogArchiverPorts } from "../../lib/backups/binlog-archiver";
+import type { ArchiveIndex, BinlogArchiverPorts } from "../../lib/backups/binlog-archiver";
 import { BINLOG_MAGIC, emptyScan, formatGtidState, gtidGaps, parseGtidState, scanEvents } from "../../lib/backups/binlog-events";
 import { replayArguments } from "../../lib/backups/binlog-tools";
 
@@ -86,6 +86,7 @@ class FakePrimary {
   readonly streams: { firstFile: string; directory: string; end(why: string): void }[] = [];
   readonly uploads = new Map<string, Buffer>();
   readonly puts: string[] = [];
+  index: ArchiveIndex | undefined;
 
   ports(): BinlogArchiverPorts {
     return {
@@ -104,6 +105,9 @@ class FakePrimary {
           for await (const chunk of body) chunks.push(chunk as Buffer);
           this.uploads.set(name, Buffer.concat(chunks));
           this.puts.push(name);
+        },
+        putIndex: async (index: ArchiveIndex) => {
+          this.index = index;
         },
       },
     };
@@ -170,6 +174,31 @@ describe("BinlogArchiver", () => {
     await archive.flush();
     expect(primary.uploads.get("bin.000001")).toEqual(full);
     expect(archive.status()).toMatchObject({ state: "streaming", lastFile: "bin.000001", gaps: [], restarts: 0 });
+  });
+
+  it("publishes an index of what is archived: each file's starting GTID state, last GTID and last event time, and until when it is complete", async () => {
+    const archive = archiver();
+    await archive.start();
+    await streams(1);
+    primary.received("bin.000001", binlog(0, [1, 2]));
+    // The primary has moved on to a file the stream has not brought yet: the archive is not known complete.
+    primary.logs = ["bin.000001", "bin.000002"];
+    await archive.flush();
+    expect(primary.index).toMatchObject({ completeUntil: 0, files: [{ name: "bin.000001", lastGtid: "0-1-2" }] });
+    primary.received("bin.000002", binlog(2, [3]));
+    await archive.flush();
+    expect(primary.index).toMatchObject({
+      formatVersion: 1,
+      archivedGtid: "0-1-3",
+      gaps: [],
+      files: [
+        { name: "bin.000001", closed: true, startGtid: "", lastGtid: "0-1-2", lastEventAt: 1_800_000_000_000 },
+        { name: "bin.000002", closed: false, startGtid: "0-1-2", lastGtid: "0-1-3", lastEventAt: 1_800_000_000_000 },
+      ],
+    });
+    // Streaming the primary's newest file: complete up to a moment before the upload.
+    expect(primary.index!.completeUntil).toBeGreaterThan(0);
+    expect(primary.index!.completeUntil).toBeLessThanOrEqual(primary.index!.updatedAt);
   });
 
   it("after the stream drops, reconnects from the newest archived file; a next file that follows on is no gap", async () => {
