@@ -96,6 +96,25 @@ export const replCommands = [
     },
   },
   {
+    command: "maintenance [state] [message...]",
+    description: "Show the maintenance switch, or turn it on (changes answer 503 with the message; reads go on) or off, on every node",
+    async action(broker: ServiceBroker, args: { state?: string; message?: string[] }) {
+      if (args.state !== undefined && args.state !== "on" && args.state !== "off") {
+        console.log("maintenance takes on or off, e.g. maintenance on Restoring the media database");
+        return;
+      }
+      const message = args.message?.join(" ");
+      const { maintenance } =
+        args.state === undefined
+          ? await broker.call<{ maintenance: { on: boolean; message: string; since: string | null } }, object>("api.maintenance", {})
+          : await broker.call<{ maintenance: { on: boolean; message: string; since: string | null } }, object>("api.setMaintenance", {
+              on: args.state === "on",
+              ...(message ? { message } : {}),
+            });
+      console.log(maintenance.on ? `maintenance is on since ${maintenance.since ?? "?"}: ${maintenance.message}` : "maintenance is off");
+    },
+  },
+  {
     command: "backups",
     description: "The backup catalogue: id, database, time, size and the last drill's outcome; then each primary's binlog archive and its gaps",
     async action(broker: ServiceBroker) {
