@@ -138,6 +138,7 @@ async function main(): Promise<void> {
     const site = createDatabase<SiteDatabase>("site", settings.databases.site, settings.replication, new MemoryExpiringStore(), { info: () => undefined, warn: () => undefined });
     const seedStarted = Date.now();
     try {
+      await site.connect();
       await seedYearOfSnapshots(site, [], Date.now(), 365);
     } finally {
       await site.close();
