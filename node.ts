@@ -72,7 +72,9 @@ export function createNode(settings: Settings, options: NodeOptions = {}): Shoal
       : { status: "ok", kind: "none" },
   );
   if (settings.services.some((name) => name === "api" || name === "media")) {
-    runtime.health.register("storage", () => runtime.storage.check());
+    // A bucket every node shares is not required, like the `uploads` check: a slow or failing S3 would take every
+    // node out of rotation at once (reads that need no bucket call with it). The node's own directory is.
+    runtime.health.register("storage", () => runtime.storage.check(), { required: settings.storage.kind !== "s3" });
   }
 
   const factories: Record<ServiceName, () => ServiceSchema> = {
