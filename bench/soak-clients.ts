@@ -6,7 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Socket } from "socket.io-client";
 import { io } from "socket.io-client";
-import { tusUpload } from "../test/support/uploads";
+import * as tus from "tus-js-client";
 import { delay, PROJECT_ROOT, round } from "./harness/common";
 
 /** Mixed media from the fixtures: photos, an animation, video and audio. */
@@ -70,6 +70,63 @@ interface MediaView {
   readonly variants?: ReadonlyArray<{ readonly name: string; readonly url: string }>;
 }
 
+/** As a browser's tus-js-client retries (its default, and one longer wait): a PATCH that broke or met a 5xx resumes from the server's offset. */
+export const TUS_RETRY_DELAYS_MS = [0, 1000, 3000, 5000, 10_000];
+
+/**
+ * The fixture with a trailer naming the uploader and the round, so that every upload is new bytes (the same
+ * bytes again from the same owner would give the existing item). The trailer is what each format skips:
+ * bytes after the end of a JPEG, PNG, GIF, WebP, MP3 or Ogg stream, a `free` box in MP4, a Void element in WebM.
+ */
+export function uniqueUploadBytes(bytes: Buffer, type: string, tag: string): Buffer {
+  const text = Buffer.from(`shoal-soak ${tag}`.padEnd(48).slice(0, 48), "latin1");
+  if (type === "video/mp4") {
+    const header = Buffer.alloc(8);
+    header.writeUInt32BE(8 + text.length, 0);
+    header.write("free", 4, "latin1");
+    return Buffer.concat([bytes, header, text]);
+  }
+  // EBML Void (0xEC) with a one-byte size: 0x80 | length.
+  if (type === "video/webm") return Buffer.concat([bytes, Buffer.from([0xec, 0x80 | text.length]), text]);
+  return Buffer.concat([bytes, text]);
+}
+
+/** Counts of what the uploaders' tus clients did besides succeeding at once. */
+export interface UploadStats {
+  /** A request retried by tus-js-client (after a broken connection or a 5xx), the upload then resumed. */
+  retries: number;
+  /** Uploads whose final answer named no media id (a resumed upload found complete): asked of GET /api/uploads/:id/media. */
+  resultLookups: number;
+}
+
+/** Uploads with tus-js-client as the web page does, retrying as it does; resolves to the media id. */
+function tusUploadWithRetries(bytes: Buffer, endpoint: string, token: string, metadata: Record<string, string>, stats: UploadStats): Promise<{ mediaId: string | null; url: string }> {
+  return new Promise((resolve, reject) => {
+    let mediaId: string | null = null;
+    const upload = new tus.Upload(bytes, {
+      endpoint,
+      headers: { Authorization: `Bearer ${token}` },
+      metadata,
+      chunkSize: 512 * 1024,
+      retryDelays: TUS_RETRY_DELAYS_MS,
+      storeFingerprintForResuming: false,
+      onShouldRetry(error) {
+        // tus-js-client's own rule: retry without an answer, or on an answer other than a 4xx (409 and 423 excepted).
+        const status = (error as tus.DetailedError).originalResponse?.getStatus() ?? 0;
+        const retry = !(status >= 400 && status < 500) || status === 409 || status === 423;
+        if (retry) stats.retries++;
+        return retry;
+      },
+      onAfterResponse(_request, response) {
+        mediaId = response.getHeader("Shoal-Media-Id") ?? mediaId;
+      },
+      onSuccess: () => resolve({ mediaId, url: upload.url ?? "" }),
+      onError: reject,
+    });
+    upload.start();
+  });
+}
+
 export interface SoakState {
   stopping: boolean;
   /** Once stopping, how long (Date.now()) uploaders still wait for the items in hand. */
@@ -81,20 +138,19 @@ export interface SoakState {
 }
 
 /** One uploader: uploads a fixture with tus, makes it public, waits until it is ready, and goes on with the next. */
-export async function runUploader(baseUrl: string, token: string, index: number, state: SoakState, recorder: Recorder): Promise<void> {
+export async function runUploader(baseUrl: string, token: string, index: number, state: SoakState, recorder: Recorder, stats: UploadStats): Promise<void> {
   const auth = { Authorization: `Bearer ${token}` };
   for (let round = 0; !state.stopping; round++) {
     const fixture = SOAK_FIXTURES[(index + round) % SOAK_FIXTURES.length] as (typeof SOAK_FIXTURES)[number];
-    const bytes = fs.readFileSync(path.join(PROJECT_ROOT, "test/fixtures", fixture.file));
+    const bytes = uniqueUploadBytes(fs.readFileSync(path.join(PROJECT_ROOT, "test/fixtures", fixture.file)), fixture.type, `${index}.${round}.${Date.now()}`);
     const uploaded = await recorder.time("tus upload (create + PATCHes)", async () => {
-      const result = await tusUpload(bytes, {
-        endpoint: `${baseUrl}/api/uploads`,
-        token,
-        metadata: { filename: path.basename(fixture.file), filetype: fixture.type, title: `soak ${index}.${round}` },
-        chunkSize: 512 * 1024,
-      });
-      if (result.mediaId === null) throw new Error("the final PATCH named no media id");
-      return result.mediaId;
+      const metadata = { filename: path.basename(fixture.file), filetype: fixture.type, title: `soak ${index}.${round}` };
+      const result = await tusUploadWithRetries(bytes, `${baseUrl}/api/uploads`, token, metadata, stats);
+      if (result.mediaId !== null) return result.mediaId;
+      // Resumed after its final PATCH was answered into a broken connection: ask what the upload became.
+      stats.resultLookups++;
+      const response = await expectOk(await fetch(new URL(`${new URL(result.url, baseUrl).pathname}/media`, baseUrl), { headers: auth }), "upload result");
+      return ((await response.json()) as { media: MediaView }).media.id;
     });
     if (uploaded === undefined) {
       await delay(2000);

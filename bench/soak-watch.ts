@@ -99,3 +99,98 @@ export function bucketContents(cluster: Cluster, bucket = "shoal"): BucketConten
   const pendingMultipartUploads = fs.existsSync(uploads) ? fs.readdirSync(uploads).length : 0;
   return { objectKeys, pendingMultipartUploads };
 }
+
+/** Each api node's probe paths timed directly (not through HAProxy), every `everyMs`, each request bounded by `timeoutMs`. */
+export class ProbeTimer {
+  private readonly timings = new Map<string, number[]>();
+  private readonly failures = new Map<string, number>();
+  /** "node path check status" → how many answers named that check with a status other than ok. */
+  private readonly notOkChecks = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly targets: ReadonlyArray<{ readonly node: string; readonly url: string }>,
+    private readonly everyMs = 2000,
+    private readonly timeoutMs = 10_000,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.round(), this.everyMs);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private async round(): Promise<void> {
+    await Promise.all(
+      this.targets.map(async ({ node, url }) => {
+        const key = `${node} ${new URL(url).pathname}`;
+        const started = performance.now();
+        try {
+          const response = await fetch(url, { signal: AbortSignal.timeout(this.timeoutMs) });
+          const text = await response.text();
+          if (!key.endsWith("/live")) this.countNotOk(key, text);
+          if (response.status !== 200) this.failures.set(key, (this.failures.get(key) ?? 0) + 1);
+          const list = this.timings.get(key) ?? [];
+          list.push(performance.now() - started);
+          this.timings.set(key, list);
+        } catch {
+          this.failures.set(key, (this.failures.get(key) ?? 0) + 1);
+        }
+      }),
+    );
+  }
+
+  private countNotOk(key: string, text: string): void {
+    let checks: Record<string, { status?: string }> = {};
+    try {
+      checks = (JSON.parse(text) as { checks?: Record<string, { status?: string }> }).checks ?? {};
+    } catch {
+      return;
+    }
+    for (const [name, check] of Object.entries(checks)) {
+      if (check.status !== "ok") this.notOkChecks.set(`${key} ${name} ${check.status ?? "?"}`, (this.notOkChecks.get(`${key} ${name} ${check.status ?? "?"}`) ?? 0) + 1);
+    }
+  }
+
+  /** Which checks the answers named with a status other than ok, and how often. */
+  checksNotOk(): Record<string, number> {
+    return Object.fromEntries([...this.notOkChecks].sort());
+  }
+
+  /** Per node and path: count, p50, p99, max in ms, answers over 2 s, and answers that were not 200 or never came. */
+  summary(): Record<string, { count: number; p50Ms: number; p99Ms: number; maxMs: number; over2s: number; failed: number }> {
+    const percentile = (sorted: readonly number[], share: number): number => sorted[Math.min(sorted.length - 1, Math.floor(share * sorted.length))] ?? 0;
+    const keys = new Set([...this.timings.keys(), ...this.failures.keys()]);
+    return Object.fromEntries(
+      [...keys].sort().map((key) => {
+        const sorted = [...(this.timings.get(key) ?? [])].sort((a, b) => a - b);
+        return [
+          key,
+          {
+            count: sorted.length,
+            p50Ms: round(percentile(sorted, 0.5), 1),
+            p99Ms: round(percentile(sorted, 0.99), 1),
+            maxMs: round(sorted.at(-1) ?? 0, 1),
+            over2s: sorted.filter((each) => each > 2000).length,
+            failed: this.failures.get(key) ?? 0,
+          },
+        ];
+      }),
+    );
+  }
+}
+
+/** HAProxy's log lines that took a server out of rotation or put it back, and the reason it gave. */
+export function haproxyStateChanges(cluster: Cluster): { down: number; up: number; noServerLeft: number; lines: string[] } {
+  const file = path.join(cluster.dir, "logs", "haproxy.log");
+  const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
+  const lines = text.split("\n").filter((line) => / is (DOWN|UP)\b|has no server available/.test(line));
+  return {
+    down: lines.filter((line) => / is DOWN\b/.test(line)).length,
+    up: lines.filter((line) => / is UP\b/.test(line)).length,
+    noServerLeft: lines.filter((line) => /has no server available/.test(line)).length,
+    lines: lines.slice(0, 40),
+  };
+}

@@ -5,12 +5,13 @@
  * replicas, Redis, NATS, S3) from the sources, then for --seconds (default 300) runs 20 tus uploaders (photos,
  * an animation, video and audio from test/fixtures; each makes its item public and waits until it is ready
  * before the next), 200 anonymous readers (the public feed, an item from it, its thumbnail; a pause between
- * requests) and 50 open sockets. Every 10 s it samples each node's RSS and open file descriptors and the
+ * requests) and 50 open sockets. Each upload is new bytes (the fixture with a trailer), sent by tus-js-client with
+ * its retries, as a browser sends it. Every 10 s it samples each node's RSS and open file descriptors and the
  * primary's connections (SHOW PROCESSLIST). When the time is up the uploaders finish the item in hand; then
  * the run checks every item is ready and no file is left behind (node data directories, the bucket).
  *
- * Goal: 0 failed requests and uploads, every item ready, each node's RSS in the last minute at most 1.2 times
- * the first, file descriptors and database connections steady, nothing left behind.
+ * Goal: 0 failed requests and uploads, every item ready, each node's RSS in the last minute of the load at most
+ * 1.2 times the first, file descriptors and database connections steady, nothing left behind.
  * Environment: BENCH_OUTPUT (default bench/results/soak.json).
  */
 import fs from "node:fs";
@@ -22,8 +23,8 @@ import { startCluster } from "../scripts/cluster/launcher";
 import { freePort } from "../scripts/services/ports";
 import { delay, loadAverage1m, outputFromEnv, printWrittenTo, progress, registerAccount, round, runMain, startRun, writeReport } from "./harness/common";
 import { openSoakSocket, Recorder, runReader, runUploader, SOAK_FIXTURES } from "./soak-clients";
-import type { SocketStats, SoakState } from "./soak-clients";
-import { bucketContents, nodeFiles, primarySocket, takeSample, trend } from "./soak-watch";
+import type { SocketStats, SoakState, UploadStats } from "./soak-clients";
+import { bucketContents, haproxyStateChanges, nodeFiles, primarySocket, ProbeTimer, takeSample, trend } from "./soak-watch";
 import type { Sample } from "./soak-watch";
 
 const UPLOADERS = 20;
@@ -73,11 +74,18 @@ async function main(): Promise<void> {
     const samples: Sample[] = [];
     const sample = async () => samples.push(await takeSample(cluster, socketPath, startedAt, loadAverage1m()));
     await sample();
+    const probes = new ProbeTimer(
+      cluster.nodes
+        .filter((node) => node.port !== undefined)
+        .flatMap((node) => ["/api/health", "/api/health/ready", "/api/health/live"].map((probePath) => ({ node: node.name, url: `http://127.0.0.1:${node.port ?? 0}${probePath}` }))),
+    );
+    probes.start();
     const sampler = setInterval(() => void sample().catch((error: unknown) => progress("soak", `sample failed: ${String(error)}`)), SAMPLE_EVERY_MS);
 
     for (let index = 0; index < SOCKETS; index++) sockets.push(await openSoakSocket(url, (accounts[index % UPLOADERS] as { token: string }).token, socketStats, recorder));
     progress("soak", `${socketStats.connected} sockets open; load for ${options.seconds} s`);
-    const uploaders = accounts.map((account, index) => runUploader(url, account.token, index, state, recorder));
+    const uploadStats: UploadStats = { retries: 0, resultLookups: 0 };
+    const uploaders = accounts.map((account, index) => runUploader(url, account.token, index, state, recorder, uploadStats));
     const readers = Array.from({ length: READERS }, (_, index) => runReader(url, index, state, recorder, READER_PAUSE_MS));
     const ticker = setInterval(() => progress("soak", `${Math.round((Date.now() - startedAt) / 1000)} s: ${state.readyIds.length} items ready, ${recorder.failures.length} failures, load ${loadAverage1m()}`), 30_000);
     await delay(options.seconds * 1000);
@@ -89,6 +97,7 @@ async function main(): Promise<void> {
     await Promise.all(uploaders);
     clearInterval(ticker);
     clearInterval(sampler);
+    probes.stop();
     await sample();
     for (const socket of sockets) socket.disconnect();
     // Let the nodes finish deleting what a finished upload leaves (tus state, temporary files).
@@ -101,8 +110,9 @@ async function main(): Promise<void> {
     const strayObjects = bucket.objectKeys.filter((key) => !ids.has(/^media\/([^/]+)\//.exec(key)?.[1] ?? ""));
     const strayNodeFiles = [...nodeFiles(cluster)].filter((file) => !filesBefore.has(file)).map((file) => path.relative(cluster.dir, file));
     const windowSeconds = Math.min(60, loadSeconds / 5);
-    // Compared from the first sample under load: the one at 0 s shows the nodes before any request.
-    const underLoad = samples.filter((each) => each.atSeconds > 0);
+    // The first minute of the load against its last: not the sample at 0 s (the nodes before any request), nor those of
+    // the drain after it (the workers finishing the backlog while the api nodes idle), which stay in `samples`.
+    const underLoad = samples.filter((each) => each.atSeconds > 0 && each.atSeconds <= loadSeconds);
     const rss = Object.fromEntries(cluster.nodes.map((node) => [node.name, trend(underLoad, (each) => each.nodes[node.name]?.rssMiB, windowSeconds)]));
     const fds = Object.fromEntries(cluster.nodes.map((node) => [node.name, trend(underLoad, (each) => each.nodes[node.name]?.fds, windowSeconds)]));
     const connections = trend(underLoad, (each) => each.primaryConnections, windowSeconds);
@@ -128,7 +138,12 @@ async function main(): Promise<void> {
       items: { total: items.length, byKind: countBy(items.map((item) => item.kind)), notReady },
       routes: recorder.summary(),
       failures: { requests: requestFailures.slice(0, 50), requestCount: requestFailures.length, uploads: uploadFailures.slice(0, 50), uploadCount: uploadFailures.length },
+      uploads: uploadStats,
       sockets: socketStats,
+      // Each api node's probe paths timed directly every 2 s during the run, and what HAProxy's checks did.
+      probes: probes.summary(),
+      probeChecksNotOk: probes.checksNotOk(),
+      haproxy: haproxyStateChanges(cluster),
       trends: { windowSeconds: round(windowSeconds, 1), rssMiB: rss, openFds: fds, primaryConnections: connections },
       leftovers: {
         strayObjects,
