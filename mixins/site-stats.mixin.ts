@@ -1,9 +1,9 @@
 import type { Context, Service, ServiceBroker, ServiceSchema } from "moleculer";
 import { authorize } from "../lib/auth/policy";
-import { UnauthenticatedError, ValidationError } from "../lib/errors";
+import { ConflictError, UnauthenticatedError, ValidationError } from "../lib/errors";
 import type { Runtime } from "../lib/runtime";
 import { cronSchedule } from "../lib/scheduling/schedule";
-import type { PeriodicTask } from "../lib/scheduling/periodic-task";
+import { PeriodicTask } from "../lib/scheduling/periodic-task";
 import type { MediaWindow, OwnerStats } from "../lib/stats/media-stats-repository";
 import { BUCKET_NAMES, METRIC_NAMES } from "../lib/stats/metrics";
 import type { Bucket } from "../lib/stats/metrics";
@@ -18,6 +18,9 @@ import type { ShoalMeta } from "../moleculer.config";
 
 type StatsContext<P> = Context<P, ShoalMeta>;
 const format = { type: "enum", values: ["json", "csv"], default: "json" };
+/** The periodic task that takes snapshots, and its lease. */
+const SNAPSHOT_TASK = "stats-snapshots";
+const BACKFILL_LEASE_MS = 60 * 60_000;
 /** How long a dashboard summary is reused (by every admin, on every node sharing the cache). */
 const SUMMARY_CACHE_SECONDS = 60;
 const isoTime = { type: "string", min: 1, max: 40 };
@@ -78,32 +81,35 @@ export function siteStatsMixin(runtime: Runtime, repository: () => SnapshotRepos
   const { stats } = runtime.settings;
   let job: SnapshotJob;
   let queries: StatsQueries;
-  let task: PeriodicTask<unknown> | undefined;
+  let task: PeriodicTask<{ period: string; start: number }[]>;
+  const snapshotTaskOptions = (log: Service["logger"]) => ({
+    name: SNAPSHOT_TASK,
+    schedule: cronSchedule(`${stats.snapshotMinute} * * * *`, "UTC"),
+    leaseMs: 30 * 60_000,
+    run: () => job.runDue(),
+    log,
+  });
 
   return {
     created(this: Service) {
       job = new SnapshotJob({
         sources: sourcesThrough(this.broker),
         repository: repository(),
-        lock: runtime.leaseLock("stats-snapshot-period"),
         retention: { hourlyDays: stats.hourlyRetentionDays, dailyDays: stats.dailyRetentionDays },
       });
+      // One lease (lib/scheduling) for every snapshot run: scheduled, asked for, or a backfill.
+      task = new PeriodicTask({ ...snapshotTaskOptions(this.logger), lock: runtime.leaseLock(SNAPSHOT_TASK) });
       queries = new StatsQueries(repository(), stats.hourlyRetentionDays);
     },
 
     started(this: Service) {
       if (!stats.snapshots) return;
-      task = runtime.periodicTasks.schedule({
-        name: "stats-snapshots",
-        schedule: cronSchedule(`${stats.snapshotMinute} * * * *`, "UTC"),
-        leaseMs: 30 * 60_000,
-        run: () => job.runDue(),
-        log: this.logger,
-      });
+      task = runtime.periodicTasks.schedule(snapshotTaskOptions(this.logger));
     },
 
     async stopped() {
-      await runtime.periodicTasks.unschedule(task);
+      if (stats.snapshots) await runtime.periodicTasks.unschedule(task);
+      else await task.stop();
     },
 
     actions: {
@@ -179,7 +185,10 @@ export function siteStatsMixin(runtime: Runtime, repository: () => SnapshotRepos
         visibility: "public",
         params: { $$strict: true },
         async handler() {
-          return { taken: await job.runDue() };
+          const run = await task.runNow("demand");
+          if (run.outcome === "failed") throw new Error(`the snapshots were not taken: ${run.reason ?? "unknown error"}`);
+          // Skipped: another node (or this one) is taking them now.
+          return { taken: run.result ?? [] };
         },
       },
 
@@ -190,7 +199,13 @@ export function siteStatsMixin(runtime: Runtime, repository: () => SnapshotRepos
         async handler(ctx: Context<{ from: string }>) {
           const from = parseTime(ctx.params.from, "from");
           if (from >= Date.now()) throw new ValidationError("The backfill starts in the future.", { from: "must be in the past" });
-          return { periods: await job.backfill(from) };
+          const release = await runtime.leaseLock(SNAPSHOT_TASK).tryAcquire(BACKFILL_LEASE_MS);
+          if (!release) throw new ConflictError("Another node is taking snapshots; try again in a moment.");
+          try {
+            return { periods: await job.backfill(from) };
+          } finally {
+            await release();
+          }
         },
       },
     },

@@ -1,4 +1,3 @@
-import type { LeaseLock } from "../jobs/lease-lock";
 import type { MediaWindow } from "./media-stats-repository";
 import { MEDIA_KINDS } from "./metrics";
 import { PERIOD_MS } from "./snapshot-repository";
@@ -25,7 +24,6 @@ export interface SnapshotRetention {
 export interface SnapshotJobOptions {
   readonly sources: SnapshotSources;
   readonly repository: SnapshotRepository;
-  readonly lock: LeaseLock;
   readonly retention: SnapshotRetention;
   readonly now?: () => number;
 }
@@ -34,7 +32,10 @@ export function periodStart(period: Period, at: number): number {
   return at - (at % PERIOD_MS[period]);
 }
 
-/** Hourly and daily snapshots: one node at a time (the lease), each period replaced when taken again. */
+/**
+ * Hourly and daily snapshots, each period replaced when taken again. Knows no lease: the caller runs it under
+ * one (the site service: the "stats-snapshots" periodic task of lib/scheduling, and the same lease for a backfill).
+ */
 export class SnapshotJob {
   private readonly now: () => number;
 
@@ -95,41 +96,25 @@ export class SnapshotJob {
     };
   }
 
-  /** Takes one period under the lease; false when another node holds it. */
-  async take(period: Period, start: number, live = false): Promise<boolean> {
-    const release = await this.options.lock.tryAcquire(10 * 60_000);
-    if (!release) return false;
-    try {
-      await this.options.repository.replace(await this.compute(period, start, live));
-      return true;
-    } finally {
-      await release();
-    }
+  /** Takes one period. */
+  async take(period: Period, start: number, live = false): Promise<void> {
+    await this.options.repository.replace(await this.compute(period, start, live));
   }
 
-  /**
-   * The scheduled round: the hour just ended (measured live), the day just ended once it has, then retention.
-   * Returns the periods taken; none when another node holds the lease.
-   */
+  /** The scheduled round: the hour just ended (measured live), the day just ended once it has, then retention. Returns the periods taken. */
   async runDue(): Promise<{ period: Period; start: number }[]> {
     const now = this.now();
-    const release = await this.options.lock.tryAcquire(10 * 60_000);
-    if (!release) return [];
-    try {
-      const taken: { period: Period; start: number }[] = [];
-      const hour = periodStart("hour", now) - PERIOD_MS.hour;
-      await this.options.repository.replace(await this.compute("hour", hour, true));
-      taken.push({ period: "hour", start: hour });
-      const day = periodStart("day", now) - PERIOD_MS.day;
-      if (!(await this.options.repository.has("day", day))) {
-        await this.options.repository.replace(await this.compute("day", day, false));
-        taken.push({ period: "day", start: day });
-      }
-      await this.prune(now);
-      return taken;
-    } finally {
-      await release();
+    const taken: { period: Period; start: number }[] = [];
+    const hour = periodStart("hour", now) - PERIOD_MS.hour;
+    await this.options.repository.replace(await this.compute("hour", hour, true));
+    taken.push({ period: "hour", start: hour });
+    const day = periodStart("day", now) - PERIOD_MS.day;
+    if (!(await this.options.repository.has("day", day))) {
+      await this.options.repository.replace(await this.compute("day", day, false));
+      taken.push({ period: "day", start: day });
     }
+    await this.prune(now);
+    return taken;
   }
 
   /** Computes every daily period from `from` up to the last one ended, and the hourly ones still within retention, from the rows there are. */
@@ -141,18 +126,12 @@ export class SnapshotJob {
       const first = period === "hour" ? Math.max(from, now - this.options.retention.hourlyDays * PERIOD_MS.day) : from;
       for (let start = periodStart(period, first); start <= last; start += PERIOD_MS[period]) periods.push({ period, start });
     }
-    const release = await this.options.lock.tryAcquire(60 * 60_000);
-    if (!release) throw new Error("another node is taking snapshots; try again in a moment");
-    try {
-      for (const [index, { period, start }] of periods.entries()) {
-        await this.options.repository.replace(await this.compute(period, start, false));
-        onProgress?.(index + 1, periods.length);
-      }
-      await this.prune(now);
-      return periods.length;
-    } finally {
-      await release();
+    for (const [index, { period, start }] of periods.entries()) {
+      await this.options.repository.replace(await this.compute(period, start, false));
+      onProgress?.(index + 1, periods.length);
     }
+    await this.prune(now);
+    return periods.length;
   }
 
   private async prune(now: number): Promise<void> {

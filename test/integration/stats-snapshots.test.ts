@@ -15,6 +15,8 @@ import type { MembershipDatabase } from "../../lib/db/schemas/membership";
 import type { SiteDatabase } from "../../lib/db/schemas/site";
 import { MemoryExpiringStore } from "../../lib/expiring-store";
 import { MemoryLeaseLock } from "../../lib/jobs/lease-lock";
+import { PeriodicTask } from "../../lib/scheduling/periodic-task";
+import { cronSchedule } from "../../lib/scheduling/schedule";
 import { MediaStatsRepository } from "../../lib/stats/media-stats-repository";
 import { SnapshotJob } from "../../lib/stats/snapshot-job";
 import { SnapshotRepository } from "../../lib/stats/snapshot-repository";
@@ -118,7 +120,7 @@ async function seedMedia(db: Database<MediaDatabase>): Promise<void> {
   );
 }
 
-function jobFor(dbs: Databases, lock = new MemoryLeaseLock(), hourlyDays = 90): SnapshotJob {
+function jobFor(dbs: Databases, hourlyDays = 90): SnapshotJob {
   const users = new UserStatsRepository(dbs.membership);
   const media = new MediaStatsRepository(dbs.media);
   return new SnapshotJob({
@@ -129,7 +131,6 @@ function jobFor(dbs: Databases, lock = new MemoryLeaseLock(), hourlyDays = 90): 
       live: async () => ({ cacheHitRatio: 0.75, replicaLagMaxSeconds: 1.5 }),
     },
     repository: new SnapshotRepository(dbs.site),
-    lock,
     retention: { hourlyDays, dailyDays: 0 },
     now: () => NOW,
   });
@@ -165,8 +166,8 @@ describe.each([
     await seedMedia(dbs.media);
     const job = jobFor(dbs);
 
-    expect(await job.take("day", D)).toBe(true);
-    expect(await job.take("hour", D + 2 * HOUR, true)).toBe(true);
+    await job.take("day", D);
+    await job.take("hour", D + 2 * HOUR, true);
     const first = await storedRows(dbs.site);
     expect(valuesOf(first.metrics, "day", D)).toEqual({
       users_total: 8,
@@ -196,8 +197,8 @@ describe.each([
       ["uploaders", 2, OWNER_A, "alice", 550, 6],
     ]);
 
-    expect(await job.take("day", D)).toBe(true);
-    expect(await job.take("hour", D + 2 * HOUR, true)).toBe(true);
+    await job.take("day", D);
+    await job.take("hour", D + 2 * HOUR, true);
     expect(await storedRows(dbs.site)).toEqual(first);
 
     // The analysts' views read the same rows.
@@ -224,12 +225,14 @@ describe.each([
     await seedMembers(dbs.membership);
     await seedMedia(dbs.media);
     const lock = new MemoryLeaseLock();
-    const job = jobFor(dbs, lock, 2);
+    const job = jobFor(dbs, 2);
+    // As the site service runs it: a periodic task under the snapshots' lease.
+    const task = new PeriodicTask({ name: "stats-snapshots", schedule: cronSchedule("5 * * * *", "UTC"), lock, run: () => job.runDue(), log: { warn: () => undefined } });
     const release = await lock.tryAcquire(60_000);
-    expect(await job.take("day", D)).toBe(false);
-    expect(await job.runDue()).toEqual([]);
+    expect(await task.runNow("demand")).toMatchObject({ outcome: "skipped" });
     expect((await storedRows(dbs.site)).metrics).toEqual([]);
     await release!();
+    await task.stop();
 
     expect(await job.backfill(D - 3 * DAY)).toBe(4 + 48);
     const rows = await storedRows(dbs.site);
