@@ -124,10 +124,14 @@ export function createNode(settings: Settings, options: NodeOptions = {}): Shoal
       const deadline = Date.now() + settings.shutdownTimeoutSeconds * 1000;
       const processing = broker.getLocalService("processing") as { handBackJobs?(deadline: number): Promise<void> } | undefined;
       await Promise.all([frontDoor?.drain(deadline), processing?.handBackJobs?.(deadline)]);
-      await broker.stop();
-      await frontDoor?.close();
-      await metricsListener?.close();
-      await runtime.close();
+      // Should a service fail to stop, what the node holds open (its ports, Redis, timers) is closed all the same.
+      try {
+        await broker.stop();
+      } finally {
+        await frontDoor?.close();
+        await metricsListener?.close();
+        await runtime.close();
+      }
     },
   };
 }
