@@ -1,7 +1,8 @@
 /**
  * View counting in cluster mode, on real Redis and MariaDB: deduplication in Redis, a flush that stops
  * half-way (its batch is applied once, later, by any node), and a node process stopped with SIGTERM
- * in the middle of counting: every view it answered is in the database afterwards.
+ * in the middle of counting: every view it answered is in the database afterwards. And the popular feed's
+ * query on MariaDB.
  */
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
@@ -12,6 +13,7 @@ import { createDatabase } from "../../lib/db/open-database";
 import type { MediaDatabase } from "../../lib/db/schemas/media";
 import { MemoryExpiringStore } from "../../lib/expiring-store";
 import type { MediaJson } from "../../lib/media/media-view";
+import { MediaRepository } from "../../lib/media/media-repository";
 import { MediaStatsRepository } from "../../lib/stats/media-stats-repository";
 import { RedisViewStore } from "../../lib/stats/redis-view-store";
 import type { ViewBatch } from "../../lib/stats/view-store";
@@ -136,4 +138,31 @@ test("a node stopped with SIGTERM while views are counted: every view it answere
   const ownerClient = new HttpClient(steady.baseUrl, { origin: null });
   const seen = await ownerClient.get<{ media: MediaJson }>(`/api/media/${id}`, { bearer: owner.token });
   expect({ views: seen.body.media.views, uniqueViewers: seen.body.media.uniqueViewers, sent: sent >= answered }).toEqual({ views: answered, uniqueViewers: answered, sent: true });
+});
+
+test("the popular feed on MariaDB: public ready items by flushed views, ties by id, page after page", async () => {
+  const repository = new MediaRepository(media);
+  const owner = "01JD3Z5W7Q9XK4B1N8M6P2R0ST";
+  const items: { id: string; views: number; visibility: "public" | "private"; status: "ready" | "processing" }[] = [
+    { id: "popular-top-aaaaaaaaa", views: 7, visibility: "public", status: "ready" },
+    { id: "popular-tie-aaaaaaaaa", views: 3, visibility: "public", status: "ready" },
+    { id: "popular-tie-bbbbbbbbb", views: 3, visibility: "public", status: "ready" },
+    { id: "popular-none-aaaaaaaa", views: 0, visibility: "public", status: "ready" },
+    { id: "popular-private-aaaaa", views: 9, visibility: "private", status: "ready" },
+    { id: "popular-waiting-aaaaa", views: 8, visibility: "public", status: "processing" },
+  ];
+  for (const [index, item] of items.entries()) {
+    await repository.insert({
+      id: item.id, owner_id: owner, kind: "image", title: null, description: null, visibility: item.visibility, status: item.status, reason: null,
+      original_key: `media/${item.id}/original.jpg`, bytes: 10, mime: "image/jpeg", sha256: String(index).padStart(64, "0"), width: null, height: null,
+      duration_seconds: null, placeholder: null, declared_mime: null, original_name: null, attempts: 0, progress_stage: null, progress_percent: null,
+      created_at: 1000 + index, updated_at: 1000 + index,
+    });
+    await media.write((trx) => trx.updateTable("media").set({ views: item.views }).where("id", "=", item.id).execute());
+  }
+  const first = await repository.listPublicPopular(undefined, 2);
+  expect(first.map((row) => row.id)).toEqual(["popular-top-aaaaaaaaa", "popular-tie-bbbbbbbbb"]);
+  const last = first[1]!;
+  const rest = await repository.listPublicPopular({ views: Number(last.views), id: last.id }, 10);
+  expect(rest.map((row) => row.id)).toEqual(["popular-tie-aaaaaaaaa", "popular-none-aaaaaaaa"]);
 });
