@@ -8,12 +8,21 @@ const FLUSHING_PREFIX = "shoal:views:flushing:";
 
 /**
  * One round trip per view: the dedupe mark (SET NX EX), the count, and the day's HyperLogLog of the
- * item's viewers, whose PFADD answers 1 when the viewer is new that day (an estimate, as HyperLogLog is).
+ * item's viewers. New viewers are the rise of its estimate (PFCOUNT) over what was already counted
+ * that day, so the day's total follows HyperLogLog's estimate (0.81 % standard error) instead of
+ * falling ever further short, as counting PFADD's "changed" answers would once registers fill up.
  */
 const RECORD = `
 if not redis.call("set", KEYS[1], "1", "EX", ARGV[1], "NX") then return 0 end
 redis.call("hincrby", KEYS[3], ARGV[3], 1)
-if redis.call("pfadd", KEYS[2], ARGV[5]) == 1 then redis.call("hincrby", KEYS[3], ARGV[4], 1) end
+if redis.call("pfadd", KEYS[2], ARGV[5]) == 1 then
+  local estimate = redis.call("pfcount", KEYS[2])
+  local counted = tonumber(redis.call("get", KEYS[4]) or "0")
+  if estimate > counted then
+    redis.call("hincrby", KEYS[3], ARGV[4], estimate - counted)
+    redis.call("set", KEYS[4], estimate, "EX", ARGV[2])
+  end
+end
 redis.call("expire", KEYS[2], ARGV[2])
 return 1`;
 
@@ -30,10 +39,11 @@ export class RedisViewStore implements ViewStore {
     const hour = hourOf(now);
     const answer = await this.redis.eval(
       RECORD,
-      3,
+      4,
       `shoal:views:seen:${mediaId}:${viewerKey}`,
       `shoal:views:viewers:${dayOf(now)}:${mediaId}`,
       PENDING,
+      `shoal:views:unique:${dayOf(now)}:${mediaId}`,
       VIEW_DEDUPE_SECONDS,
       2 * 24 * 3600,
       deltaField("v", hour, mediaId),
