@@ -2,11 +2,14 @@
  * The HAProxy template and its renderings: what `npm run cluster` writes for its ports, and the
  * checked-in rendering docker-compose mounts, both accepted by HAProxy itself (`haproxy -c`).
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { COMPOSE_HAPROXY_CONFIG, COMPOSE_HAPROXY_OPTIONS, renderHaproxyConfig } from "../../scripts/cluster/haproxy-config";
+import { canConnect, freePort } from "../../scripts/services/ports";
 
 function haproxyCheck(config: string): { status: number | null; output: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shoal-haproxy-"));
@@ -67,6 +70,41 @@ describe("HAProxy configuration", () => {
     expect(local).toMatch(/^\s+http-request del-header X-Forwarded-For$/m);
     expect(local).toMatch(/^\s+http-request set-header X-Forwarded-Proto /m);
     expect(local).toMatch(/^\s+http-request set-header X-Forwarded-Host /m);
+  });
+
+  it("does not pass on the node's keep-alive time, which outlasts HAProxy's own idle timeout for clients", async () => {
+    // A node's HTTP server as lib/http/front-door.ts sets it up: idle connections kept 65 s, and it says so.
+    const node = http.createServer((_request, response) => response.end("ok"));
+    node.keepAliveTimeout = 65_000;
+    await new Promise<void>((resolve) => node.listen(0, "127.0.0.1", resolve));
+    const nodePort = (node.address() as AddressInfo).port;
+    const port = await freePort();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shoal-haproxy-"));
+    const file = path.join(dir, "haproxy.cfg");
+    fs.writeFileSync(file, renderHaproxyConfig({ bind: `127.0.0.1:${port}`, apiServers: [{ name: "api-1", address: `127.0.0.1:${nodePort}` }] }));
+    const haproxy = spawn("haproxy", ["-db", "-f", file], { stdio: "ignore" });
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await canConnect(port);
+          break;
+        } catch (error) {
+          if (attempt >= 50) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+      const direct = await fetch(`http://127.0.0.1:${nodePort}/`);
+      expect(direct.headers.get("keep-alive")).toBe("timeout=65");
+      const throughHaproxy = await fetch(`http://127.0.0.1:${port}/`);
+      expect(await throughHaproxy.text()).toBe("ok");
+      expect(throughHaproxy.headers.get("keep-alive")).toBeNull();
+    } finally {
+      haproxy.kill("SIGTERM");
+      const closed = new Promise<void>((resolve) => node.close(() => resolve()));
+      node.closeAllConnections();
+      await closed;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("has docker-compose's rendering checked in, up to date, and accepted by HAProxy", () => {
