@@ -39,6 +39,8 @@ import { mediaStatsMixin } from "../mixins/media-stats.mixin";
 
 const mediaId = { type: "string", pattern: /^[A-Za-z0-9_-]{21}$/, messages: { stringPattern: "is not a media id" } };
 const userId = ulidParam("user");
+/** Names a worker's claim of an item (lib/jobs/job-state.ts); optional, so that a worker of an older release still claims. */
+const claimToken = { type: "string", min: 1, max: 64, pattern: /^[A-Za-z0-9-]+$/, optional: true };
 // Titles are shown to other people: no control characters (tabs and line breaks included).
 const title = { type: "string", trim: true, max: 200, pattern: /^\P{Cc}*$/u, messages: { stringPattern: "may not contain control characters" } };
 const description = {
@@ -230,15 +232,19 @@ export function mediaService(runtime: Runtime): ServiceSchema {
 
       // The processing state machine, for the workers (not routed). Rules: lib/jobs/job-state.ts.
 
-      /** Takes an item for processing (or says why not): { decision, job } or null when the item is gone. */
+      /**
+       * Takes an item for processing (or says why not): { decision, job } or null when the item is gone. `token` names the
+       * claim: asked again with the same token (its first answer was lost), it answers `start` again for the item held.
+       */
       claimProcessing: {
         visibility: "public",
-        params: { $$strict: true, id: mediaId, force: { type: "boolean", optional: true } },
-        async handler(ctx: MediaContext<{ id: string; force?: boolean }>) {
+        params: { $$strict: true, id: mediaId, force: { type: "boolean", optional: true }, token: claimToken },
+        async handler(ctx: MediaContext<{ id: string; force?: boolean; token?: string }>) {
           const outcome = await processing.claim(ctx.params.id, Date.now(), {
             maxAttempts: settings.jobs.maxAttempts,
             staleAfterMs: settings.jobs.deadlineSeconds * 1000,
             force: ctx.params.force,
+            token: ctx.params.token,
           });
           if (!outcome) return null;
           if (outcome.decision.action === "start") await changedRow(ctx, outcome.row);
@@ -276,12 +282,15 @@ export function mediaService(runtime: Runtime): ServiceSchema {
         },
       },
 
-      /** A stopping worker gives back a job it claimed: queued again, the attempt not counted. */
+      /**
+       * A stopping worker gives back a job it claimed: queued again, the attempt not counted. With `token`, only while the
+       * item is held under that claim (a worker giving up on a claim whose answer never came leaves others' claims alone).
+       */
       handBackProcessing: {
         visibility: "public",
-        params: { $$strict: true, id: mediaId },
-        async handler(ctx: MediaContext<{ id: string }>) {
-          const row = await processing.handBack(ctx.params.id, Date.now());
+        params: { $$strict: true, id: mediaId, token: claimToken },
+        async handler(ctx: MediaContext<{ id: string; token?: string }>) {
+          const row = await processing.handBack(ctx.params.id, Date.now(), ctx.params.token);
           if (row) await changedRow(ctx, row);
           return { done: row !== undefined };
         },

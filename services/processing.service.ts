@@ -5,6 +5,7 @@ import { pipeline } from "node:stream/promises";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { runJob } from "../lib/jobs/job-runner";
 import type { ClaimedRow, JobPorts } from "../lib/jobs/job-runner";
+import { heartbeatIntervalMs } from "../lib/jobs/job-state";
 import type { ClaimDecision } from "../lib/jobs/job-state";
 import type { JobMessage, ProcessorRegistry, StoredVariant } from "../lib/jobs/processor";
 import { addsToRow, ProgressThrottle } from "../lib/jobs/progress-throttle";
@@ -64,8 +65,8 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
     const broker = service.broker;
     const call = <T>(action: string, params: object) => broker.call<T, object>(action, params);
     return {
-      async claim(mediaId) {
-        const answer = await call<{ decision: ClaimDecision; row: ClaimedRow } | null>("media.claimProcessing", { id: mediaId });
+      async claim(mediaId, token) {
+        const answer = await call<{ decision: ClaimDecision; row: ClaimedRow } | null>("media.claimProcessing", { id: mediaId, token });
         return answer ?? undefined;
       },
       async complete(mediaId, result) {
@@ -78,8 +79,8 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
       async release(mediaId) {
         await call("media.releaseProcessing", { id: mediaId });
       },
-      async handBack(mediaId) {
-        await call("media.handBackProcessing", { id: mediaId });
+      async handBack(mediaId, token) {
+        await call("media.handBackProcessing", { id: mediaId, token });
       },
       async republish(message) {
         await broker.sendToChannel(MEDIA_JOBS_CHANNEL, message);
@@ -215,7 +216,7 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
               maxAttempts: jobs.maxAttempts,
               baseDelayMs: jobs.retryBaseDelayMs,
               maxDelayMs: jobs.retryMaxDelayMs,
-              heartbeatMs: Math.max(1000, (jobs.deadlineSeconds * 1000) / 4),
+              heartbeatMs: heartbeatIntervalMs(jobs.deadlineSeconds),
               slot,
               stopping: stopping.signal,
             });

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { retryDelayMs } from "./backoff";
 import type { BackoffOptions } from "./backoff";
 import type { ClaimDecision, FailureReason } from "./job-state";
@@ -16,14 +17,17 @@ export interface ClaimedRow {
 
 /** Everything the runner does to the outside world; the worker service binds these to broker calls. */
 export interface JobPorts {
-  /** Applies decideClaim on the primary; undefined when the item no longer exists. */
-  claim(mediaId: string): Promise<{ decision: ClaimDecision; row: ClaimedRow } | undefined>;
+  /**
+   * Applies decideClaim on the primary; undefined when the item no longer exists. `token` names this claim: asked again
+   * with it, the claim answers `start` for the item it already holds (lib/jobs/job-state.ts).
+   */
+  claim(mediaId: string, token: string): Promise<{ decision: ClaimDecision; row: ClaimedRow } | undefined>;
   complete(mediaId: string, result: ProcessingResult): Promise<void>;
   fail(mediaId: string, reason: FailureReason, detail: string): Promise<void>;
   /** Puts a failed attempt back to `uploaded` (touching it, so the reconciler waits a deadline). */
   release(mediaId: string): Promise<void>;
-  /** Puts a job this worker stops before finishing back to `uploaded`, its attempt not counted. */
-  handBack(mediaId: string): Promise<void>;
+  /** Puts a job this worker holds under the claim `token` back to `uploaded`, its attempt not counted (nothing when it holds none). */
+  handBack(mediaId: string, token: string): Promise<void>;
   /** Publishes the job again (a retry after its delay). */
   republish(message: JobMessage): Promise<void>;
   deadLetter(message: JobMessage, reason: FailureReason, detail: string): Promise<void>;
@@ -83,11 +87,14 @@ async function runClaimed(message: JobMessage, processors: ProcessorRegistry, po
   // No processor here: leave the row `uploaded`, untouched, for when one is deployed.
   if (!processor) return "no_processor";
 
+  const token = randomUUID();
   let claimed: Awaited<ReturnType<JobPorts["claim"]>>;
   try {
-    claimed = await ports.claim(message.id);
+    claimed = await whileHeld(`the claim of ${message.id}`, () => ports.claim(message.id, token), ports, options);
   } catch (error) {
     options.slot?.cancel();
+    // The claim may be recorded with every answer lost: given back, the redelivery finds the item free instead of taken.
+    await ports.handBack(message.id, token).catch(() => undefined);
     await ports.sleep(retryDelayMs(1, options));
     throw error;
   }
@@ -137,28 +144,32 @@ async function runClaimed(message: JobMessage, processors: ProcessorRegistry, po
     }
   } catch (error) {
     clearInterval(heartbeat);
-    if (error instanceof HandedBack || options.stopping?.aborted) return handBack(message, job, ports);
+    if (error instanceof HandedBack || options.stopping?.aborted) return handBack(message, job, token, ports);
     return afterFailure(message, job, error, ports, options);
   }
-  clearInterval(heartbeat);
   ports.progress(job.mediaId, job.ownerId, "storing", 100);
-  await whileHeld(`the completion of ${job.mediaId}`, () => ports.complete(job.mediaId, result), ports, options);
+  try {
+    // Still beating while the completion is tried again: a finished job is not taken back as stale meanwhile.
+    await whileHeld(`the completion of ${job.mediaId}`, () => ports.complete(job.mediaId, result), ports, options);
+  } finally {
+    clearInterval(heartbeat);
+  }
   ports.progress(job.mediaId, job.ownerId, "ready", 100);
   return "ready";
 }
 
 /**
- * A change of a claimed row (its completion, its release for a retry), tried again with the retry delays while this
- * worker holds the message. Thrown at once, the message would go back to the channel and its redelivery would find
- * the row `processing` with a recent sign of life, take it for a live worker's and be acknowledged: the item would
- * stay `processing` until the reconciler's deadline (JOB_DEADLINE_SECONDS). Both changes are idempotent, so one
- * whose answer was lost (a call timed out after the media service made it) is harmless to repeat.
+ * A change of a claimed row (the claim itself, its completion, its release for a retry), tried again with the retry
+ * delays while this worker holds the message. Thrown at once, the message would go back to the channel and its
+ * redelivery would find the row `processing` with a recent sign of life, take it for a live worker's and be
+ * acknowledged: the item would stay `processing` until the reconciler's deadline (JOB_DEADLINE_SECONDS). The changes
+ * are idempotent (the claim through its token), so one whose answer was lost (a call timed out after the media
+ * service made it) is harmless to repeat.
  */
-async function whileHeld(what: string, change: () => Promise<void>, ports: JobPorts, options: RunnerOptions): Promise<void> {
+async function whileHeld<T>(what: string, change: () => Promise<T>, ports: JobPorts, options: RunnerOptions): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await change();
-      return;
+      return await change();
     } catch (error) {
       if (attempt >= options.maxAttempts || options.stopping?.aborted) throw error;
       const delay = retryDelayMs(attempt, options);
@@ -175,9 +186,9 @@ class HandedBack extends Error {
   }
 }
 
-async function handBack(message: JobMessage, job: ProcessingJob, ports: JobPorts): Promise<JobOutcome> {
+async function handBack(message: JobMessage, job: ProcessingJob, token: string, ports: JobPorts): Promise<JobOutcome> {
   ports.log("info", `${job.mediaId} handed back: this worker is stopping`);
-  await ports.handBack(job.mediaId);
+  await ports.handBack(job.mediaId, token);
   ports.progress(job.mediaId, job.ownerId, "queued", 0);
   await ports.republish(message);
   return "handed_back";

@@ -26,41 +26,54 @@ export class ProcessingRepository {
   /**
    * Decides and records the claim in one transaction on the primary, with the row locked
    * (the no-op UPDATE takes the lock on MariaDB/MySQL), so that two workers holding the same
-   * redelivered message cannot both start it.
+   * redelivered message cannot both start it. The claim's token is recorded with it: the same
+   * token asking again gets the item back (a sign of life, nothing else changed).
    */
-  claim(id: string, now: number, options: { maxAttempts: number; staleAfterMs: number; force?: boolean }): Promise<ClaimOutcome | undefined> {
+  claim(id: string, now: number, options: { maxAttempts: number; staleAfterMs: number; force?: boolean; token?: string }): Promise<ClaimOutcome | undefined> {
     return this.db.write(async (trx) => {
       await trx.updateTable("media").set((eb) => ({ updated_at: eb.ref("updated_at") })).where("id", "=", id).execute();
       const row = await trx.selectFrom("media").selectAll().where("id", "=", id).executeTakeFirst();
       if (!row) return undefined;
-      const decision = decideClaim({ status: row.status, attempts: Number(row.attempts), updatedAt: Number(row.updated_at) }, now, options);
+      const claimable = { status: row.status, attempts: Number(row.attempts), updatedAt: Number(row.updated_at), claimToken: row.claim_token ?? null };
+      const decision = decideClaim(claimable, now, options);
       if (decision.action !== "start") return { decision, row };
-      const changes = {
-        status: "processing" as const,
-        reason: null,
-        attempts: decision.attempt,
-        progress_stage: "processing",
-        progress_percent: 0,
-        processing_started_at: now,
-        updated_at: now,
-      };
+      const changes = decision.again
+        ? { updated_at: now }
+        : {
+            status: "processing" as const,
+            reason: null,
+            attempts: decision.attempt,
+            progress_stage: "processing",
+            progress_percent: 0,
+            processing_started_at: now,
+            claim_token: options.token ?? null,
+            updated_at: now,
+          };
       await trx.updateTable("media").set(changes).where("id", "=", id).execute();
       return { decision, row: { ...row, ...changes } };
     });
   }
 
-  /** Applies a transition when the state machine allows it from the row's current status; returns the row after, or undefined. */
+  /**
+   * Applies a transition when the state machine allows it from the row's current status (and, with `claimToken`, while the
+   * row is held under that claim); returns the row after, or undefined.
+   */
   private transition(
     id: string,
     to: MediaRow["status"],
     changes: Partial<MediaRow> | ((row: MediaRow) => Partial<MediaRow>),
     now: number,
+    claimToken?: string,
   ): Promise<MediaRow | undefined> {
     return this.db.write(async (trx) => {
       const row = await trx.selectFrom("media").selectAll().where("id", "=", id).executeTakeFirst();
       if (!row || !canTransition(row.status, to)) return undefined;
+      if (claimToken !== undefined && row.claim_token !== claimToken) return undefined;
       const all = { ...(typeof changes === "function" ? changes(row) : changes), status: to, updated_at: now };
-      await trx.updateTable("media").set(all).where("id", "=", id).where("status", "=", row.status).execute();
+      let update = trx.updateTable("media").set(all).where("id", "=", id).where("status", "=", row.status);
+      if (claimToken !== undefined) update = update.where("claim_token", "=", claimToken);
+      const { numUpdatedRows } = await update.executeTakeFirst();
+      if (claimToken !== undefined && numUpdatedRows === 0n) return undefined;
       return { ...row, ...all };
     });
   }
@@ -95,10 +108,17 @@ export class ProcessingRepository {
 
   /**
    * A job handed back by a stopping worker goes back to the queue without using up an attempt:
-   * the worker's stop is not the item's fault.
+   * the worker's stop is not the item's fault. With `claimToken`, only while the item is held under
+   * that claim: a worker giving back a claim whose answer it never got leaves another worker's alone.
    */
-  handBack(id: string, now: number): Promise<MediaRow | undefined> {
-    return this.transition(id, "uploaded", (row) => ({ attempts: Math.max(0, Number(row.attempts) - 1), progress_stage: "queued", progress_percent: 0 }), now);
+  handBack(id: string, now: number, claimToken?: string): Promise<MediaRow | undefined> {
+    return this.transition(
+      id,
+      "uploaded",
+      (row) => ({ attempts: Math.max(0, Number(row.attempts) - 1), progress_stage: "queued", progress_percent: 0 }),
+      now,
+      claimToken,
+    );
   }
 
   /** Progress and sign of life of a running job; only while it is `processing`. */

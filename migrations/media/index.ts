@@ -5,6 +5,7 @@ import * as processingState from "./0003_processing_state";
 import * as readyFeedAndTombstoneAge from "./0004_ready_feed_and_tombstone_age";
 import * as viewCountsAndProcessingTimes from "./0005_view_counts_and_processing_times";
 import * as popularFeed from "./0006_popular_feed";
+import * as claimToken from "./0007_claim_token";
 
 export const mediaMigrations: Migrations = {
   "0001_media_and_variants": mediaAndVariants,
@@ -13,4 +14,5 @@ export const mediaMigrations: Migrations = {
   "0004_ready_feed_and_tombstone_age": readyFeedAndTombstoneAge,
   "0005_view_counts_and_processing_times": viewCountsAndProcessingTimes,
   "0006_popular_feed": popularFeed,
+  "0007_claim_token": claimToken,
 };

@@ -1,6 +1,7 @@
 /**
- * A worker whose call recording a claimed item's outcome fails (a broker call timed out under load): the item must
- * not stay `processing` until the reconciler's deadline. The row and the claim rules are the real ones
+ * A worker whose call claiming an item, or recording a claimed item's outcome, fails (a broker call timed out under
+ * load, possibly after the media service made the change): the item must not stay `processing` until the
+ * reconciler's deadline. The row and the claim rules are the real ones
  * (lib/jobs/job-state.ts); the media service and the channel are an in-memory stand-in.
  */
 import { decideClaim } from "../../lib/jobs/job-state";
@@ -14,20 +15,29 @@ const STALE_AFTER_MS = 600_000;
 const MESSAGE: JobMessage = { id: "m1", ownerId: "o1", kind: "image" };
 const PROCESSORS: ProcessorRegistry = { image: async () => ({ width: 10, height: 10 }) };
 
-/** One media row and the worker's ports onto it; `failNext` makes the next calls of a port throw. */
-function stand(): { row: { status: MediaStatus; attempts: number; updatedAt: number }; failNext: Record<"complete" | "release", number>; ports: JobPorts } {
-  const row = { status: "uploaded" as MediaStatus, attempts: 0, updatedAt: 0 };
-  const failNext = { complete: 0, release: 0 };
-  const state = { row, failNext, ports: undefined as unknown as JobPorts };
-  const timedOut = (port: "complete" | "release") => {
+type Row = { status: MediaStatus; attempts: number; updatedAt: number; claimToken: string | null };
+type FailingPort = "claim" | "complete" | "release";
+
+/**
+ * One media row and the worker's ports onto it; `failNext` makes the next calls of a port throw. A failing claim is
+ * recorded first and only its answer lost, as when the call times out after the media service made it.
+ */
+function stand(): { row: Row; failNext: Record<FailingPort, number>; claims: string[]; ports: JobPorts } {
+  const row: Row = { status: "uploaded", attempts: 0, updatedAt: 0, claimToken: null };
+  const failNext = { claim: 0, complete: 0, release: 0 };
+  const claims: string[] = [];
+  const state = { row, failNext, claims, ports: undefined as unknown as JobPorts };
+  const timedOut = (port: FailingPort) => {
     if (failNext[port] === 0) return false;
     failNext[port]--;
     return true;
   };
   state.ports = {
-    async claim() {
-      const decision = decideClaim(row, Date.now(), { maxAttempts: OPTIONS.maxAttempts, staleAfterMs: STALE_AFTER_MS });
-      if (decision.action === "start") Object.assign(row, { status: "processing", attempts: decision.attempt, updatedAt: Date.now() });
+    async claim(_mediaId, token) {
+      claims.push(token);
+      const decision = decideClaim(row, Date.now(), { maxAttempts: OPTIONS.maxAttempts, staleAfterMs: STALE_AFTER_MS, token });
+      if (decision.action === "start" && !decision.again) Object.assign(row, { status: "processing", attempts: decision.attempt, updatedAt: Date.now(), claimToken: token });
+      if (timedOut("claim")) throw new Error("Request timed out when calling 'media.claimProcessing'");
       return { decision, row: { ownerId: "o1", kind: "image", mime: "image/jpeg", originalKey: "media/m1/original" } };
     },
     async complete() {
@@ -41,8 +51,8 @@ function stand(): { row: { status: MediaStatus; attempts: number; updatedAt: num
       if (timedOut("release")) throw new Error("Request timed out when calling 'media.releaseProcessing'");
       if (row.status === "processing") Object.assign(row, { status: "uploaded", updatedAt: Date.now() });
     },
-    async handBack() {
-      row.status = "uploaded";
+    async handBack(_mediaId, token) {
+      if (row.status === "processing" && row.claimToken === token) Object.assign(row, { status: "uploaded", attempts: row.attempts - 1 });
     },
     async republish() {},
     async deadLetter() {},
@@ -59,6 +69,36 @@ function stand(): { row: { status: MediaStatus; attempts: number; updatedAt: num
   };
   return state;
 }
+
+describe("a claim whose answer was lost after it was recorded", () => {
+  it("is asked again with the same token and the job runs once, its attempt counted once", async () => {
+    const { row, failNext, claims, ports } = stand();
+    failNext.claim = 1;
+    expect(await runJob(MESSAGE, PROCESSORS, ports, OPTIONS)).toBe("ready");
+    expect(row).toMatchObject({ status: "ready", attempts: 1 });
+    expect(claims).toHaveLength(2);
+    expect(new Set(claims).size).toBe(1);
+  });
+
+  it("is given back when no answer ever comes, so that the redelivered message takes the item instead of skipping it", async () => {
+    const { row, failNext, claims, ports } = stand();
+    failNext.claim = OPTIONS.maxAttempts;
+    await expect(runJob(MESSAGE, PROCESSORS, ports, OPTIONS)).rejects.toThrow(/timed out/);
+    expect(row).toMatchObject({ status: "uploaded", attempts: 0 });
+    expect(await runJob(MESSAGE, PROCESSORS, ports, OPTIONS)).toBe("ready");
+    expect(row).toMatchObject({ status: "ready", attempts: 1 });
+    expect(new Set(claims).size).toBe(2);
+  });
+
+  it("does not take an item another worker holds: the job is skipped, and giving up leaves that worker's claim alone", async () => {
+    const { row, failNext, ports } = stand();
+    Object.assign(row, { status: "processing", attempts: 1, updatedAt: Date.now(), claimToken: "another-worker" });
+    expect(await runJob(MESSAGE, PROCESSORS, ports, OPTIONS)).toBe("skipped");
+    failNext.claim = OPTIONS.maxAttempts;
+    await expect(runJob(MESSAGE, PROCESSORS, ports, OPTIONS)).rejects.toThrow(/timed out/);
+    expect(row).toMatchObject({ status: "processing", attempts: 1, claimToken: "another-worker" });
+  });
+});
 
 describe("a claimed job whose outcome could not be recorded at the first call", () => {
   it("records `ready` once the completion call goes through, instead of leaving the item `processing` for a redelivery to skip", async () => {

@@ -1,5 +1,5 @@
 import { retryDelayMs } from "../../lib/jobs/backoff";
-import { canTransition, decideClaim } from "../../lib/jobs/job-state";
+import { canTransition, deadlineOutlivesHeartbeats, decideClaim, heartbeatIntervalMs } from "../../lib/jobs/job-state";
 import { MemoryLeaseLock } from "../../lib/jobs/lease-lock";
 import { addsToRow, ProgressThrottle } from "../../lib/jobs/progress-throttle";
 import { OnceLog, planReconcile } from "../../lib/jobs/reconcile";
@@ -25,6 +25,26 @@ describe("decideClaim", () => {
     expect(decideClaim({ status: "processing", attempts: 1, updatedAt: 500 }, 1000, options)).toEqual({ action: "skip", why: "in_progress" });
     expect(decideClaim({ status: "processing", attempts: 1, updatedAt: 0 }, 1000, options)).toEqual({ action: "start", attempt: 2 });
   });
+  it("gives the item back to the claim that holds it when it asks again (its first answer was lost), and to no other", () => {
+    const held = { status: "processing" as const, attempts: 1, updatedAt: 900, claimToken: "claim-a" };
+    expect(decideClaim(held, 1000, { ...options, token: "claim-a" })).toEqual({ action: "start", attempt: 1, again: true });
+    expect(decideClaim(held, 1000, { ...options, token: "claim-b" })).toEqual({ action: "skip", why: "in_progress" });
+    expect(decideClaim(held, 1000, options)).toEqual({ action: "skip", why: "in_progress" });
+  });
+  it("refuses a claim asked again after its attempt ended, and answers finished items as finished", () => {
+    expect(decideClaim({ status: "uploaded", attempts: 1, updatedAt: 900, claimToken: "claim-a" }, 1000, { ...options, token: "claim-a" })).toEqual({
+      action: "skip",
+      why: "claim_ended",
+    });
+    expect(decideClaim({ status: "uploaded", attempts: 1, updatedAt: 900, claimToken: "claim-a" }, 1000, { ...options, token: "claim-b" })).toEqual({
+      action: "start",
+      attempt: 2,
+    });
+    expect(decideClaim({ status: "ready", attempts: 1, updatedAt: 900, claimToken: "claim-a" }, 1000, { ...options, token: "claim-a" })).toEqual({
+      action: "skip",
+      why: "finished",
+    });
+  });
   it("exhausts an item whose attempts are used up", () => {
     expect(decideClaim({ status: "processing", attempts: 3, updatedAt: 0 }, 5000, options)).toEqual({ action: "exhaust", attempts: 3 });
   });
@@ -33,6 +53,18 @@ describe("decideClaim", () => {
     expect(canTransition("processing", "ready")).toBe(true);
     expect(canTransition("uploaded", "ready")).toBe(false);
     expect(canTransition("ready", "failed")).toBe(false);
+  });
+});
+
+describe("heartbeatIntervalMs", () => {
+  it("beats every quarter of the deadline, at most once a second, and within what a timer can wait", () => {
+    expect(heartbeatIntervalMs(600)).toBe(150_000);
+    expect(heartbeatIntervalMs(2)).toBe(1000);
+    // A period beyond setInterval's 24.8 days would fire every millisecond instead.
+    expect(heartbeatIntervalMs(365 * 24 * 3600)).toBe(2 ** 31 - 1);
+  });
+  it("leaves at least two beats per deadline from 2 s up, and not below", () => {
+    expect([1, 2, 3, 600, 365 * 24 * 3600].map((deadline) => deadlineOutlivesHeartbeats(deadline))).toEqual([false, true, true, true, true]);
   });
 });
 

@@ -34,6 +34,8 @@ export interface MediaTable {
   /** When the latest processing attempt started, and when the item became ready or failed. */
   processing_started_at?: number | null;
   finished_at?: number | null;
+  /** The token of the claim that started the latest attempt (lib/jobs/job-state.ts). */
+  claim_token?: string | null;
 }
 
 /** Views and new unique viewers (first view of the day) of one item in one hour. */
