@@ -1,6 +1,7 @@
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
+import { deadlineOutlivesHeartbeats, heartbeatIntervalMs } from "../lib/jobs/job-state";
 import { cronSchedule } from "../lib/scheduling/schedule";
 
 export const SERVICE_NAMES = ["api", "users", "media", "site", "processing", "backup"] as const;
@@ -501,6 +502,13 @@ export function parseSettings(env: Env, cwd = process.cwd()): Settings {
   if (settings.storage.kind === "s3" && (settings.storage.accessKeyId === undefined) !== (settings.storage.secretAccessKey === undefined)) {
     const missing = settings.storage.accessKeyId === undefined ? "S3_ACCESS_KEY_ID" : "S3_SECRET_ACCESS_KEY";
     throw new SettingsError(missing, "required when the other S3 key is set (S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together)");
+  }
+  if (!deadlineOutlivesHeartbeats(settings.jobs.deadlineSeconds)) {
+    const heartbeatSeconds = heartbeatIntervalMs(settings.jobs.deadlineSeconds) / 1000;
+    throw new SettingsError(
+      "JOB_DEADLINE_SECONDS",
+      `${settings.jobs.deadlineSeconds} is too short: running jobs show a sign of life every ${heartbeatSeconds} s, and a job silent for the deadline is taken for a dead worker's (re-enqueued, and taken over by a second worker while the first still runs it); it must be at least twice that (2 or more)`,
+    );
   }
   return deepFreeze(settings);
 }

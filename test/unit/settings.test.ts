@@ -217,6 +217,15 @@ describe("parseSettings: embedded mode (no environment)", () => {
     for (const bad of ["0", "17", "1.5", "two"]) expectOneLineNaming(settingsError({ FFMPEG_THREADS: bad }), "FFMPEG_THREADS");
   });
 
+  it("refuses a JOB_DEADLINE_SECONDS under two heartbeats of a running job, which would take live jobs for dead ones", () => {
+    const error = settingsError({ JOB_DEADLINE_SECONDS: "1" });
+    expectOneLineNaming(error, "JOB_DEADLINE_SECONDS");
+    expect(error.message).toMatch(/sign of life every 1 s.*at least twice that/);
+    expect(parseSettings({ JOB_DEADLINE_SECONDS: "2" }, CWD).jobs.deadlineSeconds).toBe(2);
+    // The deadline bounds nothing above: a reconciler taking a year to give up is the operator's choice.
+    expect(parseSettings({ JOB_DEADLINE_SECONDS: String(365 * 24 * 3600) }, CWD).jobs.deadlineSeconds).toBe(365 * 24 * 3600);
+  });
+
   it("keeps tombstones MEDIA_TOMBSTONE_RETENTION_DAYS days (a whole number, at least 1)", () => {
     expect(parseSettings({ MEDIA_TOMBSTONE_RETENTION_DAYS: "7" }, CWD).mediaTombstoneRetentionDays).toBe(7);
     for (const bad of ["0", "-1", "1.5", "month"]) expectOneLineNaming(settingsError({ MEDIA_TOMBSTONE_RETENTION_DAYS: bad }), "MEDIA_TOMBSTONE_RETENTION_DAYS");
