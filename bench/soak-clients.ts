@@ -24,7 +24,24 @@ export const SOAK_FIXTURES = [
 export interface Failure {
   readonly route: string;
   readonly detail: string;
+  /** When it ended (ISO). */
   readonly at: string;
+  /** How long the request had been under way, ms. */
+  readonly afterMs?: number;
+  /** fetch's underlying error (undici): its code and message, and the socket's ports and bytes when it had one. */
+  readonly cause?: string;
+}
+
+/** What fetch's "fetch failed" hides: the cause's code and message, and which connection it was (to match HAProxy's log). */
+export function describeCause(error: unknown): string | undefined {
+  const cause = (error as { cause?: unknown } | undefined)?.cause;
+  if (cause === undefined || cause === null) return undefined;
+  if (!(cause instanceof Error)) return String(cause);
+  const code = (cause as { code?: unknown }).code;
+  const socket = (cause as { socket?: { localPort?: number; remotePort?: number; bytesWritten?: number; bytesRead?: number } }).socket;
+  const connection = socket === undefined ? "" : ` (local port ${socket.localPort ?? "?"} → ${socket.remotePort ?? "?"}, ${socket.bytesWritten ?? "?"} bytes written, ${socket.bytesRead ?? "?"} read)`;
+  const inner = describeCause(cause);
+  return `${typeof code === "string" ? `${code}: ` : ""}${cause.message}${connection}${inner === undefined ? "" : `; ${inner}`}`;
 }
 
 /** Every request's time by route, and every failure. */
@@ -41,7 +58,14 @@ export class Recorder {
       this.timings.set(route, list);
       return result;
     } catch (error) {
-      this.failures.push({ route, detail: error instanceof Error ? error.message : String(error), at: new Date().toISOString() });
+      const cause = describeCause(error);
+      this.failures.push({
+        route,
+        detail: error instanceof Error ? error.message : String(error),
+        at: new Date().toISOString(),
+        afterMs: round(performance.now() - started, 0),
+        ...(cause === undefined ? {} : { cause }),
+      });
       return undefined;
     }
   }

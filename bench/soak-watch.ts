@@ -11,11 +11,35 @@ import { round } from "./harness/common";
 
 export interface Sample {
   readonly atSeconds: number;
-  /** Node name → RSS in MiB, open fds. */
-  readonly nodes: Readonly<Record<string, { readonly rssMiB: number; readonly fds: number }>>;
+  /** Node name → RSS in MiB, open fds, and V8's heap in use and memory outside it (Buffers, ArrayBuffers) in MiB from the node's metrics. */
+  readonly nodes: Readonly<Record<string, NodeSample>>;
   /** SHOW PROCESSLIST on the primary: every connection but the sampler's own. */
   readonly primaryConnections: number;
   readonly loadAverage1m: number;
+  /** The longest the benchmark's own event loop was held up since the sample before (its clients' and s3rver's work), ms. */
+  readonly benchLoopDelayMaxMs?: number;
+}
+
+export interface NodeSample {
+  readonly rssMiB: number;
+  readonly fds: number;
+  readonly heapUsedMiB?: number;
+  readonly externalMiB?: number;
+}
+
+/** process.memory.heap.size.used and process.memory.external from the node's /metrics (Moleculer's process metrics). */
+async function nodeMemory(metricsPort: number): Promise<{ heapUsedMiB?: number; externalMiB?: number }> {
+  try {
+    const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(5000) });
+    const text = await response.text();
+    const mib = (name: string): number | undefined => {
+      const value = new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+([\\d.e+]+)`, "m").exec(text)?.[1];
+      return value === undefined ? undefined : round(Number(value) / 1024 / 1024, 1);
+    };
+    return { heapUsedMiB: mib("process_memory_heap_size_used"), externalMiB: mib("process_memory_external") };
+  } catch {
+    return {};
+  }
 }
 
 function rssMiB(pid: number): number {
@@ -35,9 +59,9 @@ export function primarySocket(cluster: Cluster): string {
 }
 
 export async function takeSample(cluster: Cluster, socketPath: string, startedAt: number, loadAverage1m: number): Promise<Sample> {
-  const nodes: Record<string, { rssMiB: number; fds: number }> = {};
+  const nodes: Record<string, NodeSample> = {};
   for (const node of cluster.nodes) {
-    if (node.pid !== undefined) nodes[node.name] = { rssMiB: rssMiB(node.pid), fds: openFds(node.pid) };
+    if (node.pid !== undefined) nodes[node.name] = { rssMiB: rssMiB(node.pid), fds: openFds(node.pid), ...(await nodeMemory(node.metricsPort)) };
   }
   const connection = await mysql.createConnection({ socketPath, user: "root" });
   try {

@@ -17,6 +17,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import type { Socket } from "socket.io-client";
 import { startCluster } from "../scripts/cluster/launcher";
@@ -52,6 +53,8 @@ async function main(): Promise<void> {
     dir,
     port: await freePort(),
     code: "source",
+    // Apart from this process, which runs every client: serving S3 here held the clients' event loop up for seconds.
+    s3OwnProcess: true,
     nodeEnv: {
       LOG_LEVEL: "warn",
       RATE_API_REQUESTS_PER_IP_PER_MINUTE: "100000000",
@@ -72,7 +75,14 @@ async function main(): Promise<void> {
 
     const startedAt = Date.now();
     const samples: Sample[] = [];
-    const sample = async () => samples.push(await takeSample(cluster, socketPath, startedAt, loadAverage1m()));
+    // The clients and the probes share this process: a late turn of its event loop shows up as slow or failed requests.
+    const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+    loopDelay.enable();
+    const sample = async () => {
+      const benchLoopDelayMaxMs = round(loopDelay.max / 1e6, 0);
+      loopDelay.reset();
+      samples.push({ ...(await takeSample(cluster, socketPath, startedAt, loadAverage1m())), benchLoopDelayMaxMs });
+    };
     await sample();
     const probes = new ProbeTimer(
       cluster.nodes
@@ -99,6 +109,7 @@ async function main(): Promise<void> {
     clearInterval(sampler);
     probes.stop();
     await sample();
+    loopDelay.disable();
     for (const socket of sockets) socket.disconnect();
     // Let the nodes finish deleting what a finished upload leaves (tus state, temporary files).
     await delay(5000);
@@ -110,12 +121,18 @@ async function main(): Promise<void> {
     const strayObjects = bucket.objectKeys.filter((key) => !ids.has(/^media\/([^/]+)\//.exec(key)?.[1] ?? ""));
     const strayNodeFiles = [...nodeFiles(cluster)].filter((file) => !filesBefore.has(file)).map((file) => path.relative(cluster.dir, file));
     const windowSeconds = Math.min(60, loadSeconds / 5);
-    // The first minute of the load against its last: not the sample at 0 s (the nodes before any request), nor those of
-    // the drain after it (the workers finishing the backlog while the api nodes idle), which stay in `samples`.
-    const underLoad = samples.filter((each) => each.atSeconds > 0 && each.atSeconds <= loadSeconds);
+    // The second minute of the load against its last. The first minute is warm-up (heaps grow to their working size,
+    // pools fill, code is compiled, the workers take their first jobs): from 190 MiB at rest to 220-290 MiB. The drain
+    // after the load (the workers finishing the backlog while the api nodes idle) is not compared either; every
+    // sample stays in `samples`.
+    const warmUpSeconds = windowSeconds;
+    const underLoad = samples.filter((each) => each.atSeconds > warmUpSeconds && each.atSeconds <= loadSeconds);
     const rss = Object.fromEntries(cluster.nodes.map((node) => [node.name, trend(underLoad, (each) => each.nodes[node.name]?.rssMiB, windowSeconds)]));
     const fds = Object.fromEntries(cluster.nodes.map((node) => [node.name, trend(underLoad, (each) => each.nodes[node.name]?.fds, windowSeconds)]));
     const connections = trend(underLoad, (each) => each.primaryConnections, windowSeconds);
+    // Not a goal: V8's heap in use and the memory outside it, to tell a growing JavaScript heap from native memory.
+    const heap = Object.fromEntries(cluster.nodes.map((node) => [node.name, trend(underLoad, (each) => each.nodes[node.name]?.heapUsedMiB, windowSeconds)]));
+    const external = Object.fromEntries(cluster.nodes.map((node) => [node.name, trend(underLoad, (each) => each.nodes[node.name]?.externalMiB, windowSeconds)]));
     const requestFailures = recorder.failures.filter((failure) => failure.route !== "tus upload (create + PATCHes)");
     const uploadFailures = recorder.failures.filter((failure) => failure.route === "tus upload (create + PATCHes)");
     const failedUploadIds = new Set(uploadFailures.flatMap((failure) => [.../\/api\/uploads\/(u[\w-]{21})/.exec(failure.detail)?.slice(1) ?? []]));
@@ -129,6 +146,7 @@ async function main(): Promise<void> {
       nothingLeftBehind: strayObjects.length === 0 && strayNodeFiles.length === 0 && bucket.pendingMultipartUploads === 0,
     };
     const met = Object.values(checks).every(Boolean);
+    for (const failure of recorder.failures) progress("soak", `failed: ${failure.at} ${failure.route} after ${failure.afterMs ?? "?"} ms: ${failure.detail}${failure.cause === undefined ? "" : ` (${failure.cause})`}`);
     progress("soak", `${items.length} items (${notReady.length} not ready), ${requestFailures.length} failed requests, ${uploadFailures.length} failed uploads; goal ${met ? "met" : "not met"}`);
     for (const [name, check] of Object.entries(checks)) progress("soak", `${check ? "ok  " : "FAIL"} ${name}`);
     writeReport(options.output, {
@@ -140,11 +158,13 @@ async function main(): Promise<void> {
       failures: { requests: requestFailures.slice(0, 50), requestCount: requestFailures.length, uploads: uploadFailures.slice(0, 50), uploadCount: uploadFailures.length },
       uploads: uploadStats,
       sockets: socketStats,
+      // The longest the clients' own event loop was held up (per sample in `samples`): a late client times the wait as the server's.
+      benchLoopDelayMaxMs: Math.max(0, ...samples.map((each) => each.benchLoopDelayMaxMs ?? 0)),
       // Each api node's probe paths timed directly every 2 s during the run, and what HAProxy's checks did.
       probes: probes.summary(),
       probeChecksNotOk: probes.checksNotOk(),
       haproxy: haproxyStateChanges(cluster),
-      trends: { windowSeconds: round(windowSeconds, 1), rssMiB: rss, openFds: fds, primaryConnections: connections },
+      trends: { warmUpSeconds: round(warmUpSeconds, 1), windowSeconds: round(windowSeconds, 1), rssMiB: rss, openFds: fds, primaryConnections: connections, heapUsedMiB: heap, externalMiB: external },
       leftovers: {
         strayObjects,
         // tus state of uploads that failed part-way stays until UPLOAD_EXPIRY_SECONDS; anything else is a real leak.

@@ -57,6 +57,8 @@ export interface ClusterOptions {
   readonly binarySearchDirs?: readonly string[];
   /** Added to every node's environment, over the cluster's own settings. */
   readonly nodeEnv?: Readonly<Record<string, string>>;
+  /** Serve the S3 stand-in from a child process, as a real object store runs apart (default: in the calling process). */
+  readonly s3OwnProcess?: boolean;
   /** Progress lines ("datastores ready", ...). */
   readonly log?: (line: string) => void;
 }
@@ -278,7 +280,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     mariadb: { replicas: 2, templateDir: await mariaDbTemplate(dir) },
     redis: true,
     nats: true,
-    s3: { bucket: "shoal" },
+    s3: { bucket: "shoal", ownProcess: options.s3OwnProcess === true },
     baseDir: dir,
   });
   const { mariadb, redis, nats, s3 } = services;
@@ -342,7 +344,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     })),
     { name: "redis", role: "redis", pid: redis.pid, readiness: { kind: "tcp", port: redis.port }, logFiles: [path.join(redis.dir, "redis.log")] },
     { name: "nats", role: "nats", pid: nats.pid, readiness: { kind: "tcp", port: nats.port }, logFiles: [path.join(nats.dir, "nats.log")] },
-    { name: "s3", role: "s3", pid: process.pid, readiness: { kind: "http", url: `${s3.endpoint}/${s3.bucket}` }, logFiles: [] },
+    { name: "s3", role: "s3", pid: s3.pid ?? process.pid, readiness: { kind: "http", url: `${s3.endpoint}/${s3.bucket}` }, logFiles: [] },
     ...nodes.map((node) => ({
       name: node.name,
       role: node.role,

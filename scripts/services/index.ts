@@ -17,6 +17,7 @@ import type { NatsServer } from "./nats";
 import { startRedis } from "./redis";
 import type { RedisServer } from "./redis";
 import { startS3 } from "./s3";
+import { startS3InOwnProcess } from "./s3-process";
 import type { S3Server } from "./s3";
 
 export type { MariaDbReplicationSet, MariaDbServer } from "./mariadb";
@@ -34,7 +35,8 @@ export interface ServicesRequest {
   readonly mariadb?: { readonly replicas: number; readonly templateDir?: string; readonly semiSync?: boolean };
   readonly redis?: boolean;
   readonly nats?: boolean;
-  readonly s3?: boolean | { readonly bucket?: string };
+  /** ownProcess: serve it from a child process (s3-process.ts) instead of this one. */
+  readonly s3?: boolean | { readonly bucket?: string; readonly ownProcess?: boolean };
   /** Parent of the services' temporary directories (default os.tmpdir()). */
   readonly baseDir?: string;
 }
@@ -68,8 +70,8 @@ export async function startServices(request: ServicesRequest): Promise<TestServi
   if (request.redis === true) starting.push(startRedis({ baseDir }).then((redis) => ({ redis })));
   if (request.nats === true) starting.push(startNats({ baseDir }).then((nats) => ({ nats })));
   if (request.s3 !== undefined && request.s3 !== false) {
-    const bucket = request.s3 === true ? undefined : request.s3.bucket;
-    starting.push(startS3({ bucket, baseDir }).then((s3) => ({ s3 })));
+    const { bucket, ownProcess = false } = request.s3 === true ? {} : request.s3;
+    starting.push((ownProcess ? startS3InOwnProcess : startS3)({ bucket, baseDir }).then((s3) => ({ s3 })));
   }
 
   const outcomes = await Promise.allSettled(starting);

@@ -40,6 +40,8 @@ export interface S3Server {
   readonly secretAccessKey: string;
   readonly forcePathStyle: true;
   readonly dir: string;
+  /** The process serving it when that is not this one (s3-process.ts). */
+  readonly pid?: number;
   /** Closes the server and deletes its directory. */
   stop(): Promise<void>;
 }
