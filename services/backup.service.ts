@@ -7,10 +7,12 @@ import { BackupOperations } from "../lib/backups/backup-operations";
 import type { CataloguePort } from "../lib/backups/backup-operations";
 import { backupStorageFor, drillScratchFor, dumpsFromSettings } from "../lib/backups/backup-setup";
 import { clusterPointInTime } from "../lib/backups/binlog-archiving";
+import { RedisTopologyStore } from "../lib/db/redis-topology-store";
 import { mediaFilesToCopy } from "../lib/backups/object-files";
 import { checkBucketVersioning } from "../lib/backups/object-versioning";
 import { ConflictError } from "../lib/errors";
 import type { Runtime } from "../lib/runtime";
+import { DB_TOPOLOGY_CHANGED_EVENT } from "../lib/service-contracts";
 import type { PeriodicTask } from "../lib/scheduling/periodic-task";
 import { cronSchedule } from "../lib/scheduling/schedule";
 import type { ShoalMeta } from "../moleculer.config";
@@ -42,6 +44,7 @@ export function backupService(runtime: Runtime): ServiceSchema {
       if (key.kind === "missing") this.logger.error("BACKUP_ENCRYPTION_KEY is not set: no backups will be taken");
       const target = backupStorageFor(settings, runtime.storage, runtime.secret);
       if (target.own) ownStorage = target.storage;
+      const topology = runtime.redis ? new RedisTopologyStore(runtime.redis) : undefined;
       pointInTime = clusterPointInTime({
         databases: settings.databases,
         account: { user: settings.failover.adminUser, password: settings.failover.adminPassword },
@@ -50,6 +53,8 @@ export function backupService(runtime: Runtime): ServiceSchema {
         leaseLock: runtime.leaseLock,
         dataDir: settings.dataDir,
         flushIntervalMs: settings.backups.binlogFlushSeconds * 1000,
+        // The archiver follows a promoted primary as the database services do.
+        ...(topology ? { loadTopology: (database: DatabaseName) => topology.load(database) } : {}),
         log: this.logger,
       });
       const drillScratch = drillScratchFor(settings);
@@ -154,6 +159,15 @@ export function backupService(runtime: Runtime): ServiceSchema {
       for (const task of tasks.splice(0)) await runtime.periodicTasks.unschedule(task);
       await pointInTime?.archiving.stop();
       await ownStorage?.close();
+    },
+
+    events: {
+      /** After `db:promote`: the binlog archiver switches to the promoted primary. */
+      [DB_TOPOLOGY_CHANGED_EVENT]: {
+        async handler() {
+          await pointInTime?.archiving.followTopology();
+        },
+      },
     },
 
     actions: {

@@ -3,7 +3,7 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import type { ObjectStorage } from "../storage/object-storage";
 import type { ArchiveIndex, ArchivedFile, GtidGap } from "./binlog-archiver";
-import { parseGtidState } from "./binlog-events";
+import { formatGtidState, parseGtidState } from "./binlog-events";
 import type { GtidState } from "./binlog-events";
 import { storeEncrypted } from "./backup-files";
 import { DecryptStream } from "./encryption";
@@ -139,6 +139,64 @@ export function planReplay(index: ArchiveIndex, from: string, point: ReplayPoint
     return { ok: false, problem: `missing binlog span: domain ${gap.domain} sequence ${gap.missingFrom} to ${gap.missingTo} never reached the archive (found before ${gap.file})` };
   }
   return { ok: true, files: chosen.map((file) => file.name), domains };
+}
+
+/** One archive's part of a replay: its files, replayed from a GTID position up to a point. */
+export interface ReplaySegment {
+  readonly prefix: string;
+  readonly files: readonly string[];
+  readonly from: string;
+  readonly until: ReplayPoint;
+}
+
+export type ChainedReplayPlan =
+  | { readonly ok: true; readonly segments: readonly ReplaySegment[]; readonly domains: readonly number[] }
+  | { readonly ok: false; readonly problems: readonly string[] };
+
+/** `state` in the domains of `from`, never behind `from`: where a later archive's replay starts. */
+function startInDomains(from: GtidState, state: GtidState): string {
+  const merged: GtidState = new Map();
+  for (const [domain, gtid] of from) {
+    const other = state.get(domain);
+    merged.set(domain, other !== undefined && other.seq > gtid.seq ? other : gtid);
+  }
+  return formatGtidState(merged);
+}
+
+/**
+ * Which archives bring a copy from `from` to `point`: one archive when it covers the whole span, else a chain
+ * across promotions: an earlier primary's archive up to where a later primary's archive starts (the GTID state
+ * of its first file), then that one from there. Each later archive is taken from its start, so that what the
+ * new primary never had (transactions lost in a failover) is not replayed past the switch. The problems say,
+ * per archive, why none covers the span (a real gap in the GTIDs).
+ */
+export function planChainedReplay(archives: readonly { prefix: string; index: ArchiveIndex }[], from: string, point: ReplayPoint): ChainedReplayPlan {
+  const problems: string[] = [];
+  for (const { prefix, index } of archives) {
+    const plan = planReplay(index, from, point);
+    if (plan.ok) return { ok: true, segments: [{ prefix, files: plan.files, from, until: point }], domains: plan.domains };
+    problems.push(`${prefix}: ${plan.problem}`);
+  }
+  const start = parseGtidState(from);
+  if (start.size === 0) return { ok: false, problems };
+  for (const later of archives) {
+    const first = later.index.files[0];
+    if (first === undefined) continue;
+    const switchAt = startInDomains(start, parseGtidState(first.startGtid));
+    if (switchAt === formatGtidState(start)) continue;
+    const tail = planReplay(later.index, switchAt, point);
+    if (!tail.ok) continue;
+    const head = planChainedReplay(
+      archives.filter((other) => other !== later),
+      from,
+      { gtid: switchAt },
+    );
+    if (head.ok) {
+      return { ok: true, segments: [...head.segments, { prefix: later.prefix, files: tail.files, from: switchAt, until: point }], domains: tail.domains };
+    }
+    problems.push(`${later.prefix} covers the rest from ${switchAt}, but no earlier archive reaches ${switchAt} from ${from} (a gap in the GTIDs between the primaries' archives)`);
+  }
+  return { ok: false, problems };
 }
 
 function gapInSpan(gap: GtidGap, start: GtidState, point: ReplayPoint, wanted: GtidState | undefined): boolean {

@@ -52,6 +52,8 @@ export interface BinlogArchiverPorts {
   binaryLogs(): Promise<string[]>;
   /** Streams from the start of `firstFile` into `directory`, one local file per binary log. */
   startStream(firstFile: string, directory: string): BinlogStream;
+  /** The GTID state a binary log on the primary starts from (its Gtid_list event), to choose where a new archive begins. */
+  startStateOf?(file: string): Promise<string>;
   readonly sink: ArchiveSink;
 }
 
@@ -63,6 +65,11 @@ export interface BinlogArchiverOptions {
   /** The first wait before reconnecting; it doubles up to `maxRestartDelayMs`. */
   readonly restartDelayMs?: number;
   readonly maxRestartDelayMs?: number;
+  /**
+   * What the archives of earlier primaries hold (a GTID state): an archive that holds nothing yet (a promoted
+   * replica's) starts with the newest binary log that begins at or before it, and must continue from it.
+   */
+  readonly continuesFrom?: string;
   readonly log: { info(message: string): void; warn(message: string): void; error(message: string): void };
 }
 
@@ -220,7 +227,7 @@ export class BinlogArchiver {
   private async streamOnce(): Promise<void> {
     this.state = "connecting";
     const available = await this.ports.binaryLogs();
-    const firstFile = this.resumeFrom(available);
+    const firstFile = await this.resumeFrom(available);
     if (firstFile === undefined) throw new Error("the primary lists no binary logs (is log_bin on?)");
     if (this.stopped) return;
     const stream = this.ports.startStream(firstFile, this.options.directory);
@@ -234,11 +241,22 @@ export class BinlogArchiver {
     if (!this.stopped) throw new Error(`the binlog stream ended: ${why}`);
   }
 
-  /** The newest file already archived, if the primary still has it; else its oldest (a gap, if any, is found by the GTID check). */
-  private resumeFrom(available: readonly string[]): string | undefined {
+  /**
+   * The newest file already archived, if the primary still has it; for a new archive that continues an earlier
+   * primary's, the newest file starting at or before where that one ends; else the oldest (a gap, if any, is
+   * found by the GTID check).
+   */
+  private async resumeFrom(available: readonly string[]): Promise<string | undefined> {
     const known = [...this.files.keys()].sort(compareBinlogNames);
     const newest = known[known.length - 1];
-    return newest !== undefined && available.includes(newest) ? newest : available[0];
+    if (newest !== undefined) return available.includes(newest) ? newest : available[0];
+    const earlier = parseGtidState(this.options.continuesFrom ?? "");
+    if (earlier.size === 0 || this.ports.startStateOf === undefined) return available[0];
+    for (const file of [...available].reverse()) {
+      const starts = parseGtidState(await this.ports.startStateOf(file));
+      if (gtidGaps(earlier, starts).length === 0) return file;
+    }
+    return available[0];
   }
 
   private async uploadNew(): Promise<void> {
@@ -330,12 +348,15 @@ export class BinlogArchiver {
   }
 
   private checkContinuity(file: string, startState: GtidState): void {
-    if (this.archived.size === 0) return;
-    for (const gap of gtidGaps(this.archived, startState)) {
+    // The first file of a new archive continues the earlier primaries' archives, if any.
+    const archived = this.files.size === 0 ? parseGtidState(this.options.continuesFrom ?? "") : this.archived;
+    if (archived.size === 0) return;
+    const where = this.files.size === 0 ? "neither the earlier primaries' archives nor this primary has it" : "the primary no longer has it";
+    for (const gap of gtidGaps(archived, startState)) {
       const found: GtidGap = { file, domain: gap.domain, missingFrom: String(gap.missingFrom), missingTo: String(gap.missingTo), detectedAt: Date.now() };
       this.gaps.push(found);
       this.options.log.error(
-        `binlog archive: GTID gap before ${file}: domain ${gap.domain} sequence ${gap.missingFrom} to ${gap.missingTo} is missing from the archive (the primary no longer has it); point-in-time recovery cannot cross it`,
+        `binlog archive: GTID gap before ${file}: domain ${gap.domain} sequence ${gap.missingFrom} to ${gap.missingTo} is missing from the archive (${where}); point-in-time recovery cannot cross it`,
       );
     }
   }

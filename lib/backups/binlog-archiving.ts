@@ -5,11 +5,14 @@ import type { DatabaseName, DatabaseSettings } from "../../config/settings";
 import type { RenewableLeaseLock } from "../jobs/lease-lock";
 import type { ObjectStorage } from "../storage/object-storage";
 import { SingletonDuty } from "../scheduling/singleton-duty";
+import { resolveTopology, serverOf } from "../db/topology";
+import type { StoredTopology } from "../db/topology";
 import { listManifests } from "./backup-files";
 import { archivePrefix, binlogsToDelete, readArchiveIndexes } from "./binlog-archive-index";
 import { BinlogArchiver } from "./binlog-archiver";
-import type { BinlogArchiverStatus } from "./binlog-archiver";
-import { parseGtidState } from "./binlog-events";
+import type { ArchiveIndex, BinlogArchiverStatus } from "./binlog-archiver";
+import { formatGtidState, parseGtidState } from "./binlog-events";
+import type { GtidState } from "./binlog-events";
 import { encryptedArchiveSink, listArchivedBinlogs } from "./binlog-sinks";
 import { storeArchiveIndex } from "./binlog-archive-index";
 import { mariadbBinlogPorts } from "./binlog-tools";
@@ -27,22 +30,27 @@ const DUTY_LEASE_MS = 30_000;
 const INDEX_READ_INTERVAL_MS = 60_000;
 
 export interface ArchivedServer {
-  /** host:port of the primary, as configured. */
+  /** host:port of the primary the settings name: it names the group of servers (a promotion does not change it). */
   readonly label: string;
-  /** The primary with the account that streams its binary log (REPLICATION SLAVE, BINLOG MONITOR). */
+  /** The configured primary with the account that streams its binary log (REPLICATION SLAVE, BINLOG MONITOR). */
   readonly url: string;
+  /** The configured replicas with that account: one of them is the primary after a promotion. */
+  readonly replicaUrls: readonly string[];
   /** The databases on it, and their names there. */
   readonly databases: readonly { readonly name: DatabaseName; readonly database: string }[];
 }
 
 /** The distinct primaries of the MariaDB databases (by default one server holds all three). */
 export function archivedServers(databases: Readonly<Record<DatabaseName, DatabaseSettings>>, account: AdminAccount): ArchivedServer[] {
-  const servers = new Map<string, { url: string; databases: { name: DatabaseName; database: string }[] }>();
+  const servers = new Map<string, { url: string; replicaUrls: string[]; databases: { name: DatabaseName; database: string }[] }>();
   for (const [name, configured] of Object.entries(databases) as [DatabaseName, DatabaseSettings][]) {
     if (configured.kind !== "mysql") continue;
-    const url = new URL(configured.primaryUrl);
-    const label = `${url.hostname}:${url.port || "3306"}`;
-    const server = servers.get(label) ?? { url: withAccount(configured.primaryUrl, account), databases: [] };
+    const label = serverOf(configured.primaryUrl);
+    const server = servers.get(label) ?? {
+      url: withAccount(configured.primaryUrl, account),
+      replicaUrls: configured.replicaUrls.map((url) => withAccount(url, account)),
+      databases: [],
+    };
     server.databases.push({ name, database: configured.database });
     servers.set(label, server);
   }
@@ -54,6 +62,8 @@ export interface BinlogArchivingOptions {
   readonly storage: ObjectStorage;
   readonly key: Buffer;
   readonly leaseLock: (name: string) => RenewableLeaseLock;
+  /** What a promotion stored (the topology every node follows); without it the configured primaries are archived. */
+  readonly loadTopology?: (database: DatabaseName) => Promise<StoredTopology | undefined>;
   /** The local copies of the streamed logs go under <dataDir>/binlog-archive/. */
   readonly dataDir: string;
   readonly flushIntervalMs: number;
@@ -61,8 +71,23 @@ export interface BinlogArchivingOptions {
 }
 
 interface RunningArchive {
+  /** host:port of the primary archived. */
+  readonly primary: string;
   readonly prefix: string;
   readonly archiver: BinlogArchiver;
+}
+
+interface ArchiveDuty {
+  readonly server: ArchivedServer;
+  duty: SingletonDuty;
+  /** This node holds the group's lease. */
+  holding: boolean;
+  running: RunningArchive | undefined;
+  /** host:port of the primary as last resolved here (the configured one until a promotion is read). */
+  primary: string;
+  checkedAt: number;
+  /** Switches one at a time. */
+  following: Promise<void>;
 }
 
 async function serverIdOf(url: string): Promise<number> {
@@ -75,63 +100,164 @@ async function serverIdOf(url: string): Promise<number> {
   }
 }
 
+/** Per domain, the highest GTID any of the archives holds. */
+function newestArchived(indexes: readonly ArchiveIndex[]): string {
+  const newest: GtidState = new Map();
+  for (const index of indexes) {
+    for (const [domain, gtid] of parseGtidState(index.archivedGtid)) {
+      if (gtid.seq > (newest.get(domain)?.seq ?? -1n)) newest.set(domain, gtid);
+    }
+  }
+  return formatGtidState(newest);
+}
+
+/** While the archiver is not streaming, how often the stored topology is read again (in case a promotion's broadcast was missed). */
+const TOPOLOGY_RECHECK_MS = 5000;
+/** While it streams, how often (a switchover may leave the old primary up). */
+const STREAMING_TOPOLOGY_RECHECK_MS = 60_000;
+
 /**
- * One binlog archiver per primary, cluster-wide: each node competes for the primary's lease
- * (`binlog-archive:<host:port>`), the holder streams and uploads its binary log under
- * backups/binlog/<host>-<port>-server-<server id>/ (so that a promoted replica's archive never mixes
- * with the old primary's), and another node takes over within the lease when the holder dies.
+ * One binlog archiver per group of servers, cluster-wide: each node competes for the group's lease
+ * (`binlog-archive:<configured primary host:port>`, which a promotion does not change), the holder streams
+ * and uploads the current primary's binary log under backups/binlog/<host>-<port>-server-<server id>/ (so
+ * that a promoted replica's archive never mixes with the old primary's), and another node takes over within
+ * the lease when the holder dies. The current primary is the one every node follows: the settings', or the
+ * promoted one stored by `db:promote`, read at the start, on its broadcast, and again every few seconds while
+ * the archiver cannot stream; a promoted primary's archive continues from what the earlier ones hold.
  */
 export class BinlogArchiving {
-  private readonly duties: { server: ArchivedServer; duty: SingletonDuty; running: RunningArchive | undefined }[] = [];
+  private readonly duties: ArchiveDuty[] = [];
   private indexRead: { at: number; gaps: string[]; lastUploadAt: number | undefined } | undefined;
+  private recheckTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: BinlogArchivingOptions) {}
 
   start(): void {
     for (const server of this.options.servers) {
-      const entry: (typeof this.duties)[number] = { server, duty: undefined as unknown as SingletonDuty, running: undefined };
+      const entry: ArchiveDuty = {
+        server,
+        duty: undefined as unknown as SingletonDuty,
+        holding: false,
+        running: undefined,
+        primary: server.label,
+        checkedAt: 0,
+        following: Promise.resolve(),
+      };
       entry.duty = new SingletonDuty({
         name: `binlog archive of ${server.label}`,
         lock: this.options.leaseLock(`binlog-archive:${server.label}`),
         leaseMs: DUTY_LEASE_MS,
         log: this.options.log,
         begin: async () => {
-          const url = new URL(server.url);
-          const prefix = archivePrefix(url.hostname, Number(url.port || "3306"), await serverIdOf(server.url));
-          const sink = encryptedArchiveSink(this.options.storage, prefix, this.options.key);
-          const archiver = new BinlogArchiver(
-            mariadbBinlogPorts({
-              url: server.url,
-              serverId: ARCHIVER_SERVER_ID,
-              sink: { put: sink.put, putIndex: (index) => storeArchiveIndex(this.options.storage, prefix, index, this.options.key) },
-            }),
-            {
-              directory: path.join(this.options.dataDir, "binlog-archive", prefix.slice(0, -1).split("/").pop() as string),
-              flushIntervalMs: this.options.flushIntervalMs,
-              log: this.options.log,
-            },
-          );
-          await archiver.start();
-          entry.running = { prefix, archiver };
+          const url = (await this.primaryUrlOf(entry)) ?? server.url;
+          entry.running = await this.archive(server, url);
+          entry.holding = true;
           return async () => {
+            entry.holding = false;
+            await entry.following;
+            const running = entry.running;
             entry.running = undefined;
-            await archiver.stop();
+            await running?.archiver.stop();
           };
         },
       });
       this.duties.push(entry);
       entry.duty.start();
     }
+    this.recheckTimer = setInterval(() => this.recheck(), TOPOLOGY_RECHECK_MS);
+    this.recheckTimer.unref();
+  }
+
+  /** After a promotion's broadcast: every group's primary is read again, and the archiver switches to a new one. */
+  followTopology(): Promise<void> {
+    return Promise.all(this.duties.map((entry) => this.follow(entry))).then(() => undefined);
+  }
+
+  private recheck(): void {
+    const now = Date.now();
+    for (const entry of this.duties) {
+      if (!entry.holding) continue;
+      const streaming = entry.running?.archiver.status().state === "streaming";
+      if (now - entry.checkedAt >= (streaming ? STREAMING_TOPOLOGY_RECHECK_MS : TOPOLOGY_RECHECK_MS)) void this.follow(entry);
+    }
+  }
+
+  private follow(entry: ArchiveDuty): Promise<void> {
+    entry.following = entry.following.then(async () => {
+      const url = await this.primaryUrlOf(entry);
+      if (url === undefined || !entry.holding) return;
+      const running = entry.running;
+      if (running !== undefined && running.primary === serverOf(url)) return;
+      if (running !== undefined) {
+        this.options.log.info(`binlog archive of ${entry.server.label}: the primary is now ${serverOf(url)} (was ${running.primary}); archiving it from here on`);
+        entry.running = undefined;
+        await running.archiver.stop();
+      }
+      entry.running = await this.archive(entry.server, url).catch((error: Error) => {
+        this.options.log.warn(`binlog archive of ${entry.server.label}: cannot archive ${serverOf(url)} yet: ${error.message}`);
+        return undefined;
+      });
+    });
+    return entry.following;
+  }
+
+  /** The URL of the group's primary now, or undefined when the stored topology cannot be read. */
+  private async primaryUrlOf(entry: ArchiveDuty): Promise<string | undefined> {
+    entry.checkedAt = Date.now();
+    const { server } = entry;
+    if (this.options.loadTopology === undefined || server.databases.length === 0) return server.url;
+    let stored: StoredTopology | undefined;
+    try {
+      stored = await this.options.loadTopology(server.databases[0]!.name);
+    } catch (error) {
+      this.options.log.warn(`binlog archive of ${server.label}: the stored topology could not be read: ${error instanceof Error ? error.message : String(error)}`);
+      return undefined;
+    }
+    const resolved = resolveTopology({ primaryUrl: server.url, replicaUrls: server.replicaUrls }, stored);
+    if (resolved.ignored !== undefined) this.options.log.warn(`binlog archive of ${server.label}: ${resolved.ignored}`);
+    entry.primary = serverOf(resolved.urls.primaryUrl);
+    return resolved.urls.primaryUrl;
+  }
+
+  /** Starts archiving the primary at `url`; a new archive continues from what the other archives hold. */
+  private async archive(server: ArchivedServer, url: string): Promise<RunningArchive> {
+    const parsed = new URL(url);
+    const prefix = archivePrefix(parsed.hostname, Number(parsed.port || "3306"), await serverIdOf(url));
+    // The archives of the group's other servers (earlier primaries), not those of other groups.
+    const group = [server.url, ...server.replicaUrls].map((each) => {
+      const other = new URL(each);
+      return archivePrefix(other.hostname, Number(other.port || "3306"), 0).replace(/0\/$/, "");
+    });
+    const { archives } = await readArchiveIndexes(this.options.storage, this.options.key);
+    const earlier = archives.filter((archive) => archive.prefix !== prefix && group.some((start) => archive.prefix.startsWith(start)));
+    const continuesFrom = newestArchived(earlier.map((archive) => archive.index));
+    const sink = encryptedArchiveSink(this.options.storage, prefix, this.options.key);
+    const archiver = new BinlogArchiver(
+      mariadbBinlogPorts({
+        url,
+        serverId: ARCHIVER_SERVER_ID,
+        sink: { put: sink.put, putIndex: (index) => storeArchiveIndex(this.options.storage, prefix, index, this.options.key) },
+      }),
+      {
+        directory: path.join(this.options.dataDir, "binlog-archive", prefix.slice(0, -1).split("/").pop() as string),
+        flushIntervalMs: this.options.flushIntervalMs,
+        continuesFrom,
+        log: this.options.log,
+      },
+    );
+    await archiver.start();
+    return { primary: serverOf(url), prefix, archiver };
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.recheckTimer);
     for (const { duty } of this.duties.splice(0)) await duty.stop();
   }
 
-  /** Per primary: whether this node archives it, and the archiver's status when it does. */
+  /** Per group: its primary now, whether this node archives it, and the archiver's status when it does. */
   status(): { server: string; here: boolean; archive?: string; status?: BinlogArchiverStatus; lastError?: string }[] {
-    return this.duties.map(({ server, duty, running }) => ({
-      server: server.label,
+    return this.duties.map(({ duty, running, primary }) => ({
+      server: running?.primary ?? primary,
       here: running !== undefined,
       ...(running ? { archive: running.prefix, status: running.archiver.status() } : {}),
       ...(duty.status().lastError !== undefined ? { lastError: duty.status().lastError } : {}),
@@ -259,6 +385,7 @@ export function clusterPointInTime(options: {
   readonly leaseLock: (name: string) => RenewableLeaseLock;
   readonly dataDir: string;
   readonly flushIntervalMs: number;
+  readonly loadTopology?: BinlogArchivingOptions["loadTopology"];
   readonly log: BinlogArchivingOptions["log"];
 }):
   | {
@@ -271,7 +398,16 @@ export function clusterPointInTime(options: {
   const { key, storage } = options;
   const servers = archivedServers(options.databases, options.account);
   if (key === undefined || servers.length === 0) return undefined;
-  const archiving = new BinlogArchiving({ servers, storage, key, leaseLock: options.leaseLock, dataDir: options.dataDir, flushIntervalMs: options.flushIntervalMs, log: options.log });
+  const archiving = new BinlogArchiving({
+    servers,
+    storage,
+    key,
+    leaseLock: options.leaseLock,
+    ...(options.loadTopology ? { loadTopology: options.loadTopology } : {}),
+    dataDir: options.dataDir,
+    flushIntervalMs: options.flushIntervalMs,
+    log: options.log,
+  });
   const bringForwardInDrill = drillReplay({
     storage,
     key,

@@ -42,6 +42,17 @@ export function mariadbBinlogPorts(options: { readonly url: string; readonly ser
         client.destroy();
       }
     },
+    async startStateOf(file) {
+      const client = await mysql.createConnection({ uri: options.url, connectTimeout: 5000 });
+      try {
+        const [rows] = await client.query<RowDataPacket[]>("SHOW BINLOG EVENTS IN ? LIMIT 4", [file]);
+        // Info of a Gtid_list event: "[0-1-100,1-2-7]".
+        const list = rows.find((row) => row.Event_type === "Gtid_list");
+        return String(list?.Info ?? "").replace(/^\[|\]$/g, "");
+      } finally {
+        client.destroy();
+      }
+    },
     startStream(firstFile, directory): BinlogStream {
       const child = spawn(
         "mariadb-binlog",

@@ -4,8 +4,9 @@ import path from "node:path";
 import { sql } from "kysely";
 import type { DatabaseName } from "../../config/settings";
 import type { ObjectStorage } from "../storage/object-storage";
-import { planReplay, readArchiveIndexes } from "./binlog-archive-index";
-import type { ReplayPoint } from "./binlog-archive-index";
+import { planChainedReplay, readArchiveIndexes } from "./binlog-archive-index";
+import type { ReplayPoint, ReplaySegment } from "./binlog-archive-index";
+import type { ArchiveIndex } from "./binlog-archiver";
 import { fetchArchivedBinlogs, listArchivedBinlogs } from "./binlog-sinks";
 import { replayBinlogs } from "./binlog-tools";
 import type { BackupManifest } from "./manifest";
@@ -35,7 +36,7 @@ export interface BringForwardOptions {
 }
 
 export interface BroughtForward {
-  /** The archive folder replayed from. */
+  /** The archive folders replayed from, in order (more than one across a promotion). */
   readonly archive: string;
   readonly files: number;
   readonly sqlBytes: number;
@@ -45,57 +46,73 @@ export interface BroughtForward {
 }
 
 /**
- * Which archive folder and files cover the span from the backup's position to the point, or why none does.
- * Files the index names but storage no longer holds (retention) count as missing.
+ * Which archives and files cover the span from the backup's position to the point (across promotions: the old
+ * primary's archive up to where the new primary's starts, then the new one's), or why none does. Files the
+ * index names but storage no longer holds (retention) count as missing.
  */
 export async function findReplay(
   storage: ObjectStorage,
   key: Buffer,
   manifest: BackupManifest,
   point: ReplayPoint,
-): Promise<{ prefix: string; files: readonly string[]; domains: readonly number[] }> {
+): Promise<{ segments: readonly ReplaySegment[]; domains: readonly number[] }> {
   const { archives, unreadable } = await readArchiveIndexes(storage, key);
-  const problems: string[] = [];
+  const present: { prefix: string; index: ArchiveIndex }[] = [];
   for (const { prefix, index } of archives) {
-    const present = new Set(await listArchivedBinlogs(storage, prefix));
-    const plan = planReplay({ ...index, files: index.files.filter((file) => present.has(file.name)) }, manifest.gtidPosition, point);
-    if (plan.ok) return { prefix, files: plan.files, domains: plan.domains };
-    problems.push(`${prefix}: ${plan.problem}`);
+    const stored = new Set(await listArchivedBinlogs(storage, prefix));
+    present.push({ prefix, index: { ...index, files: index.files.filter((file) => stored.has(file.name)) } });
   }
+  const plan = planChainedReplay(present, manifest.gtidPosition, point);
+  if (plan.ok) return plan;
+  const problems = [...plan.problems];
   if (unreadable.length > 0) problems.push(`archives whose index could not be read with this key: ${unreadable.join(", ")}`);
   if (problems.length === 0) throw new MissingBinlogSpanError("missing binlog span: there is no binlog archive (is the backup service running in cluster mode with a key?)");
   throw new MissingBinlogSpanError(`the archived binary logs do not cover backup ${manifest.id} (GTID ${manifest.gtidPosition || "-"}) to the point asked for: ${problems.join("; ")}`);
 }
 
+/** "backups/binlog/a-3306-server-1/ (mysql-bin.000002 to mysql-bin.000003), then ..." */
+export function describeSegments(segments: readonly ReplaySegment[]): string {
+  return segments
+    .map((segment) => `${segment.prefix} (${segment.files[0]} to ${segment.files[segment.files.length - 1]}${segments.length > 1 && "gtid" in segment.until && segment !== segments[segments.length - 1] ? `, up to GTID ${segment.until.gtid}` : ""})`)
+    .join(", then ");
+}
+
 /**
  * Brings a restored copy forward from its backup's GTID position to a moment or a GTID: fetches and decrypts
  * the archived binary logs that cover the span, and replays only the backup's GTID domains and database's
- * changes (renamed to the copy's database). Throws MissingBinlogSpanError, before changing anything, when the
- * archive does not cover the span.
+ * changes (renamed to the copy's database), one archive after the other across promotions. Throws
+ * MissingBinlogSpanError, before changing anything, when the archives do not cover the span.
  */
 export async function bringForward(options: BringForwardOptions): Promise<BroughtForward> {
   const { storage, key, manifest, point, target } = options;
   const now = options.now ?? Date.now;
   const started = now();
   const plan = await findReplay(storage, key, manifest, point);
-  options.onProgress?.(`replaying ${plan.files.length} archived binary logs from ${plan.prefix} (${plan.files[0]} to ${plan.files[plan.files.length - 1]})`);
+  const fileCount = plan.segments.reduce((total, segment) => total + segment.files.length, 0);
+  options.onProgress?.(`replaying ${fileCount} archived binary logs from ${describeSegments(plan.segments)}`);
   const directory = await fs.promises.mkdtemp(path.join(os.tmpdir(), "shoal-replay-"));
   try {
-    const files = await fetchArchivedBinlogs(storage, plan.prefix, plan.files, key, directory);
     const renamed = options.sourceDatabase !== target.database;
-    const replayed = await replayBinlogs({
-      files,
-      target: target.url,
-      fromGtid: manifest.gtidPosition,
-      until: point,
-      domains: plan.domains,
-      // mariadb-binlog filters by the name in the log (the primary's), then renames.
-      database: options.sourceDatabase,
-      ...(renamed ? { renameDatabase: { from: options.sourceDatabase, to: target.database } } : {}),
-    });
-    const position = replayed.lastGtid || manifest.gtidPosition;
-    options.onProgress?.(`replayed ${(replayed.sqlBytes / 1024 / 1024).toFixed(1)} MiB of changes up to GTID ${position}`);
-    return { archive: plan.prefix, files: files.length, sqlBytes: replayed.sqlBytes, position, durationMs: now() - started };
+    let sqlBytes = 0;
+    let position = manifest.gtidPosition;
+    for (const [number, segment] of plan.segments.entries()) {
+      // Each archive apart: two primaries' logs may carry the same file names.
+      const files = await fetchArchivedBinlogs(storage, segment.prefix, segment.files, key, path.join(directory, String(number)));
+      const replayed = await replayBinlogs({
+        files,
+        target: target.url,
+        fromGtid: segment.from,
+        until: segment.until,
+        domains: plan.domains,
+        // mariadb-binlog filters by the name in the log (the primary's), then renames.
+        database: options.sourceDatabase,
+        ...(renamed ? { renameDatabase: { from: options.sourceDatabase, to: target.database } } : {}),
+      });
+      sqlBytes += replayed.sqlBytes;
+      if (replayed.lastGtid !== "") position = replayed.lastGtid;
+    }
+    options.onProgress?.(`replayed ${(sqlBytes / 1024 / 1024).toFixed(1)} MiB of changes up to GTID ${position}`);
+    return { archive: plan.segments.map((segment) => segment.prefix).join(", "), files: fileCount, sqlBytes, position, durationMs: now() - started };
   } finally {
     await fs.promises.rm(directory, { recursive: true, force: true });
   }
@@ -126,7 +143,8 @@ export function pointInTimeRestores(options: {
     async check(request, manifest) {
       mysqlTargetOf(request);
       const plan = await findReplay(options.storage, options.key, manifest, replayPointOf(request));
-      options.print(`the binlog archive ${plan.prefix} covers the span: ${plan.files.length} files to replay`);
+      const files = plan.segments.reduce((total, segment) => total + segment.files.length, 0);
+      options.print(`the binlog archive covers the span: ${files} files to replay from ${describeSegments(plan.segments)}`);
     },
     async run(request, manifest) {
       const done = await bringForward({

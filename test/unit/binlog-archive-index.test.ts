@@ -2,7 +2,7 @@
  * Which archived binary logs a point-in-time restore replays, when the archive cannot bring a backup to the
  * point (a missing binlog span), and which archived files retention deletes.
  */
-import { archivePrefix, binlogsToDelete, planReplay } from "../../lib/backups/binlog-archive-index";
+import { archivePrefix, binlogsToDelete, planChainedReplay, planReplay } from "../../lib/backups/binlog-archive-index";
 import type { ArchiveIndex, ArchivedFile } from "../../lib/backups/binlog-archiver";
 import { formatArchiveStatus } from "../../lib/backups/binlog-archiving";
 
@@ -52,6 +52,65 @@ describe("planReplay", () => {
     expect(planReplay(index(three, { gaps: [gap] }), "0-1-5", { gtid: "0-1-20" })).toMatchObject({ ok: true });
     expect(planReplay(index(three), "0-1-15", { gtid: "0-1-12" })).toMatchObject({ ok: false, problem: expect.stringContaining("before the backup's position") });
     expect(planReplay(index(three), "", { gtid: "0-1-12" })).toMatchObject({ ok: false, problem: expect.stringContaining("no GTID position") });
+  });
+});
+
+describe("planChainedReplay (across promotions)", () => {
+  // The old primary's archive holds 1..30; the promoted replica's starts at 25 (its logs from then on: 26..30 replicated, then its own 31..40).
+  const old = { prefix: "backups/binlog/a-3306-server-1/", index: index(three) };
+  const promoted = (start: number, prefix = "backups/binlog/b-3306-server-2/") => ({
+    prefix,
+    index: index([
+      { name: "bin.000002", bytes: 1000, closed: true, startGtid: `0-1-${start}`, lastGtid: "0-2-35", lastEventAt: T0 + 300_000 },
+      { name: "bin.000003", bytes: 1000, closed: false, startGtid: "0-2-35", lastGtid: "0-2-40", lastEventAt: T0 + 360_000 },
+    ]),
+  });
+
+  it("replays the old primary's archive up to where the new one's starts, then the new one's", () => {
+    expect(planChainedReplay([old, promoted(25)], "0-1-5", { gtid: "0-2-37" })).toEqual({
+      ok: true,
+      segments: [
+        { prefix: old.prefix, files: ["bin.000001", "bin.000002", "bin.000003"], from: "0-1-5", until: { gtid: "0-1-25" } },
+        { prefix: promoted(25).prefix, files: ["bin.000002", "bin.000003"], from: "0-1-25", until: { gtid: "0-2-37" } },
+      ],
+      domains: [0],
+    });
+    const moment = { time: new Date(T0 + 320_000) };
+    expect(planChainedReplay([promoted(25), old], "0-1-5", moment)).toMatchObject({
+      ok: true,
+      segments: [{ prefix: old.prefix, until: { gtid: "0-1-25" } }, { prefix: promoted(25).prefix, files: ["bin.000002", "bin.000003"], until: moment }],
+    });
+  });
+
+  it("uses one archive when it covers the span: a point before the promotion, or a backup taken after the new archive starts", () => {
+    expect(planChainedReplay([old, promoted(25)], "0-1-5", { gtid: "0-1-28" })).toMatchObject({ ok: true, segments: [{ prefix: old.prefix, until: { gtid: "0-1-28" } }] });
+    expect(planChainedReplay([old, promoted(25)], "0-1-27", { gtid: "0-2-37" })).toMatchObject({
+      ok: true,
+      segments: [{ prefix: promoted(25).prefix, from: "0-1-27", files: ["bin.000002", "bin.000003"] }],
+    });
+  });
+
+  it("follows two promotions", () => {
+    const third = {
+      prefix: "backups/binlog/c-3306-server-3/",
+      index: index([{ name: "bin.000007", bytes: 1000, closed: false, startGtid: "0-2-38", lastGtid: "0-3-50", lastEventAt: T0 + 500_000 }]),
+    };
+    const plan = planChainedReplay([old, promoted(25), third], "0-1-5", { gtid: "0-3-45" });
+    expect(plan.ok && plan.segments.map((segment) => [segment.prefix, segment.from, segment.until])).toEqual([
+      [old.prefix, "0-1-5", { gtid: "0-1-25" }],
+      [promoted(25).prefix, "0-1-25", { gtid: "0-2-38" }],
+      [third.prefix, "0-2-38", { gtid: "0-3-45" }],
+    ]);
+  });
+
+  it("refuses, saying where, when the new primary's archive starts past the end of the old one's (a real gap in the GTIDs)", () => {
+    const plan = planChainedReplay([old, promoted(33)], "0-1-5", { gtid: "0-2-37" });
+    expect(plan.ok).toBe(false);
+    expect(!plan.ok && plan.problems).toEqual([
+      `${old.prefix}: missing binlog span: the archive ends at 0-1-30 (${new Date(T0 + 120_000).toISOString()}), before GTID 0-2-37`,
+      `${promoted(33).prefix}: missing binlog span: the archive starts at 0-1-33, after the backup's position 0-1-5`,
+      `${promoted(33).prefix} covers the rest from 0-1-33, but no earlier archive reaches 0-1-33 from 0-1-5 (a gap in the GTIDs between the primaries' archives)`,
+    ]);
   });
 });
 

@@ -88,9 +88,13 @@ class FakePrimary {
   readonly puts: string[] = [];
   index: ArchiveIndex | undefined;
 
+  /** The GTID state each binary log starts from. */
+  startStates: Record<string, string> = {};
+
   ports(): BinlogArchiverPorts {
     return {
       binaryLogs: async () => [...this.logs],
+      startStateOf: async (file) => this.startStates[file] ?? "",
       startStream: (firstFile, directory) => {
         let end: (why: string) => void = () => undefined;
         const exited = new Promise<string>((resolve) => {
@@ -125,8 +129,9 @@ let primary: FakePrimary;
 let logged: string[];
 const archivers: BinlogArchiver[] = [];
 
-function archiver(): BinlogArchiver {
+function archiver(continuesFrom?: string): BinlogArchiver {
   const made = new BinlogArchiver(primary.ports(), {
+    ...(continuesFrom === undefined ? {} : { continuesFrom }),
     directory: dir,
     // Flushed by the test, not by the clock.
     flushIntervalMs: 3_600_000,
@@ -244,6 +249,36 @@ describe("BinlogArchiver", () => {
     const third = archiver();
     await third.start();
     expect(third.status().gaps).toHaveLength(1);
+  });
+
+  it("a promoted primary's new archive starts with its newest binary log that begins within the earlier archive, and continues it without a gap", async () => {
+    // The old primary's archive holds up to 0-1-20; the promoted replica's logs start at nothing, 15 and 25.
+    primary.logs = ["bin.000001", "bin.000002", "bin.000003"];
+    primary.startStates = { "bin.000001": "", "bin.000002": "0-1-15", "bin.000003": "0-1-25" };
+    const archive = archiver("0-1-20");
+    await archive.start();
+    await streams(1);
+    expect(primary.streams[0]!.firstFile).toBe("bin.000002");
+    primary.received("bin.000002", binlog(15, [16, 17, 18, 19, 20, 21, 22, 23, 24, 25]));
+    primary.received("bin.000003", binlog(25, [26]));
+    await archive.flush();
+    expect(archive.status()).toMatchObject({ gaps: [], lastFile: "bin.000003", archivedGtid: "0-1-26" });
+    expect([...primary.uploads.keys()]).toEqual(["bin.000002", "bin.000003"]);
+    expect(logged.filter((line) => line.startsWith("error"))).toEqual([]);
+  });
+
+  it("a promoted primary whose binary logs start past the earlier archive reports the missing GTIDs as a gap", async () => {
+    primary.logs = ["bin.000004"];
+    primary.startStates = { "bin.000004": "0-1-30" };
+    const archive = archiver("0-1-20");
+    await archive.start();
+    await streams(1);
+    expect(primary.streams[0]!.firstFile).toBe("bin.000004");
+    primary.received("bin.000004", binlog(30, [31]));
+    await archive.flush();
+    expect(archive.status().gaps).toEqual([expect.objectContaining({ file: "bin.000004", domain: 0, missingFrom: "21", missingTo: "30" })]);
+    expect(logged).toContainEqual(expect.stringContaining("domain 0 sequence 21 to 30 is missing from the archive (neither the earlier primaries' archives nor this primary has it)"));
+    expect(primary.index?.gaps).toHaveLength(1);
   });
 
   it("keeps locally only the open file and the newest closed one once they are archived", async () => {
