@@ -20,21 +20,20 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { envFor, requireBinaries, startServices } from "../scripts/services";
-import { seedPhpBaseline, seedShoal } from "./feed-seed";
+import { requireBinaries } from "../scripts/services";
+import { seedPhpBaseline } from "./feed-seed";
 import { startPhpStack } from "./feed-servers";
-import { ShoalChild, waitForHealth } from "./harness/children";
 import { Resources, cpuProfDirFromEnv, numberFromEnv, outputFromEnv, printWrittenTo, progress, round, runMain, startRun, stopOnInterrupt, writeReport } from "./harness/common";
 import { formatProfile, mainThreadProfile, summariseProfile } from "./harness/profile";
 import { loadRound } from "./harness/rounds";
 import type { Measured } from "./harness/rounds";
+import type { SeededCluster } from "./harness/seeded-cluster";
+import { startSeededCluster } from "./harness/seeded-cluster";
 import { describeWrk, runWrk, stopWrk } from "./harness/wrk";
 import type { WrkFigures } from "./harness/wrk";
 
 const FEED_PATH = "/api/media?scope=public&limit=24";
 const PHP_PATH = "/?limit=24";
-const START_TIMEOUT_MS = 180_000;
-const STOP_TIMEOUT_MS = 15_000;
 const GOALS = { aOverC: 3, bOverC: 1 };
 
 const options = {
@@ -106,35 +105,11 @@ async function main(): Promise<void> {
     `wrk -t${options.threads} -c${options.connections}, ${options.warmupSeconds} s warm-up + ${options.seconds} s measured per server`,
     { showLoad: true },
   );
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shoal-bench-feed-"));
-  resources.add(`directory ${dir}`, () => fs.promises.rm(dir, { recursive: true, force: true }));
   try {
-    progress("feed", "starting private MariaDB primary + 1 replica, Redis, NATS, S3");
-    const services = await startServices({ mariadb: { replicas: 1 }, redis: true, nats: true, s3: true });
-    resources.add("private services", () => services.stop());
-    const mariadb = services.mariadb!;
+    const cluster = await startSeededCluster("feed", resources, { firstNode: { label: "a-1", env: {} } });
+    const { mariadb, seeded, startNode, firstNode: a1 } = cluster;
     const primaryUrl = new URL(mariadb.primaryUrl);
-    const shoalEnv = {
-      ...envFor(services),
-      SERVICES: "api,users,media,site",
-      SHOAL_DATA_DIR: path.join(dir, "data"),
-      LOG_LEVEL: "warn",
-      // All load comes from one address: keep the per-address limit (still checked on every request) out of the way.
-      RATE_API_REQUESTS_PER_IP_PER_MINUTE: "1000000000",
-    };
-    const startNode = async (label: string, env: Record<string, string>, nodeFlags: readonly string[] = []) => {
-      const child = new ShoalChild(label, { ...shoalEnv, NODE_ID: `bench-feed-${label}`, BENCH_ROLE: "shoal", ...env }, { startTimeoutMs: START_TIMEOUT_MS, stopTimeoutMs: STOP_TIMEOUT_MS, nodeFlags });
-      resources.add(label, () => child.stop());
-      const baseUrl = `http://127.0.0.1:${(await child.ready).port}`;
-      // A bare server answers every path with the feed's bytes: listening is all it needs.
-      if (env.BENCH_ROLE !== "raw") await waitForHealth("feed", label, baseUrl, START_TIMEOUT_MS, 30_000);
-      return { child, baseUrl, port: (await child.ready).port };
-    };
-
-    progress("feed", "starting api node a-1 (cache on): it runs the migrations");
-    const a1 = await startNode("a-1", {});
-    progress("feed", "seeding Shoal's databases and seedsite (10,000 users, 100,000 items)");
-    const seeded = await seedShoal(mariadb);
+    progress("feed", "seeding seedsite, the PHP stack's copy");
     await seedPhpBaseline(mariadb, primaryUrl.username);
     await mariadb.waitForReplicaCatchUp(0, 120_000);
     progress("feed", `seeded ${JSON.stringify(seeded)}; the replica has caught up`);
@@ -170,7 +145,7 @@ async function main(): Promise<void> {
     await php.stop();
 
     let profile: unknown = null;
-    if (options.profile) profile = await profileRound(resources, dir, shoalEnv);
+    if (options.profile) profile = await profileRound(cluster);
 
     const twoProcesses = ratios(a2x, b2x, c);
     const oneProcess = ratios(a1x, b1x, c);
@@ -213,18 +188,11 @@ async function main(): Promise<void> {
 }
 
 /** One node, CACHE_ENABLED=false, run with --cpu-prof and loaded as in (b); its main thread's profile, summarised. */
-async function profileRound(resources: Resources, dir: string, env: Record<string, string>) {
-  const profDir = options.cpuProfDir ?? path.join(dir, "profile");
+async function profileRound(cluster: SeededCluster) {
+  const profDir = options.cpuProfDir ?? path.join(cluster.dir, "profile");
   fs.mkdirSync(profDir, { recursive: true });
   progress("profile", "starting one node (CACHE_ENABLED=false) with --cpu-prof");
-  const node = new ShoalChild("b-prof", { ...env, CACHE_ENABLED: "false", BENCH_ROLE: "shoal", NODE_ID: "bench-feed-b-prof" }, {
-    startTimeoutMs: START_TIMEOUT_MS,
-    stopTimeoutMs: STOP_TIMEOUT_MS,
-    nodeFlags: ["--cpu-prof", `--cpu-prof-dir=${profDir}`],
-  });
-  resources.add("b-prof", () => node.stop());
-  const baseUrl = `http://127.0.0.1:${(await node.ready).port}`;
-  await waitForHealth("profile", "b-prof", baseUrl, START_TIMEOUT_MS, 30_000);
+  const { child: node, baseUrl } = await cluster.startNode("b-prof", { CACHE_ENABLED: "false" }, { nodeFlags: ["--cpu-prof", `--cpu-prof-dir=${profDir}`], scope: "profile" });
   const measured = await wrkRound("profile", "(b) uncached, 1 process, --cpu-prof", `${baseUrl}${FEED_PATH}`);
   const roundEnd = Date.now();
   await node.stop();

@@ -14,24 +14,18 @@
  *
  * Environment: BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (3), BENCH_CONNECTIONS (10), BENCH_OUTPUT.
  */
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import autocannon from "autocannon";
 import { parseSettings } from "../config/settings";
 import type { SiteDatabase } from "../lib/db/schemas/site";
 import { createDatabase } from "../lib/db/open-database";
 import { MemoryExpiringStore } from "../lib/expiring-store";
-import { envFor, requireBinaries, startServices } from "../scripts/services";
+import { requireBinaries } from "../scripts/services";
 import { seedYearOfSnapshots } from "../test/support/stats-year";
-import { seedShoal } from "./feed-seed";
-import { ShoalChild, waitForHealth } from "./harness/children";
 import { Resources, interrupted, loadAverage1m, numberFromEnv, outputFromEnv, printWrittenTo, progress, registerAccount, round, runMain, startRun, statusCounts, stopOnInterrupt, writeReport } from "./harness/common";
 import { loadRound } from "./harness/rounds";
 import type { Measured } from "./harness/rounds";
+import { startSeededCluster } from "./harness/seeded-cluster";
 
-const START_TIMEOUT_MS = 180_000;
-const STOP_TIMEOUT_MS = 15_000;
 const GOALS = { cachedP99Ms: 50, uncachedP99Ms: 300, viewsOverRead: 0.8 };
 const PASSWORD = "bench-stats-password-1";
 
@@ -103,36 +97,15 @@ async function main(): Promise<void> {
     return resources.releaseAll();
   });
   const { machine, date, code } = startRun(`autocannon -c${options.connections}, ${options.warmupSeconds} s warm-up + ${options.seconds} s measured per round`, { showLoad: true });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shoal-bench-stats-"));
-  resources.add(`directory ${dir}`, () => fs.promises.rm(dir, { recursive: true, force: true }));
   try {
-    progress("stats", "starting private MariaDB primary + 1 replica, Redis, NATS, S3");
-    const services = await startServices({ mariadb: { replicas: 1 }, redis: true, nats: true, s3: true });
-    resources.add("private services", () => services.stop());
-    const mariadb = services.mariadb!;
-    const shoalEnv = {
-      ...envFor(services),
-      SERVICES: "api,users,media,site",
-      SHOAL_DATA_DIR: path.join(dir, "data"),
-      LOG_LEVEL: "warn",
-      // All load comes from one address: keep the per-address limit out of the way.
-      RATE_API_REQUESTS_PER_IP_PER_MINUTE: "1000000000",
-      RATE_REGISTRATIONS_PER_IP_PER_HOUR: "1000",
-      // The year is seeded: the nodes take no snapshot of their own during the rounds.
-      STATS_SNAPSHOTS: "false",
-    };
-    const startNode = async (label: string, env: Record<string, string>) => {
-      const child = new ShoalChild(label, { ...shoalEnv, NODE_ID: `bench-stats-${label}`, BENCH_ROLE: "shoal", ...env }, { startTimeoutMs: START_TIMEOUT_MS, stopTimeoutMs: STOP_TIMEOUT_MS });
-      resources.add(label, () => child.stop());
-      const baseUrl = `http://127.0.0.1:${(await child.ready).port}`;
-      await waitForHealth("stats", label, baseUrl, START_TIMEOUT_MS, 30_000);
-      return { child, baseUrl };
-    };
-
-    progress("stats", "starting node cached (it runs the migrations)");
-    const cached = await startNode("cached", {});
-    progress("stats", "seeding 10,000 users and 100,000 media");
-    const seeded = await seedShoal(mariadb);
+    const { mariadb, shoalEnv, seeded, startNode, firstNode: cached } = await startSeededCluster("stats", resources, {
+      env: {
+        RATE_REGISTRATIONS_PER_IP_PER_HOUR: "1000",
+        // The year is seeded: the nodes take no snapshot of their own during the rounds.
+        STATS_SNAPSHOTS: "false",
+      },
+      firstNode: { label: "cached", env: {} },
+    });
     progress("stats", "seeding a year of snapshots: 365 daily and 8,760 hourly");
     const settings = parseSettings({ ...process.env, ...shoalEnv });
     const site = createDatabase<SiteDatabase>("site", settings.databases.site, settings.replication, new MemoryExpiringStore(), { info: () => undefined, warn: () => undefined });
