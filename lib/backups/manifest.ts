@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { DatabaseName } from "../../config/settings";
+import type { ChecksumAlgorithm } from "./table-checksums";
 
 /** A table's row count and an order-independent checksum of its contents, as the engine computes it (see table-checksums.ts). */
 export interface TableSummary {
@@ -27,6 +28,8 @@ export interface BackupManifest {
   /** Names of the applied migrations, in order. */
   readonly migrations: readonly string[];
   readonly tables: Readonly<Record<string, TableSummary>>;
+  /** How the tables' checksums were computed (see table-checksums.ts); absent in manifests made before it was recorded. */
+  readonly checksumAlgorithm?: ChecksumAlgorithm;
   /** HMAC-SHA256 of the rest under the backup key, so a manifest cannot be edited to match a changed file. */
   readonly signature: string;
 }

@@ -10,7 +10,7 @@ import { checkStoredFile, openDecrypted } from "./backup-files";
 import { compareTables, describeMismatches } from "./manifest";
 import type { BackupManifest, TableMismatch } from "./manifest";
 import { clientInvocation, exitOf, openServer } from "./mysql-dump";
-import { summariseMysql, summariseSqliteFile } from "./table-checksums";
+import { checksumAlgorithmOf, summariseMysql, summariseSqliteFile } from "./table-checksums";
 import type { DatabaseSummary } from "./table-checksums";
 
 export type RestoreTarget = { readonly kind: "mysql"; readonly url: string; readonly database: string } | { readonly kind: "sqlite"; readonly file: string };
@@ -128,6 +128,7 @@ export async function restoreBackup(options: {
   if ((manifest.engine === "sqlite") !== (target.kind === "sqlite")) {
     throw new RestoreRefusedError(`a ${manifest.engine} backup cannot be restored into a ${target.kind === "sqlite" ? "SQLite file" : "MySQL server"}`);
   }
+  const checksumAlgorithm = checksumAlgorithmOf(manifest);
   const serverVersion = target.kind === "mysql" ? await prepareMysqlTarget(target.url, target.database, force) : "";
   if (target.kind === "sqlite") prepareSqliteTarget(target.file, force);
 
@@ -155,7 +156,7 @@ export async function restoreBackup(options: {
     onProgress?.({ phase: "verifying", bytes: loadedBytes, totalBytes, tables });
     const db = openServer(target.url, target.database, 1);
     try {
-      summary = await summariseMysql(db, target.database);
+      summary = await summariseMysql(db, target.database, checksumAlgorithm);
     } finally {
       await db.destroy();
     }

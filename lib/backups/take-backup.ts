@@ -88,6 +88,7 @@ export async function takeBackup(
         shoalVersion,
         migrations: summary.migrations,
         tables: summary.tables,
+        checksumAlgorithm: summary.checksumAlgorithm,
       },
       key,
     );

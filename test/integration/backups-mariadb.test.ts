@@ -2,10 +2,13 @@ import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { sql } from "kysely";
 import type { ReplicationSettings } from "../../config/settings";
-import { checkStoredFile } from "../../lib/backups/backup-files";
+import { checkStoredFile, loadManifest, storeManifest } from "../../lib/backups/backup-files";
 import { dumpsFor, withAccount } from "../../lib/backups/dump-sources";
+import { compareTables, describeMismatches, signManifest } from "../../lib/backups/manifest";
 import { openServer } from "../../lib/backups/mysql-dump";
 import { RestoreRefusedError, dropMysqlDatabase, restoreBackup, restoreProblem } from "../../lib/backups/restore";
+import { summariseMysql } from "../../lib/backups/table-checksums";
+import type { ChecksumAlgorithm } from "../../lib/backups/table-checksums";
 import { takeBackup } from "../../lib/backups/take-backup";
 import type { Database } from "../../lib/db/database";
 import { createDatabase } from "../../lib/db/open-database";
@@ -48,6 +51,24 @@ async function rowsOf(database: string, table: string): Promise<unknown[]> {
   const db = openServer(adminUrl(), database, 1);
   try {
     return (await sql`select * from ${sql.table(table)} order by 1`.execute(db)).rows;
+  } finally {
+    await db.destroy();
+  }
+}
+
+async function execute(database: string, statement: string): Promise<void> {
+  const db = openServer(adminUrl(), database, 1);
+  try {
+    await sql.raw(statement).execute(db);
+  } finally {
+    await db.destroy();
+  }
+}
+
+async function summaryOf(database: string, algorithm: ChecksumAlgorithm) {
+  const db = openServer(adminUrl(), database, 1);
+  try {
+    return await summariseMysql(db, database, algorithm);
   } finally {
     await db.destroy();
   }
@@ -146,6 +167,62 @@ describe("backups of a MariaDB database", () => {
     await expect(checkStoredFile(storage, manifest)).rejects.toThrow("does not match its manifest");
     await expect(restoreBackup({ storage, key, manifest, target, force: true })).rejects.toThrow("does not match its manifest");
     await dropMysqlDatabase(adminUrl(), "shoal_restored_b");
+  }, 120_000);
+
+  it("records its checksum algorithm, and a restored copy with one byte changed, or one change to every row, does not match", async () => {
+    const manifest = await takeBackup("media", startDump(), storage, key);
+    expect(manifest.checksumAlgorithm).toBe("crc32-quoted");
+    const target = { kind: "mysql" as const, url: adminUrl(), database: "shoal_restored_d" };
+    expect(restoreProblem(await restoreBackup({ storage, key, manifest, target, force: true }), manifest)).toBeUndefined();
+    const mismatchesAfter = async (change: string, undo: string): Promise<string> => {
+      await execute("shoal_restored_d", change);
+      const summary = await summaryOf("shoal_restored_d", "crc32-quoted");
+      await execute("shoal_restored_d", undo);
+      return describeMismatches(compareTables(manifest.tables, summary.tables));
+    };
+    // One byte of one row's SHA-256 column (the same length, so only the content differs).
+    const row = (await rowsOf("shoal_restored_d", "media")).find((media) => (media as { id: string }).id === "m000000000007") as { sha256: string };
+    const changed = row.sha256.slice(0, 63) + (row.sha256.endsWith("0") ? "1" : "0");
+    expect(
+      await mismatchesAfter(`update media set sha256 = '${changed}' where id = 'm000000000007'`, `update media set sha256 = '${row.sha256}' where id = 'm000000000007'`),
+    ).toBe("media: contents differ (checksum)");
+    expect(await mismatchesAfter("update media set mime = 'image/jpeh'", "update media set mime = 'image/jpeg'")).toBe("media: contents differ (checksum)");
+    expect(await mismatchesAfter("update media set title = null where id = 'm000000000001'", "update media set title = 'title 1 ✓' where id = 'm000000000001'")).toBe(
+      "media: contents differ (checksum)",
+    );
+    expect(describeMismatches(compareTables(manifest.tables, (await summaryOf("shoal_restored_d", "crc32-quoted")).tables))).toBe("");
+    await dropMysqlDatabase(adminUrl(), "shoal_restored_d");
+  }, 120_000);
+
+  it("still verifies a manifest made before the algorithm was recorded, with the MD5 checksums it has", async () => {
+    const current = await takeBackup("media", startDump(), storage, key);
+    const { signature: _signature, checksumAlgorithm: _algorithm, ...unsigned } = current;
+    // Nothing writes meanwhile, so the primary holds what the backup does.
+    const md5 = await summaryOf("shoal_media", "md5-hex");
+    expect(md5.tables.media?.checksum).not.toBe(current.tables.media?.checksum);
+    await storeManifest(storage, signManifest({ ...unsigned, tables: md5.tables }, key));
+    const legacy = await loadManifest(storage, "media", current.id, key);
+    expect(legacy.checksumAlgorithm).toBeUndefined();
+    const target = { kind: "mysql" as const, url: adminUrl(), database: "shoal_restored_e" };
+    const outcome = await restoreBackup({ storage, key, manifest: legacy, target, force: true });
+    expect(restoreProblem(outcome, legacy)).toBeUndefined();
+    expect(outcome.summary.checksumAlgorithm).toBe("md5-hex");
+    await dropMysqlDatabase(adminUrl(), "shoal_restored_e");
+  }, 120_000);
+
+  it("refuses a manifest whose checksum algorithm it does not know, before touching the target", async () => {
+    const current = await takeBackup("media", startDump(), storage, key);
+    const { signature: _signature, ...unsigned } = current;
+    const unknown = signManifest({ ...unsigned, checksumAlgorithm: "crc64-future" as ChecksumAlgorithm }, key);
+    const target = { kind: "mysql" as const, url: adminUrl(), database: "shoal_restored_f" };
+    await expect(restoreBackup({ storage, key, manifest: unknown, target, force: true })).rejects.toThrow('checksum algorithm "crc64-future" is unknown');
+    const server = openServer(adminUrl(), undefined, 1);
+    try {
+      const { rows } = await sql`select schema_name from information_schema.schemata where schema_name = 'shoal_restored_f'`.execute(server);
+      expect(rows).toEqual([]);
+    } finally {
+      await server.destroy();
+    }
   }, 120_000);
 
   it("counts in the dump's own snapshot while writes go on", async () => {
