@@ -30,7 +30,10 @@ class Measure extends Transform {
   }
 }
 
-/** Compresses, encrypts and stores a stream under `key`, never holding it whole; answers the stored file's SHA-256 and size. */
+/**
+ * Compresses, encrypts and stores a stream under `key`, never holding it whole; answers the stored file's
+ * SHA-256 and size, taken as the bytes pass, so nothing is read back. The store receives them as they come.
+ */
 export async function storeEncrypted(
   storage: ObjectStorage,
   objectKey: string,
@@ -42,7 +45,7 @@ export async function storeEncrypted(
   const body = pipeline(source, createGzip({ level: 6 }), new EncryptStream(key), measure, (error) => {
     if (error) measure.destroy(error);
   });
-  await storage.put(objectKey, body, "application/octet-stream");
+  await storage.put(objectKey, body, "application/octet-stream", { gradual: true });
   return { sha256: measure.digest(), bytes: measure.bytes };
 }
 

@@ -8,6 +8,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { NotFoundError } from "../errors";
 import type { CheckResult } from "../health";
+import { flushWhileWriting } from "./background-flush";
 import type { ByteRange, ObjectInfo, ObjectStorage, SignedUrlOptions, StagedContent, StoredObject } from "./object-storage";
 import type { UrlSigner } from "./signed-url";
 import {
@@ -32,6 +33,8 @@ export function localEtag(stat: Pick<Stats, "size" | "mtimeMs">): string {
 
 /** Bytes on their way to disk per write stream: with the 16 KiB default each read from a socket waits for the previous write. */
 const WRITE_BUFFER_BYTES = 1024 * 1024;
+/** How often a body being stored is flushed to disk while it streams in. */
+const FLUSH_INTERVAL_MS = 250;
 
 function errorCode(error: unknown): string | undefined {
   return (error as { code?: unknown } | null)?.code as string | undefined;
@@ -107,7 +110,13 @@ export class LocalStorage implements ObjectStorage {
       const handle = await this.createExclusive(temporary);
       // The stream owns the handle and closes it, also on error. flush: fsync before closing, so that the
       // bytes are on disk before the rename and a crash cannot leave a renamed but empty or partial file.
-      await pipeline(body, handle.createWriteStream({ flush: true, highWaterMark: WRITE_BUFFER_BYTES }));
+      // A long body is flushed as it arrives too, so that final fsync finds little left to write.
+      const stopFlushing = flushWhileWriting(temporary, FLUSH_INTERVAL_MS);
+      try {
+        await pipeline(body, handle.createWriteStream({ flush: true, highWaterMark: WRITE_BUFFER_BYTES }));
+      } finally {
+        stopFlushing();
+      }
       const stat = await fs.stat(temporary);
       // Metadata first: when the object appears under its name, its content type is already there.
       const metadata: Metadata = { contentType };

@@ -29,7 +29,7 @@ import {
   RangeNotSatisfiableError,
 } from "./storage-rules";
 import { storedCacheControl } from "./object-keys";
-import type { ByteRange, ObjectInfo, ObjectStorage, PutInfo, SignedUrlOptions, StagedContent, StoredObject } from "./object-storage";
+import type { ByteRange, ObjectInfo, ObjectStorage, PutInfo, PutOptions, SignedUrlOptions, StagedContent, StoredObject } from "./object-storage";
 import { attachmentDisposition, signedObjectCacheControl, signingWindow } from "./signed-url";
 
 export interface S3StorageOptions {
@@ -49,6 +49,8 @@ export interface S3StorageOptions {
 
 /** Large enough that a typical photo is one PUT, small enough that a multi-GB video stays far below 10,000 parts (80 GB). */
 const PART_SIZE = 8 * 1024 * 1024;
+/** S3's smallest part (but the last), for bodies produced over time: the part left to send at their end is at most this. */
+const MIN_PART_SIZE = 5 * 1024 * 1024;
 /** Parts in flight per upload, each buffered in memory: 2 × 8 MiB keeps a gateway's memory per upload small. */
 const UPLOAD_QUEUE_SIZE = 2;
 /** The largest object one CopyObject can copy. */
@@ -157,12 +159,13 @@ export class S3Storage implements ObjectStorage {
   }
 
   /**
-   * One PUT for a body up to 8 MiB, else a multipart upload. S3 makes an object visible only when the PUT
-   * or CompleteMultipartUpload succeeds, so readers never see part of one. On failure the Upload aborts the
+   * One PUT for a body up to 8 MiB, else a multipart upload in 8 MiB parts (a gradual body: 5 MiB, S3's
+   * smallest). S3 makes an object visible only when the PUT or CompleteMultipartUpload succeeds, so readers
+   * never see part of one. On failure the Upload aborts the
    * multipart upload (leavePartsOnError: false), so no parts are left billed; a lifecycle rule
    * "AbortIncompleteMultipartUpload" on the bucket is still the safety net for a node that dies mid-upload.
    */
-  async put(key: string, body: Readable, contentType: string): Promise<PutInfo> {
+  async put(key: string, body: Readable, contentType: string, options: PutOptions = {}): Promise<PutInfo> {
     try {
       assertObjectKey(key);
       assertContentType(contentType);
@@ -180,7 +183,7 @@ export class S3Storage implements ObjectStorage {
       client: this.client,
       // Versioned variants are stored immutable, for a CDN or public bucket in front of them (MEDIA_PUBLIC_BASE_URL).
       params: { Bucket: this.options.bucket, Key: key, Body: body, ContentType: contentType, CacheControl: storedCacheControl(key) },
-      partSize: PART_SIZE,
+      partSize: options.gradual === true ? MIN_PART_SIZE : PART_SIZE,
       queueSize: UPLOAD_QUEUE_SIZE,
       leavePartsOnError: false,
     });

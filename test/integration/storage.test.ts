@@ -199,6 +199,13 @@ describe.each(DRIVERS)("$name", (driver) => {
     expect(await readAll(across.body)).toEqual(data.subarray(8 * MiB - 10, 8 * MiB + 10));
   });
 
+  it("stores a gradual 11 MiB stream (three 5 MiB parts on S3) byte for byte", async () => {
+    const data = randomBytes(11 * MiB);
+    const key = variantKey(newMediaId(), "display", "mp4");
+    await expect(storage.put(key, streamOf(data), "video/mp4", { gradual: true })).resolves.toMatchObject({ bytes: data.length });
+    expect(sha256(await readAll((await storage.get(key)).body))).toBe(sha256(data));
+  });
+
   it("adopts a finished upload's bytes as an object, with the content type it is given (not the one staged with it)", async () => {
     const data = randomBytes(3 * MiB + 17);
     const { staged, exists } = await harness.stage(data);
