@@ -170,16 +170,31 @@ function startInDomains(from: GtidState, state: GtidState): string {
  * new primary never had (transactions lost in a failover) is not replayed past the switch. The problems say,
  * per archive, why none covers the span (a real gap in the GTIDs).
  */
-export function planChainedReplay(archives: readonly { prefix: string; index: ArchiveIndex }[], from: string, point: ReplayPoint): ChainedReplayPlan {
+export function planChainedReplay(archives: readonly Archive[], from: string, point: ReplayPoint): ChainedReplayPlan {
+  // A GTID asked for is in the history of the server that wrote it: that server's archive is tried first, alone or
+  // at the end of a chain (an older primary's archive may hold the same sequence numbers, lost in a failover).
+  const writers = "gtid" in point ? new Set([...parseGtidState(point.gtid).values()].map((gtid) => gtid.serverId)) : new Set<number>();
+  const written = (archive: Archive): boolean => writers.has(Number(/-server-(\d+)\/$/.exec(archive.prefix)?.[1]));
   const problems: string[] = [];
-  for (const { prefix, index } of archives) {
+  for (const last of [archives.filter(written), archives.filter((archive) => !written(archive))]) {
+    const plan = planEndingWith(last, archives, from, point, problems);
+    if (plan !== undefined) return plan;
+  }
+  return { ok: false, problems };
+}
+
+type Archive = { readonly prefix: string; readonly index: ArchiveIndex };
+
+/** A plan whose last archive is one of `last`: one of them alone, or a chain of the others up to where it starts. */
+function planEndingWith(last: readonly Archive[], archives: readonly Archive[], from: string, point: ReplayPoint, problems: string[]): ChainedReplayPlan | undefined {
+  for (const { prefix, index } of last) {
     const plan = planReplay(index, from, point);
     if (plan.ok) return { ok: true, segments: [{ prefix, files: plan.files, from, until: point }], domains: plan.domains };
     problems.push(`${prefix}: ${plan.problem}`);
   }
   const start = parseGtidState(from);
-  if (start.size === 0) return { ok: false, problems };
-  for (const later of archives) {
+  if (start.size === 0) return undefined;
+  for (const later of last) {
     const first = later.index.files[0];
     if (first === undefined) continue;
     const switchAt = startInDomains(start, parseGtidState(first.startGtid));
@@ -196,7 +211,7 @@ export function planChainedReplay(archives: readonly { prefix: string; index: Ar
     }
     problems.push(`${later.prefix} covers the rest from ${switchAt}, but no earlier archive reaches ${switchAt} from ${from} (a gap in the GTIDs between the primaries' archives)`);
   }
-  return { ok: false, problems };
+  return undefined;
 }
 
 function gapInSpan(gap: GtidGap, start: GtidState, point: ReplayPoint, wanted: GtidState | undefined): boolean {

@@ -107,10 +107,23 @@ describe("planChainedReplay (across promotions)", () => {
     const plan = planChainedReplay([old, promoted(33)], "0-1-5", { gtid: "0-2-37" });
     expect(plan.ok).toBe(false);
     expect(!plan.ok && plan.problems).toEqual([
-      `${old.prefix}: missing binlog span: the archive ends at 0-1-30 (${new Date(T0 + 120_000).toISOString()}), before GTID 0-2-37`,
       `${promoted(33).prefix}: missing binlog span: the archive starts at 0-1-33, after the backup's position 0-1-5`,
       `${promoted(33).prefix} covers the rest from 0-1-33, but no earlier archive reaches 0-1-33 from 0-1-5 (a gap in the GTIDs between the primaries' archives)`,
+      `${old.prefix}: missing binlog span: the archive ends at 0-1-30 (${new Date(T0 + 120_000).toISOString()}), before GTID 0-2-37`,
     ]);
+  });
+
+  it("a GTID of the new primary follows the new primary's history, one of the old primary's its history, where both hold the sequence number", () => {
+    // The old primary archived 26..30 that no replica received; the new primary numbered its own 26.. on from 25.
+    const diverged = {
+      prefix: "backups/binlog/b-3306-server-2/",
+      index: index([{ name: "bin.000002", bytes: 1000, closed: false, startGtid: "0-1-25", lastGtid: "0-2-40", lastEventAt: T0 + 300_000 }]),
+    };
+    expect(planChainedReplay([old, diverged], "0-1-5", { gtid: "0-2-28" })).toMatchObject({
+      ok: true,
+      segments: [{ prefix: old.prefix, until: { gtid: "0-1-25" } }, { prefix: diverged.prefix, from: "0-1-25", until: { gtid: "0-2-28" } }],
+    });
+    expect(planChainedReplay([diverged, old], "0-1-5", { gtid: "0-1-28" })).toMatchObject({ ok: true, segments: [{ prefix: old.prefix, until: { gtid: "0-1-28" } }] });
   });
 });
 
