@@ -4,7 +4,8 @@
  * `npm run db:promote` does), more writes through the API on the new primary. The archiver switches to the
  * promoted primary and continues the archive there; `npm run restore --at` (and `--gtid`) a point after the
  * promotion replays the old primary's archive up to where the new one's starts, then the new one's, and the
- * copy is row-for-row the state at that point.
+ * copy is row-for-row the state at that point. A node started afterwards, with MYSQL_PRIMARY_URL still naming the
+ * old primary, archives the promoted one.
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -22,7 +23,7 @@ import { envFor, startServices } from "../../scripts/services";
 import type { MariaDbServer, TestServices } from "../../scripts/services";
 import { signUpMember } from "../support/http-client";
 import type { SignedUpMember } from "../support/http-client";
-import { eventually, startNode, stopAllNodes } from "../support/nodes";
+import { eventually, startNode, stopAllNodes, stopNode } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
 import { sha256 } from "../support/uploads";
 
@@ -200,3 +201,13 @@ test("after a failover the archiver archives the promoted primary, and a restore
   expect(toGtid).toEqual({ code: 0, output: expect.stringContaining(`brought forward to GTID ${positionBefore}`) });
   expect(await contentsOf(replica, "shoal_media_gtid")).toEqual(before);
 }, 300_000);
+
+test("a node started after the promotion, with MYSQL_PRIMARY_URL still naming the old primary, archives the promoted one", async () => {
+  const replica = services.mariadb!.replicas[0]!;
+  const archive = (await archiveDetail()).archive;
+  await stopNode(node);
+  node = await startNode({ ...env, NODE_ID: "pitr-promotion-restarted" });
+  await replica.query("UPDATE shoal_media.media SET title = 'after the restart' WHERE owner_id = ?", [member.id]);
+  const detail = await archivedNow(replica);
+  expect(detail).toMatchObject({ server: `127.0.0.1:${replica.port}`, runsHere: true, gaps: 0, archive });
+}, 120_000);
