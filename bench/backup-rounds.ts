@@ -28,11 +28,12 @@ import { procCpuSeconds, round } from "./harness/common";
 import { cpuMark, loadSince } from "./harness/machine";
 import type { LoadRecord } from "./harness/machine";
 
-/** CPU seconds spent over a round: this process (gzip's and the S3 server's threads included), the tools it ran and waited for, the MariaDB server. */
+/** CPU seconds spent over a round: this process (gzip's threads included), the tools it ran and waited for, the MariaDB server, and the S3 stand-in's process when the round stored there. */
 export interface CpuSplit {
   readonly benchProcess: number;
   readonly tools: number;
   readonly server: number;
+  readonly objectStore?: number;
 }
 
 export interface Timed {
@@ -41,11 +42,18 @@ export interface Timed {
   readonly load: LoadRecord;
 }
 
-/** Runs `work`, timing it and reading the CPU it took here, in ended children and in the server with pid `serverPid`. */
-export async function timed<T>(serverPid: number | undefined, work: () => Promise<T>): Promise<{ value: T } & Timed> {
+/** Runs `work`, timing it and reading the CPU it took here, in ended children, in the server with pid `serverPid` and in the object store with `objectStorePid`. */
+export async function timed<T>(serverPid: number | undefined, work: () => Promise<T>, objectStorePid?: number): Promise<{ value: T } & Timed> {
   const own = () => procCpuSeconds(process.pid);
   const withChildren = () => procCpuSeconds(process.pid, { endedChildren: true });
-  const before = { own: own(), all: withChildren(), server: procCpuSeconds(serverPid), mark: cpuMark(), at: process.hrtime.bigint() };
+  const before = {
+    own: own(),
+    all: withChildren(),
+    server: procCpuSeconds(serverPid),
+    objectStore: procCpuSeconds(objectStorePid),
+    mark: cpuMark(),
+    at: process.hrtime.bigint(),
+  };
   const value = await work();
   const seconds = Number(process.hrtime.bigint() - before.at) / 1e9;
   const ownSpent = own() - before.own;
@@ -56,6 +64,7 @@ export async function timed<T>(serverPid: number | undefined, work: () => Promis
       benchProcess: round(ownSpent, 2),
       tools: round(withChildren() - before.all - ownSpent, 2),
       server: round(procCpuSeconds(serverPid) - before.server, 2),
+      ...(objectStorePid === undefined ? {} : { objectStore: round(procCpuSeconds(objectStorePid) - before.objectStore, 2) }),
     },
     load: loadSince(before.mark),
   };
@@ -96,9 +105,16 @@ export type ShoalBackupRound = Timed & {
   readonly manifest: BackupManifest;
 };
 
-/** One backup through takeBackup (gzip level 6, encrypted with `key`) into `storage`. */
-export async function shoalBackup(database: DatabaseName, dumps: ReturnType<typeof countingDumps>, storage: ObjectStorage, key: Buffer, serverPid: number | undefined): Promise<ShoalBackupRound> {
-  const run = await timed(serverPid, () => takeBackup(database, dumps.startDump, storage, key));
+/** One backup through takeBackup (gzip level 6, encrypted with `key`) into `storage`, served by the process `objectStorePid` when that is not this one. */
+export async function shoalBackup(
+  database: DatabaseName,
+  dumps: ReturnType<typeof countingDumps>,
+  storage: ObjectStorage,
+  key: Buffer,
+  serverPid: number | undefined,
+  objectStorePid?: number,
+): Promise<ShoalBackupRound> {
+  const run = await timed(serverPid, () => takeBackup(database, dumps.startDump, storage, key), objectStorePid);
   const manifest = run.value;
   const sqlBytes = dumps.lastSqlBytes();
   return {

@@ -1,9 +1,9 @@
 /**
  * Backups against a plain dump: `npm run bench:backup` (see bench/README.md).
  *
- * In one run, on loopback: private MariaDB primary + replica and S3 (scripts/services; s3rver runs in this
- * process); Shoal's three databases migrated and the feed benchmark's 10,000 users and 100,000 items seeded
- * (bench/feed-seed.ts). Then:
+ * In one run, on loopback: private MariaDB primary + replica and S3 (scripts/services; s3rver in a child
+ * process of its own, as a real object store runs apart from its clients); Shoal's three databases migrated
+ * and the feed benchmark's 10,000 users and 100,000 items seeded (bench/feed-seed.ts). Then:
  *   RPO:     Shoal's binlog archiver against the primary while media rows are written at a steady rate
  *            (bench/backup-rpo.ts): the age of the newest archived write, sampled;
  *   backup:  of the media database, alternately Shoal's backup (lib/backups takeBackup: the dump from the
@@ -97,9 +97,10 @@ async function main(): Promise<void> {
   resources.add(`directory ${dir}`, () => fs.promises.rm(dir, { recursive: true, force: true }));
   try {
     progress("backup", "starting private MariaDB primary + 1 replica and S3");
-    const services = await startServices({ mariadb: { replicas: 1 }, s3: true });
+    const services = await startServices({ mariadb: { replicas: 1 }, s3: { ownProcess: true } });
     resources.add("private services", () => services.stop());
     const mariadb = services.mariadb!;
+    const objectStorePid = services.s3?.pid;
     const env: Record<string, string> = {
       ...envFor(services),
       MYSQL_ADMIN_USER: mariadb.adminUser,
@@ -157,7 +158,7 @@ async function main(): Promise<void> {
     };
     let serverVersion = "";
     for (let n = 1; n <= options.rounds; n += 1) {
-      const shoal = await shoalBackup("media", dumps, s3, key, dumpServer.pid);
+      const shoal = await shoalBackup("media", dumps, s3, key, dumpServer.pid, objectStorePid);
       serverVersion = shoal.manifest.serverVersion;
       if (serverAt(mariadb, shoal.source).role !== dumpServer.role) throw new Error(`Shoal's dump came from ${shoal.source}, not from the ${dumpServer.role}`);
       shoalRounds.push(shoal);
@@ -179,7 +180,7 @@ async function main(): Promise<void> {
     const others: Record<string, { shoal: Omit<ShoalBackupRound, "manifest">; plain: PlainDumpRound }> = {};
     const manifests = { media: shoalRounds[shoalRounds.length - 1]!.manifest } as Record<DatabaseName, ShoalBackupRound["manifest"]>;
     for (const database of ["membership", "site"] as const) {
-      const { manifest, ...shoal } = await shoalBackup(database, dumps, s3, key, dumpServer.pid);
+      const { manifest, ...shoal } = await shoalBackup(database, dumps, s3, key, dumpServer.pid, objectStorePid);
       manifests[database] = manifest;
       const plain = await plainDump(dumpUrl, `shoal_${database}`, serverVersion, plainFile(database, 1), dumpServer.pid);
       others[database] = { shoal, plain };
@@ -217,7 +218,7 @@ async function main(): Promise<void> {
       machine,
       code: code ?? null,
       setup: {
-        services: "MariaDB primary + 1 replica (scripts/services), s3rver in the benchmark's process, on loopback; no Shoal node",
+        services: "MariaDB primary + 1 replica (scripts/services), s3rver in a child process of its own, on loopback; no Shoal node",
         data: seeded,
         dumpServer: `${dumpServer.role} (chosen by Shoal's chooseDumpServer; the plain dump reads the same server)`,
         serverVersion,
