@@ -163,6 +163,8 @@ export class BinlogArchiving {
       });
       this.duties.push(entry);
       entry.duty.start();
+      // Where another node archives it, the status still names the primary archived now.
+      void this.follow(entry);
     }
     this.recheckTimer = setInterval(() => this.recheck(), TOPOLOGY_RECHECK_MS);
     this.recheckTimer.unref();
