@@ -199,7 +199,7 @@ export class BinlogArchiving {
         this.options.log.warn(`binlog archive of ${entry.server.label}: cannot archive ${serverOf(url)} yet: ${error.message}`);
         return undefined;
       });
-    });
+    }).catch((error: unknown) => this.options.log.warn(`binlog archive of ${entry.server.label}: following the topology failed: ${String(error)}`));
     return entry.following;
   }
 
@@ -230,7 +230,11 @@ export class BinlogArchiving {
       const other = new URL(each);
       return archivePrefix(other.hostname, Number(other.port || "3306"), 0).replace(/0\/$/, "");
     });
-    const { archives } = await readArchiveIndexes(this.options.storage, this.options.key);
+    // Storage out of reach: the archive starts with the primary's oldest binary log and is checked from there.
+    const { archives } = await readArchiveIndexes(this.options.storage, this.options.key).catch((error: Error) => {
+      this.options.log.warn(`binlog archive of ${server.label}: the earlier archives could not be read (${error.message}); the GTID continuity with them is not checked`);
+      return { archives: [] };
+    });
     const earlier = archives.filter((archive) => archive.prefix !== prefix && group.some((start) => archive.prefix.startsWith(start)));
     const continuesFrom = newestArchived(earlier.map((archive) => archive.index));
     const sink = encryptedArchiveSink(this.options.storage, prefix, this.options.key);
