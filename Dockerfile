@@ -23,10 +23,13 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ffmpeg \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
+# MALLOC_ARENA_MAX: glibc's malloc keeps what sharp's (libvips) threads free in an arena per thread, so a
+# worker's RSS stayed ~100 MiB up after a burst of images; with two arenas it came back (bench/README.md, the soak).
 ENV NODE_ENV=production \
     SHOAL_MODE=cluster \
     PORT=3000 \
-    SHOAL_DATA_DIR=/var/lib/shoal
+    SHOAL_DATA_DIR=/var/lib/shoal \
+    MALLOC_ARENA_MAX=2
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist

@@ -295,6 +295,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     TRUSTED_PROXIES: "loopback",
     // A stopping api node serves on until HAProxy's checks (every 2 s, down after 2 failures) have taken it out.
     SHUTDOWN_DELAY_SECONDS: "5",
+    // As the image sets it (Dockerfile): glibc gives back what sharp's threads freed instead of keeping it per thread.
+    MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? "2",
   };
   const nodes = NODE_LAYOUT.map(
     (layout) => new NodeProcess(layout.name, layout.role, layout.services, dir, command, clusterEnv, options.nodeEnv ?? {}),

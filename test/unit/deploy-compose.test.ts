@@ -156,6 +156,10 @@ describe("Dockerfile", () => {
   const stages = dockerfile.split(/^FROM /m).slice(1);
   const finalStage = stages.at(-1) ?? "";
 
+  it("holds glibc's malloc to two arenas, so that a worker gives back what image processing freed", () => {
+    expect(finalStage).toMatch(/^ENV [^\n]*\bMALLOC_ARENA_MAX=2\b/m);
+  });
+
   it("builds in one stage and runs from a Debian slim Node LTS image with Debian's ffmpeg", () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:(22|24)-(bookworm|trixie)-slim$/m);
