@@ -121,7 +121,7 @@ export const replCommands = [
       const { formatCatalogue } = await import("../lib/backups/catalogue-table");
       const { backups } = await broker.call<{ backups: CatalogueEntry[] }, object>("backup.list", {}, { meta: { user: { id: "operator", role: "admin", username: "operator" } } });
       console.log(formatCatalogue(backups));
-      const { formatArchiveStatus } = await import("../lib/backups/binlog-archiving");
+      const { formatArchiveStatus } = await import("../lib/backups/cluster-point-in-time");
       const archive = await broker.call<{ problems: string[]; detail: unknown }, object>("backup.archiveStatus", {}).catch(() => undefined);
       for (const line of archive === undefined ? [] : formatArchiveStatus(archive)) console.log(line);
     },

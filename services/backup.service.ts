@@ -6,7 +6,7 @@ import { resolveBackupKey } from "../lib/backups/backup-key";
 import { BackupOperations } from "../lib/backups/backup-operations";
 import type { CataloguePort } from "../lib/backups/backup-operations";
 import { backupStorageFor, drillScratchFor, dumpsFromSettings } from "../lib/backups/backup-setup";
-import { clusterPointInTime } from "../lib/backups/binlog-archiving";
+import { clusterPointInTime } from "../lib/backups/cluster-point-in-time";
 import { RedisTopologyStore } from "../lib/db/redis-topology-store";
 import { mediaFilesToCopy } from "../lib/backups/object-files";
 import { checkBucketVersioning } from "../lib/backups/object-versioning";

@@ -18,8 +18,24 @@ const INDEX_NAME = "index.json.enc";
  * binary logs may carry the same file names.
  */
 export function archivePrefix(host: string, port: number, serverId: number): string {
+  return `${serverArchivesPrefix(host, port)}${serverId}/`;
+}
+
+/** What the archive folders of every server id at one address start with. */
+export function serverArchivesPrefix(host: string, port: number): string {
   const safeHost = host.replace(/[^A-Za-z0-9.-]/g, "_");
-  return `${BINLOG_ARCHIVE_ROOT}${safeHost}-${port}-server-${serverId}/`;
+  return `${BINLOG_ARCHIVE_ROOT}${safeHost}-${port}-server-`;
+}
+
+/** Per GTID domain, the highest GTID any of the archives holds. */
+export function newestArchivedGtids(indexes: readonly ArchiveIndex[]): GtidState {
+  const newest: GtidState = new Map();
+  for (const index of indexes) {
+    for (const [domain, gtid] of parseGtidState(index.archivedGtid)) {
+      if (gtid.seq > (newest.get(domain)?.seq ?? -1n)) newest.set(domain, gtid);
+    }
+  }
+  return newest;
 }
 
 export async function storeArchiveIndex(storage: ObjectStorage, prefix: string, index: ArchiveIndex, key: Buffer): Promise<void> {

@@ -11,21 +11,24 @@ export function flushWhileWriting(file: string, intervalMs: number): () => void 
   const flush = (): void => {
     if (flushing) return;
     flushing = true;
-    void fs
-      .open(file, "r+")
-      .then(async (handle) => {
-        try {
-          await handle.datasync();
-        } finally {
-          await handle.close();
-        }
-      })
-      // Gone or renamed meanwhile: nothing left to spread out.
-      .catch(() => undefined)
-      .finally(() => {
-        flushing = false;
-      });
+    void flushToDisk(file).finally(() => {
+      flushing = false;
+    });
   };
   const timer = setInterval(flush, intervalMs);
   return () => clearInterval(timer);
+}
+
+/** Writes what the file holds so far to disk; never fails (a file gone or renamed meanwhile has nothing left to spread out). */
+export async function flushToDisk(file: string): Promise<void> {
+  try {
+    const handle = await fs.open(file, "r+");
+    try {
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // Nothing to do: durability comes from the flush at the end.
+  }
 }

@@ -14,6 +14,7 @@ import type { CheckResult } from "../health";
 import type { StagedContent } from "../storage/object-storage";
 import { checkMultipartUploads, s3ClientConfig } from "../storage/s3-storage";
 import { RunningHashes } from "./running-hash";
+import { flushToDisk } from "../storage/background-flush";
 
 /** S3 part size for resumable uploads: a part is held in a temporary file until it is sent. */
 const S3_PART_BYTES = 8 * 1024 * 1024;
@@ -182,17 +183,7 @@ class LocalUploadStore extends FileStore implements UploadStore {
   private flushInBackground(id: string): void {
     if (this.flushing.has(id)) return;
     this.flushing.add(id);
-    void fs
-      .open(path.join(this.directory, id), "r+")
-      .then(async (handle) => {
-        try {
-          await handle.datasync();
-        } finally {
-          await handle.close();
-        }
-      })
-      .catch(() => undefined)
-      .finally(() => this.flushing.delete(id));
+    void flushToDisk(path.join(this.directory, id)).finally(() => this.flushing.delete(id));
   }
 
   override async remove(id: string): Promise<void> {

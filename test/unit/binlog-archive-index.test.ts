@@ -4,7 +4,7 @@
  */
 import { archivePrefix, binlogsToDelete, planChainedReplay, planReplay } from "../../lib/backups/binlog-archive-index";
 import type { ArchiveIndex, ArchivedFile } from "../../lib/backups/binlog-archiver";
-import { formatArchiveStatus } from "../../lib/backups/binlog-archiving";
+import { formatArchiveStatus } from "../../lib/backups/cluster-point-in-time";
 
 const T0 = Date.UTC(2026, 11, 1, 10, 0, 0);
 
