@@ -7,16 +7,9 @@
  * copy is row-for-row the state at that point. A node started afterwards, with MYSQL_PRIMARY_URL still naming the
  * old primary, archives the promoted one.
  */
-import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import path from "node:path";
-import { Readable } from "node:stream";
-import { nanoid } from "nanoid";
-import { sql } from "kysely";
 import { withAccount } from "../../lib/backups/dump-sources";
-import { openServer } from "../../lib/backups/mysql-dump";
 import { BINLOG_ARCHIVE_ROOT } from "../../lib/backups/binlog-archive-index";
-import { formatArchiveStatus } from "../../lib/backups/binlog-archiving";
+import { formatArchiveStatus } from "../../lib/backups/cluster-point-in-time";
 import { parseGtidState } from "../../lib/backups/binlog-events";
 import { promoteAndAnnounce } from "../../scripts/db-promote";
 import { envFor, startServices } from "../../scripts/services";
@@ -25,10 +18,9 @@ import { signUpMember } from "../support/http-client";
 import type { SignedUpMember } from "../support/http-client";
 import { eventually, startNode, stopAllNodes, stopNode } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
-import { sha256 } from "../support/uploads";
+import { contentsOf, readyItem, restoreCommand } from "../support/point-in-time";
 
 const PUBLIC_URL = "http://shoal.test";
-const ROOT = path.resolve(__dirname, "../..");
 
 let services: TestServices;
 let node: RunningNode;
@@ -68,45 +60,6 @@ async function archivedNow(server: MariaDbServer): Promise<ArchiveDetail> {
     (detail) => detail.server === `127.0.0.1:${server.port}` && detail.state === "streaming" && (parseGtidState(detail.lastGtid ?? "").get(0)?.seq ?? 0n) >= committed,
     60_000,
   );
-}
-
-/** Every table of a database, every row, in primary-key order. */
-async function contentsOf(server: MariaDbServer, database: string): Promise<Record<string, unknown[]>> {
-  const db = openServer(adminUrl(server), database, 1);
-  try {
-    const { rows: tables } = await sql<{ name: string }>`select table_name as name from information_schema.tables where table_schema = ${database} and table_type = 'BASE TABLE' order by table_name`.execute(db);
-    const contents: Record<string, unknown[]> = {};
-    for (const { name } of tables) contents[name] = (await sql`select * from ${sql.table(name)} order by 1`.execute(db)).rows;
-    return contents;
-  } finally {
-    await db.destroy();
-  }
-}
-
-function restoreCommand(args: string[]): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(path.join(ROOT, "node_modules/.bin/tsx"), ["scripts/restore.ts", ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env, LOG_LEVEL: "error" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.on("close", (code) => resolve({ code, output }));
-  });
-}
-
-async function readyItem(): Promise<string> {
-  const id = nanoid();
-  const content = randomBytes(64);
-  const originalKey = `media/${id}/original.jpg`;
-  await node.runtime.storage.put(originalKey, Readable.from([content]), "image/jpeg");
-  const meta = { meta: { user: { id: member.id, role: "user", username: member.username } } };
-  await node.broker.call("media.create", { id, ownerId: member.id, kind: "image", mime: "image/jpeg", bytes: content.length, sha256: sha256(content), originalKey }, meta);
-  await node.broker.call("media.claimProcessing", { id });
-  await node.broker.call("media.completeProcessing", { id, width: 32, height: 32 });
-  return id;
 }
 
 /** `count` title changes through the API, four at a time, numbered from `first`. */
@@ -150,7 +103,7 @@ test("after a failover the archiver archives the promoted primary, and a restore
   const mariadb = services.mariadb!;
   const [oldPrimary, replica] = [mariadb.primary, mariadb.replicas[0]!];
   const oldArchive = (await archivedNow(oldPrimary)).archive;
-  const items = await Promise.all(Array.from({ length: 5 }, () => readyItem()));
+  const items = await Promise.all(Array.from({ length: 5 }, () => readyItem(node, member)));
   const done = await node.broker.call<{ backups: { database: string; error?: string }[] }, object>("backup.backupNow", { database: "media" });
   expect(done.backups.map((backup) => [backup.database, backup.error])).toEqual([["media", undefined]]);
   await writes(items, 0, 60);
@@ -180,7 +133,7 @@ test("after a failover the archiver archives the promoted primary, and a restore
   expect(repl).toEqual([expect.stringMatching(new RegExp(`^binlog archive of 127\\.0\\.0\\.1:${replica.port} \\(${detail.archive!}\\): streaming here, `))]);
 
   // The state at a moment after the promotion, then writes after it.
-  const before = await contentsOf(replica, "shoal_media");
+  const before = await contentsOf(adminUrl(replica), "shoal_media");
   const positionBefore = await position(replica);
   expect(before.media?.filter((row) => (row as { title: string }).title === "write 159")).toHaveLength(1);
   const moment = new Date(Math.ceil((Date.now() + 1) / 1000) * 1000);
@@ -188,18 +141,18 @@ test("after a failover the archiver archives the promoted primary, and a restore
   await writes(items, 160, 10);
   await archivedNow(replica);
 
-  const restored = await restoreCommand(["--database", "media", "--at", moment.toISOString(), "--target", adminUrl(replica, "shoal_media_pitr")]);
+  const restored = await restoreCommand(env, ["--database", "media", "--at", moment.toISOString(), "--target", adminUrl(replica, "shoal_media_pitr")]);
   expect(restored).toEqual({ code: 0, output: expect.stringContaining("brought forward to GTID") });
   // The old primary's archive up to where the new one's starts, then the new one's.
   expect(restored.output).toContain(`from ${oldArchive!}`);
   expect(restored.output).toContain(`, then ${detail.archive!}`);
-  const after = await contentsOf(replica, "shoal_media_pitr");
+  const after = await contentsOf(adminUrl(replica), "shoal_media_pitr");
   expect(Object.keys(after)).toEqual(Object.keys(before));
   for (const table of Object.keys(before)) expect({ table, rows: after[table] }).toEqual({ table, rows: before[table] });
 
-  const toGtid = await restoreCommand(["--database", "media", "--gtid", positionBefore, "--target", adminUrl(replica, "shoal_media_gtid")]);
+  const toGtid = await restoreCommand(env, ["--database", "media", "--gtid", positionBefore, "--target", adminUrl(replica, "shoal_media_gtid")]);
   expect(toGtid).toEqual({ code: 0, output: expect.stringContaining(`brought forward to GTID ${positionBefore}`) });
-  expect(await contentsOf(replica, "shoal_media_gtid")).toEqual(before);
+  expect(await contentsOf(adminUrl(replica), "shoal_media_gtid")).toEqual(before);
 }, 300_000);
 
 test("a node started after the promotion, with MYSQL_PRIMARY_URL still naming the old primary, archives the promoted one", async () => {

@@ -4,17 +4,10 @@
  * through the API, DROP DATABASE shoal_media, and `npm run restore --at` the moment before the drop brings
  * every table back row for row into a new database. A drill over an archive missing a span fails with why.
  */
-import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import path from "node:path";
-import { Readable } from "node:stream";
-import { nanoid } from "nanoid";
-import { sql } from "kysely";
 import { withAccount } from "../../lib/backups/dump-sources";
-import { openServer } from "../../lib/backups/mysql-dump";
 import type { DrillResult } from "../../lib/backups/drill";
 import { BINLOG_ARCHIVE_ROOT } from "../../lib/backups/binlog-archive-index";
-import { applyBinlogRetention, formatArchiveStatus } from "../../lib/backups/binlog-archiving";
+import { applyBinlogRetention, formatArchiveStatus } from "../../lib/backups/cluster-point-in-time";
 import { parseBackupKey } from "../../lib/backups/encryption";
 import { DATABASE_NAMES } from "../../config/settings";
 import { parseGtidState } from "../../lib/backups/binlog-events";
@@ -25,10 +18,9 @@ import { signUpMember } from "../support/http-client";
 import type { SignedUpMember } from "../support/http-client";
 import { eventually, startNode, stopAllNodes } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
-import { sha256 } from "../support/uploads";
+import { contentsOf, readyItem, restoreCommand } from "../support/point-in-time";
 
 const PUBLIC_URL = "http://shoal.test";
-const ROOT = path.resolve(__dirname, "../..");
 
 let services: TestServices;
 let node: RunningNode;
@@ -79,47 +71,6 @@ async function archivedNow(): Promise<number> {
   return Date.now() - committed;
 }
 
-/** Every table of a database, every row, in primary-key order. */
-async function contentsOf(database: string): Promise<Record<string, unknown[]>> {
-  const db = openServer(adminUrl(), database, 1);
-  try {
-    const { rows: tables } = await sql<{ name: string }>`select table_name as name from information_schema.tables where table_schema = ${database} and table_type = 'BASE TABLE' order by table_name`.execute(db);
-    const contents: Record<string, unknown[]> = {};
-    for (const { name } of tables) contents[name] = (await sql`select * from ${sql.table(name)} order by 1`.execute(db)).rows;
-    return contents;
-  } finally {
-    await db.destroy();
-  }
-}
-
-/** `npm run restore` (the script itself, without the build) with the node's environment. */
-function restoreCommand(args: string[]): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(path.join(ROOT, "node_modules/.bin/tsx"), ["scripts/restore.ts", ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env, LOG_LEVEL: "error" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.on("close", (code) => resolve({ code, output }));
-  });
-}
-
-/** An item as upload and processing leave it (the node runs no workers). */
-async function readyItem(): Promise<string> {
-  const id = nanoid();
-  const content = randomBytes(64);
-  const originalKey = `media/${id}/original.jpg`;
-  await node.runtime.storage.put(originalKey, Readable.from([content]), "image/jpeg");
-  const meta = { meta: { user: { id: member.id, role: "user", username: member.username } } };
-  await node.broker.call("media.create", { id, ownerId: member.id, kind: "image", mime: "image/jpeg", bytes: content.length, sha256: sha256(content), originalKey }, meta);
-  await node.broker.call("media.claimProcessing", { id });
-  await node.broker.call("media.completeProcessing", { id, width: 32, height: 32 });
-  return id;
-}
-
 beforeAll(async () => {
   services = await startServices({ mariadb: { replicas: 1, templateDir: process.env.SHOAL_TEST_MARIADB_TEMPLATE }, redis: true, nats: true, s3: true });
   const mariadb = services.mariadb!;
@@ -160,7 +111,7 @@ test("the backup service archives the primary's binary log under the primary's n
 }, 120_000);
 
 test("full backup, 1,000 writes through the API, DROP DATABASE: restored --at the moment before (and --gtid the position before), every table is row-for-row as it was", async () => {
-  const items = await Promise.all(Array.from({ length: 10 }, () => readyItem()));
+  const items = await Promise.all(Array.from({ length: 10 }, () => readyItem(node, member)));
   const done = await node.broker.call<BackupNow, object>("backup.backupNow", { database: "media" });
   expect(done.backups.map((backup) => [backup.database, backup.error])).toEqual([["media", undefined]]);
   expect(done.drills.map((drill) => [drill.database, drill.outcome, drill.reason])).toEqual([["media", "passed", null]]);
@@ -181,37 +132,37 @@ test("full backup, 1,000 writes through the API, DROP DATABASE: restored --at th
   console.info(`point-in-time recovery RPO: the last of 1,000 writes was archived ${rpoMs} ms after it was committed (BACKUP_BINLOG_FLUSH_SECONDS=1; goal 60 s)`);
 
   // The state just before the drop, which goes into the next second: the restore stops before that second.
-  const before = await contentsOf("shoal_media");
+  const before = await contentsOf(adminUrl(), "shoal_media");
   const [{ position: positionBefore }] = (await services.mariadb!.primary.query<{ position: string }>("SELECT @@gtid_binlog_pos AS position")) as [{ position: string }];
   expect(before.media?.filter((row) => String((row as { title: string }).title).startsWith("write "))).toHaveLength(items.length);
   const moment = new Date(Math.ceil((Date.now() + 1) / 1000) * 1000);
   await new Promise((resolve) => setTimeout(resolve, moment.getTime() - Date.now() + 50));
-  expect(await contentsOf("shoal_media")).toEqual(before);
+  expect(await contentsOf(adminUrl(), "shoal_media")).toEqual(before);
   await services.mariadb!.primary.query("DROP DATABASE shoal_media");
   await archivedNow();
 
-  const restored = await restoreCommand(["--database", "media", "--at", moment.toISOString(), "--target", adminUrl("shoal_media_pitr")]);
+  const restored = await restoreCommand(env, ["--database", "media", "--at", moment.toISOString(), "--target", adminUrl("shoal_media_pitr")]);
   expect(restored).toEqual({ code: 0, output: expect.stringContaining("brought forward to GTID") });
   expect(restored.output).toMatch(/restored media in \d+\.\d s/);
-  const after = await contentsOf("shoal_media_pitr");
+  const after = await contentsOf(adminUrl(), "shoal_media_pitr");
   expect(Object.keys(after)).toEqual(Object.keys(before));
   for (const table of Object.keys(before)) expect({ table, rows: after[table] }).toEqual({ table, rows: before[table] });
 
   // To the GTID position read just before the drop: the same rows.
-  const toGtid = await restoreCommand(["--database", "media", "--gtid", positionBefore, "--target", adminUrl("shoal_media_gtid")]);
+  const toGtid = await restoreCommand(env, ["--database", "media", "--gtid", positionBefore, "--target", adminUrl("shoal_media_gtid")]);
   expect(toGtid).toEqual({ code: 0, output: expect.stringContaining(`brought forward to GTID ${positionBefore}`) });
-  expect(await contentsOf("shoal_media_gtid")).toEqual(before);
+  expect(await contentsOf(adminUrl(), "shoal_media_gtid")).toEqual(before);
 
   // The restored copy now holds tables: the same restore without --force is refused, and changes nothing.
-  const again = await restoreCommand(["--database", "media", "--at", moment.toISOString(), "--target", adminUrl("shoal_media_pitr")]);
+  const again = await restoreCommand(env, ["--database", "media", "--at", moment.toISOString(), "--target", adminUrl("shoal_media_pitr")]);
   expect(again.code).toBe(3);
   expect(again.output).toContain("pass --force");
-  expect(await contentsOf("shoal_media_pitr")).toEqual(after);
+  expect(await contentsOf(adminUrl(), "shoal_media_pitr")).toEqual(after);
 }, 600_000);
 
 test("a point the archive does not reach yet is refused before the target is touched", async () => {
   const future = new Date(Date.now() + 3600_000).toISOString();
-  const refused = await restoreCommand(["--database", "media", "--at", future, "--target", adminUrl("shoal_media_future")]);
+  const refused = await restoreCommand(env, ["--database", "media", "--at", future, "--target", adminUrl("shoal_media_future")]);
   expect(refused.code).toBe(3);
   expect(refused.output).toContain("missing binlog span");
   const [row] = await services.mariadb!.primary.query<{ n: number }>("SELECT COUNT(*) AS n FROM information_schema.schemata WHERE schema_name = 'shoal_media_future'");
