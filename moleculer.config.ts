@@ -13,6 +13,7 @@ import { runWithConsistencyKey } from "./lib/db/read-your-writes";
 import { AppError } from "./lib/errors";
 import { isSharedPage, SHARED_PAGE_LOCAL_ENTRIES, SHARED_PAGE_LOCAL_TTL_MS } from "./lib/media/media-cache";
 import { CHANNEL_ADAPTER_CONNECTED_EVENT } from "./lib/service-contracts";
+import { metricTimersMiddleware } from "./mixins/metric-timers.middleware";
 import { paramsValidationMiddleware } from "./mixins/params-validation.middleware";
 import { transportFailFastMiddleware } from "./mixins/transport-fail-fast.middleware";
 
@@ -236,7 +237,7 @@ export function brokerOptions(settings: Settings): BrokerOptions {
     // Process metrics are collected under NODE_ENV=test too, so that tests see what production serves.
     metrics: { enabled: true, collectProcessMetrics: true, reporter: [new GatewayPrometheusReporter({ excludes: [...HOST_IDENTIFYING_METRICS, ...UNSERVED_METRICS] }) as unknown as string] },
     tracing: { enabled: false },
-    middlewares: [unservedMetricsMiddleware, consistencyKeyMiddleware, cacherTuningMiddleware, paramsValidationMiddleware, transportFailFastMiddleware, ...(jobsOnThisNode ? [channelsMiddleware(settings), channelsConnectedMiddleware] : [])] as unknown as BrokerOptions["middlewares"],
+    middlewares: [unservedMetricsMiddleware, metricTimersMiddleware, consistencyKeyMiddleware, cacherTuningMiddleware, paramsValidationMiddleware, transportFailFastMiddleware, ...(jobsOnThisNode ? [channelsMiddleware(settings), channelsConnectedMiddleware] : [])] as unknown as BrokerOptions["middlewares"],
     errorHandler(error) {
       throw toMoleculerError(error);
     },
