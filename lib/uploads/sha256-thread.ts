@@ -30,6 +30,8 @@ const BATCH_BYTES = 1024 * 1024;
 const MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024;
 /** Batch buffers kept for reuse. */
 const SPARE_BATCHES = 16;
+/** How long the thread stays with nothing to hash before it is stopped (started again on the next upload). */
+const IDLE_STOP_MS = 30_000;
 
 type Reply = { op: "update"; id: number; bytes: number; data: Uint8Array } | { op: "digest"; id: number; hex: string };
 
@@ -46,6 +48,9 @@ export class Sha256Thread {
   private readonly spareBatches: Uint8Array[] = [];
   /** Messages the thread has yet to answer: while there are any, the thread keeps the process up. */
   private unanswered = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly idleStopMs = IDLE_STOP_MS) {}
 
   /** The process's one hashing thread, started on first use. */
   static shared(): Sha256Thread {
@@ -59,6 +64,11 @@ export class Sha256Thread {
     return hash;
   }
 
+  /** Whether the thread is started: it is stopped after a while with nothing to hash. */
+  get running(): boolean {
+    return this.worker !== undefined;
+  }
+
   /** @internal */
   batch(): Uint8Array {
     return this.spareBatches.pop() ?? new Uint8Array(BATCH_BYTES);
@@ -69,6 +79,7 @@ export class Sha256Thread {
     if (message.op === "forget") {
       this.hashes.delete(message.id);
       if (!this.worker) return;
+      this.stopWhenIdle();
     }
     const worker = this.start();
     if (message.data) worker.postMessage(message, [message.data.buffer as ArrayBuffer]);
@@ -80,10 +91,13 @@ export class Sha256Thread {
     if (this.worker) return this.worker;
     const worker = new Worker(WORKER_SOURCE, { eval: true });
     worker.on("message", (reply: Reply) => {
-      if (--this.unanswered === 0) worker.unref();
       const hash = this.hashes.get(reply.id);
       if (reply.op === "digest") this.hashes.delete(reply.id);
       else if (this.spareBatches.length < SPARE_BATCHES) this.spareBatches.push(reply.data);
+      if (--this.unanswered === 0) {
+        worker.unref();
+        this.stopWhenIdle();
+      }
       hash?.settle(reply);
     });
     const fail = (error: Error) => {
@@ -99,6 +113,19 @@ export class Sha256Thread {
     worker.unref();
     this.worker = worker;
     return worker;
+  }
+
+  /** An idle thread still holds its memory: stopped once nothing has been asked of it for idleStopMs. */
+  private stopWhenIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      // A hash in progress (an upload paused between chunks) lives on the thread: it stays.
+      if (!this.worker || this.unanswered > 0 || this.hashes.size > 0) return;
+      const worker = this.worker;
+      this.worker = undefined;
+      worker.removeAllListeners();
+      void worker.terminate();
+    }, this.idleStopMs).unref();
   }
 }
 

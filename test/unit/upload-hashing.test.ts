@@ -54,6 +54,24 @@ describe("Sha256Thread", () => {
       expected(),
     ]);
   });
+
+  it("stops its thread once idle, not while an upload is paused between chunks, and starts it again for the next", async () => {
+    const thread = new Sha256Thread(200);
+    const paused = thread.create();
+    const first = randomBytes(1_500_000);
+    await paused.update(first);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(thread.running).toBe(true);
+    const rest = randomBytes(10);
+    await paused.update(rest);
+    await expect(paused.digest()).resolves.toBe(expected(first, rest));
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(thread.running).toBe(false);
+    const next = thread.create();
+    await next.update(rest);
+    await expect(next.digest()).resolves.toBe(expected(rest));
+    expect(thread.running).toBe(true);
+  });
 });
 
 describe("RunningHashes", () => {
