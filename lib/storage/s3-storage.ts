@@ -29,6 +29,7 @@ import {
   RangeNotSatisfiableError,
 } from "./storage-rules";
 import { storedCacheControl } from "./object-keys";
+import { describeStorageFailure, reportUnreachableAsUnavailable } from "./s3-unreachable";
 import type { ByteRange, ObjectInfo, ObjectStorage, PutInfo, PutOptions, SignedUrlOptions, StagedContent, StoredObject } from "./object-storage";
 import { attachmentDisposition, signedObjectCacheControl, signingWindow } from "./signed-url";
 
@@ -53,6 +54,9 @@ const PART_SIZE = 8 * 1024 * 1024;
 const MIN_PART_SIZE = 5 * 1024 * 1024;
 /** Parts in flight per upload, each buffered in memory: 2 × 8 MiB keeps a gateway's memory per upload small. */
 const UPLOAD_QUEUE_SIZE = 2;
+/** How long a connection to the store may take to open, and a request in flight may go without a byte either way. */
+const S3_CONNECT_TIMEOUT_MS = 3000;
+const S3_SILENCE_TIMEOUT_MS = 30_000;
 /** The largest object one CopyObject can copy. */
 const MAX_COPY_BYTES = 5 * 1024 ** 3;
 /** DeleteObjects takes at most 1000 keys per request. */
@@ -88,6 +92,9 @@ export function s3ClientConfig(options: S3StorageOptions): S3ClientConfig {
     // Checksums only where an operation requires one: the SDK's default (a CRC32 on every upload, sent as
     // a chunked trailer) is not understood by every S3-compatible store and costs CPU on every byte.
     requestChecksumCalculation: "WHEN_REQUIRED",
+    // The SDK waits forever by default: a store that accepts connections and then says nothing would hold every
+    // request (and upload) that needs it. Silence, not length, is bounded, so long transfers are unaffected.
+    requestHandler: { connectionTimeout: S3_CONNECT_TIMEOUT_MS, socketTimeout: S3_SILENCE_TIMEOUT_MS },
   };
 }
 
@@ -144,8 +151,7 @@ export async function checkMultipartUploads(client: S3Client, bucket: string): P
     if (uploadId !== undefined && call !== "AbortMultipartUpload") {
       await client.send(new AbortMultipartUploadCommand({ ...target, UploadId: uploadId })).catch(() => undefined);
     }
-    const reason = error instanceof Error ? error.name + (error.message ? `: ${error.message}` : "") : String(error);
-    return { status: "down", kind: "s3", bucket, failedCall: call, error: `${call} failed, so resumable uploads cannot work: ${reason}` };
+    return { status: "down", kind: "s3", bucket, failedCall: call, error: `${call} failed, so resumable uploads cannot work: ${describeStorageFailure(error)}` };
   }
 }
 
@@ -156,6 +162,7 @@ export class S3Storage implements ObjectStorage {
   constructor(private readonly options: S3StorageOptions) {
     this.client = new S3Client({ ...s3ClientConfig(options), maxAttempts: 2 });
     if (signsPayloadUnsigned(options)) signPayloadsUnsigned(this.client);
+    reportUnreachableAsUnavailable(this.client);
   }
 
   /**
@@ -357,8 +364,7 @@ export class S3Storage implements ObjectStorage {
       await this.client.send(new HeadBucketCommand({ Bucket: this.options.bucket }));
       return { status: "ok", kind: this.kind, bucket: this.options.bucket };
     } catch (error) {
-      const reason = error instanceof Error ? error.name + (error.message ? `: ${error.message}` : "") : String(error);
-      return { status: "down", kind: this.kind, bucket: this.options.bucket, error: reason };
+      return { status: "down", kind: this.kind, bucket: this.options.bucket, error: describeStorageFailure(error) };
     }
   }
 

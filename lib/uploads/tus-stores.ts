@@ -13,6 +13,7 @@ import type { StorageSettings } from "../../config/settings";
 import type { CheckResult } from "../health";
 import type { StagedContent } from "../storage/object-storage";
 import { checkMultipartUploads, s3ClientConfig } from "../storage/s3-storage";
+import { reportUnreachableAsUnavailable } from "../storage/s3-unreachable";
 import { RunningHashes } from "./running-hash";
 import { flushToDisk } from "../storage/background-flush";
 
@@ -94,6 +95,7 @@ class S3UploadStore extends S3Store implements UploadStore {
       s3ClientConfig: { ...s3ClientConfig(storage), bucket: storage.bucket },
     });
     this.hashes = new RunningHashes(expiryMs);
+    reportUnreachableAsUnavailable(this.client);
   }
 
   override write(readable: Readable, id: string, offset: number): Promise<number> {
