@@ -197,6 +197,10 @@ export class TusUploads {
       const ownerId = metadataOf(upload).ownerId;
       if (ownerId) this.options.hooks.received?.(ownerId, { uploadId: upload.id, offset: upload.offset, size: upload.size });
     });
+    // From here the upload exists and carries its reservation (released with it on termination, expiry or refusal).
+    this.server.on(EVENTS.POST_CREATE, (req: http.IncomingMessage) => {
+      delete (req as RequestWithUpload).reservationWithoutUpload;
+    });
     this.server.on(EVENTS.POST_TERMINATE, (req: http.IncomingMessage) => {
       const upload = (req as RequestWithUpload).shoalUpload;
       const reservationId = upload && metadataOf(upload).reservationId;
@@ -213,6 +217,7 @@ export class TusUploads {
     }
     withoutTusCorsHeaders(res);
     this.server.handle(req, res).catch((error: unknown) => {
+      this.releaseReservationWithoutUpload(req);
       this.reportFailure(req, error);
       if (res.headersSent) res.destroy();
       else sendJson(res, INTERNAL.status, errorBody(INTERNAL));
@@ -235,6 +240,7 @@ export class TusUploads {
 
   /** The answer to any failure on the tus path, in the API's shape; what is ours (5xx) is logged with the request id. */
   private answerFor(req: http.IncomingMessage, res: http.ServerResponse, error: unknown): TusAnswer {
+    this.releaseReservationWithoutUpload(req);
     if (error instanceof TusAnswer) return error;
     const refusal = this.refusalFor(error);
     if (refusal.status >= 500) this.reportFailure(req, error);
@@ -242,6 +248,15 @@ export class TusUploads {
       error instanceof AppError ? error.retryAfterSeconds : (error as { data?: { retryAfterSeconds?: number } } | undefined)?.data?.retryAfterSeconds;
     if (refusal.status === 429 || refusal.status === 503) res.setHeader("Retry-After", String(retryAfter ?? 5));
     return TusAnswer.of(refusal);
+  }
+
+  /** A creation that failed after its quota was reserved (the store could not begin the upload): nothing will hold that quota. */
+  private releaseReservationWithoutUpload(req: http.IncomingMessage): void {
+    const request = req as RequestWithUpload;
+    const reservationId = request.reservationWithoutUpload;
+    if (reservationId === undefined) return;
+    delete request.reservationWithoutUpload;
+    void this.options.hooks.release(reservationId).catch((error: unknown) => this.reportFailure(req, error));
   }
 
   private refusalFor(error: unknown): Refusal {
@@ -308,6 +323,7 @@ export class TusUploads {
       bytes: size,
       expiresAt: Date.now() + this.options.uploads.expirySeconds * 1000,
     });
+    (req as RequestWithUpload).reservationWithoutUpload = reservationId;
     // The owner and reservation come from the server, whatever the client sent.
     return { res, metadata: { ...metadata, ownerId: owner.id, reservationId } };
   }
@@ -342,4 +358,4 @@ export class TusUploads {
   }
 }
 
-type RequestWithUpload = http.IncomingMessage & { shoalUpload?: Upload };
+type RequestWithUpload = http.IncomingMessage & { shoalUpload?: Upload; reservationWithoutUpload?: string };
