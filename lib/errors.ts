@@ -61,6 +61,13 @@ export class UnavailableError extends AppError {
   }
 }
 
+/** An UnavailableError, here or as it arrives from another node (a Moleculer error with the same status and code). */
+export function isUnavailable(error: unknown): boolean {
+  if (error instanceof UnavailableError) return true;
+  const { code, type } = (error ?? {}) as { code?: unknown; type?: unknown };
+  return code === 503 && type === "unavailable";
+}
+
 export class PayloadTooLargeError extends AppError {
   constructor(message: string, code = "too_large") {
     super(413, code, message);

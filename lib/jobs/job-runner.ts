@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { isUnavailable } from "../errors";
 import { retryDelayMs } from "./backoff";
 import type { BackoffOptions } from "./backoff";
 import type { ClaimDecision, FailureReason } from "./job-state";
@@ -145,6 +146,7 @@ async function runClaimed(message: JobMessage, processors: ProcessorRegistry, po
   } catch (error) {
     clearInterval(heartbeat);
     if (error instanceof HandedBack || options.stopping?.aborted) return handBack(message, job, token, ports);
+    if (isUnavailable(error)) return waitForDependency(message, job, token, error, ports, options);
     return afterFailure(message, job, error, ports, options);
   }
   ports.progress(job.mediaId, job.ownerId, "storing", 100);
@@ -192,6 +194,29 @@ async function handBack(message: JobMessage, job: ProcessingJob, token: string, 
   ports.progress(job.mediaId, job.ownerId, "queued", 0);
   await ports.republish(message);
   return "handed_back";
+}
+
+/**
+ * A dependency out of reach (the file store, another service) is not the item's fault: the attempt is given back
+ * uncounted and the job tried again after the longest retry delay, so an outage longer than all the retries leaves
+ * the item waiting for it rather than failed.
+ */
+async function waitForDependency(
+  message: JobMessage,
+  job: ProcessingJob,
+  token: string,
+  error: unknown,
+  ports: JobPorts,
+  options: RunnerOptions,
+): Promise<JobOutcome> {
+  options.slot?.cancel();
+  const delay = retryDelayMs(options.maxAttempts, options);
+  ports.log("warn", `${job.mediaId} waits for a dependency (${describe(error)}), trying again in ${delay} ms; the attempt is not counted`);
+  await whileHeld(`the hand-back of ${job.mediaId}`, () => ports.handBack(job.mediaId, token), ports, options);
+  ports.progress(job.mediaId, job.ownerId, "queued", 0);
+  await ports.sleep(delay);
+  await ports.republish(message);
+  return "retry";
 }
 
 async function afterFailure(message: JobMessage, job: ProcessingJob, error: unknown, ports: JobPorts, options: RunnerOptions): Promise<JobOutcome> {

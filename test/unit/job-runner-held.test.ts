@@ -4,6 +4,7 @@
  * reconciler's deadline. The row and the claim rules are the real ones
  * (lib/jobs/job-state.ts); the media service and the channel are an in-memory stand-in.
  */
+import { UnavailableError } from "../../lib/errors";
 import { decideClaim } from "../../lib/jobs/job-state";
 import type { MediaStatus } from "../../lib/jobs/job-state";
 import { runJob } from "../../lib/jobs/job-runner";
@@ -125,5 +126,51 @@ describe("a claimed job whose outcome could not be recorded at the first call", 
     failNext.complete = OPTIONS.maxAttempts;
     await expect(runJob(MESSAGE, PROCESSORS, ports, OPTIONS)).rejects.toThrow(/timed out/);
     expect(row.status).toBe("processing");
+  });
+});
+
+describe("a job whose dependency is out of reach (the file store down)", () => {
+  const storeDown: ProcessorRegistry = {
+    image: async () => {
+      throw new UnavailableError("File storage cannot be reached right now; try again shortly.");
+    },
+  };
+
+  it("is handed back uncounted and published again, however many times it happens, instead of failing the item", async () => {
+    const { row, ports } = stand();
+    const republished: JobMessage[] = [];
+    ports.republish = async (message) => {
+      republished.push(message);
+    };
+    for (let round = 0; round < OPTIONS.maxAttempts + 2; round++) {
+      expect(await runJob(MESSAGE, storeDown, ports, OPTIONS)).toBe("retry");
+      expect(row).toMatchObject({ status: "uploaded", attempts: 0 });
+    }
+    expect(republished).toHaveLength(OPTIONS.maxAttempts + 2);
+    // Back: the next run makes it ready, as its first counted attempt.
+    expect(await runJob(MESSAGE, PROCESSORS, ports, OPTIONS)).toBe("ready");
+    expect(row).toMatchObject({ status: "ready", attempts: 1 });
+  });
+
+  it("counts an unavailable answer from another node the same way (a Moleculer error with status 503 and type unavailable)", async () => {
+    const { row, ports } = stand();
+    const remote: ProcessorRegistry = {
+      image: async () => {
+        throw Object.assign(new Error("The media database cannot accept changes right now"), { code: 503, type: "unavailable" });
+      },
+    };
+    expect(await runJob(MESSAGE, remote, ports, OPTIONS)).toBe("retry");
+    expect(row).toMatchObject({ status: "uploaded", attempts: 0 });
+  });
+
+  it("still spends an attempt on any other failure", async () => {
+    const { row, ports } = stand();
+    const broken: ProcessorRegistry = {
+      image: async () => {
+        throw Object.assign(new Error("Internal error"), { code: 500, type: "internal" });
+      },
+    };
+    expect(await runJob(MESSAGE, broken, ports, OPTIONS)).toBe("retry");
+    expect(row).toMatchObject({ status: "uploaded", attempts: 1 });
   });
 });
