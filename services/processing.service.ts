@@ -161,15 +161,22 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
     };
   }
 
-  /** One round (under the reconciler's lease): re-enqueue what is stuck past the deadline. Returns how many were re-enqueued. */
-  async function reconcile(service: Service, deadlineMs = jobs.deadlineSeconds * 1000): Promise<number> {
+  /**
+   * One round (under the reconciler's lease): re-enqueue what is stuck past the deadline. Returns how many were
+   * re-enqueued. `soleWorkerStarting`: embedded mode at start, when nothing waits for anyone else and an item
+   * left `processing` was left so by this node's previous process, which died.
+   */
+  async function reconcile(service: Service, soleWorkerStarting: boolean): Promise<number> {
     const now = Date.now();
+    const deadlineMs = soleWorkerStarting ? 0 : jobs.deadlineSeconds * 1000;
     const { items } = await service.broker.call<{ items: StuckCandidate[] }, object>("media.stuck", { before: now - deadlineMs, limit: RECONCILE_BATCH });
-    const plan = planReconcile(items, now, { deadlineMs, kinds });
+    const plan = planReconcile(items, now, { deadlineMs, kinds, runningAreOrphans: soleWorkerStarting });
     for (const [kind, count] of plan.waiting) {
       if (onceLog.first(kind)) service.logger.info(`${count}+ ${kind} item(s) wait in 'uploaded': no processor for ${kind} on this node`);
     }
     if (plan.requeue.length === 0) return 0;
+    for (const row of plan.orphaned) await service.broker.call("media.releaseProcessing", { id: row.id });
+    if (plan.orphaned.length > 0) service.logger.warn(`took over ${plan.orphaned.length} item(s) left 'processing' when this node last stopped without handing them back`);
     await service.broker.call("media.touchQueued", { ids: plan.requeue.map((row) => row.id) });
     for (const row of plan.requeue) {
       await service.broker.sendToChannel(MEDIA_JOBS_CHANNEL, { id: row.id, ownerId: row.ownerId, kind: row.kind });
@@ -287,8 +294,9 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
         schedule: { everyMs: jobs.reconcileIntervalSeconds * 1000 },
         leaseMs: Math.max(30_000, jobs.reconcileIntervalSeconds * 1000),
         runAtStart: true,
-        // Embedded, this is the only worker: whatever waits at start (jobs handed back when it last stopped) waits for no one else.
-        run: (trigger) => reconcile(this, trigger === "start" && embedded ? 0 : undefined),
+        // Embedded, this is the only worker: whatever waits at start (jobs handed back when it last stopped, or left
+        // running when it died) waits for no one else.
+        run: (trigger) => reconcile(this, trigger === "start" && embedded),
         log: this.logger,
       });
     },

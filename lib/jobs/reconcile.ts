@@ -10,6 +10,11 @@ export interface StuckCandidate {
 export interface ReconcilePlan {
   /** To publish again (their message was lost, or their worker died). */
   readonly requeue: readonly StuckCandidate[];
+  /**
+   * Those of them still `processing` under a worker known to be gone (`runningAreOrphans`): put back to `uploaded`
+   * first, or the claim would take the recent sign of life of the dead worker for a live one's and skip them.
+   */
+  readonly orphaned: readonly StuckCandidate[];
   /** Kinds that no processor on this node handles, with how many items wait for one. */
   readonly waiting: ReadonlyMap<string, number>;
 }
@@ -18,12 +23,13 @@ export interface ReconcilePlan {
  * Chooses what to re-enqueue: rows in `uploaded` or `processing` untouched for longer than
  * the deadline, of a kind some processor handles. Items of other kinds are left alone (they
  * wait for their processor to be deployed) and only counted, so the reconciler does not
- * republish them every round.
+ * republish them every round. `runningAreOrphans`: no worker but this one can hold an item (embedded mode,
+ * at start), so one found `processing` was left so by a process that died.
  */
 export function planReconcile(
   candidates: readonly StuckCandidate[],
   now: number,
-  options: { deadlineMs: number; kinds: ReadonlySet<string> },
+  options: { deadlineMs: number; kinds: ReadonlySet<string>; runningAreOrphans?: boolean },
 ): ReconcilePlan {
   const requeue: StuckCandidate[] = [];
   const waiting = new Map<string, number>();
@@ -36,7 +42,8 @@ export function planReconcile(
     }
     requeue.push(row);
   }
-  return { requeue, waiting };
+  const orphaned = options.runningAreOrphans ? requeue.filter((row) => row.status === "processing") : [];
+  return { requeue, orphaned, waiting };
 }
 
 /** Remembers which "waiting for a processor" messages were logged, so each is logged once per node. */

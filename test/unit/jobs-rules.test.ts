@@ -109,7 +109,13 @@ describe("planReconcile", () => {
       { deadlineMs: 100, kinds: new Set(["image"]) },
     );
     expect(plan.requeue.map((r) => r.id)).toEqual(["a", "b"]);
+    expect(plan.orphaned).toEqual([]);
     expect([...plan.waiting]).toEqual([["video", 1]]);
+  });
+  it("takes the sole worker's items left `processing` as orphans, to be put back before they are re-enqueued", () => {
+    const rows = [row("a", "image", "uploaded", 990), row("b", "image", "processing", 999), row("c", "video", "processing", 999)];
+    const plan = planReconcile(rows, 1000, { deadlineMs: 0, kinds: new Set(["image"]), runningAreOrphans: true });
+    expect({ requeue: plan.requeue.map((r) => r.id), orphaned: plan.orphaned.map((r) => r.id) }).toEqual({ requeue: ["a", "b"], orphaned: ["b"] });
   });
   it("logs a waiting kind once", () => {
     const once = new OnceLog();
