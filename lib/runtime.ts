@@ -95,6 +95,8 @@ export function createRuntime(settings: Settings): Runtime {
     health.register("cache", () => ({ status: "ok", kind: "memory" }));
   }
 
+  const rateLimits = new RateLimits(settings.rateLimits, redis);
+
   return {
     settings,
     health,
@@ -102,7 +104,7 @@ export function createRuntime(settings: Settings): Runtime {
     writeMarks,
     uploadOutcomes,
     redis,
-    rateLimits: new RateLimits(settings.rateLimits, redis),
+    rateLimits,
     secret,
     leaseLock,
     periodicTasks,
@@ -111,6 +113,8 @@ export function createRuntime(settings: Settings): Runtime {
     async close() {
       await periodicTasks.stopAll();
       await storage.close();
+      // Before Redis is closed: the last API request counts are sent there.
+      await rateLimits.close();
       circuit?.stop();
       redis?.disconnect();
     },

@@ -6,7 +6,7 @@ interface MetricItemTimers {
 }
 
 interface MetricStore {
-  store: Map<string, { values: Map<string, MetricItemTimers> }>;
+  store: Map<string, { rate?: unknown; values: Map<string, MetricItemTimers> }>;
 }
 
 /**
@@ -20,6 +20,8 @@ export const metricTimersMiddleware = {
   stopped(broker: ServiceBroker) {
     const registry = broker.metrics as unknown as MetricStore | undefined;
     for (const metric of registry?.store.values() ?? []) {
+      // Items added after this hook get no meter: stop() itself counts its "$broker.stopped" broadcast afterwards.
+      metric.rate = undefined;
       for (const item of metric.values.values()) {
         if (item.rate?.timer) clearInterval(item.rate.timer);
         // The rotation already scheduled still runs once; it finds this and schedules no other.

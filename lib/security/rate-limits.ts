@@ -20,10 +20,13 @@ export class RateLimits {
   /** Every API request passes here: in cluster mode counted locally first and sent to Redis in batches. */
   private readonly apiRequestsByIp: RateLimiterAbstract | BatchedRateLimiter;
   private readonly uploadsByUser: RateLimiterAbstract;
+  /** The limiters kept in this process's memory (the insurance ones in cluster mode), emptied by close(). */
+  private readonly memoryLimiters: RateLimiterMemory[] = [];
 
   constructor(limits: RateLimitSettings, redis: Redis | undefined) {
     const make = (keyPrefix: string, points: number, duration: number): RateLimiterAbstract => {
       const memory = new RateLimiterMemory({ keyPrefix, points, duration });
+      this.memoryLimiters.push(memory);
       // With Redis unreachable, each node limits on its own rather than letting everything through.
       return redis
         ? new RateLimiterRedis({ storeClient: redis, keyPrefix: `shoal:rl:${keyPrefix}`, points, duration, insuranceLimiter: memory })
@@ -93,11 +96,16 @@ export class RateLimits {
     }
   }
 
-  /** Sends the counts not yet in Redis and stops the timer that sends them. */
+  /**
+   * Sends the counts not yet in Redis and stops the timer that sends them, then forgets the counts kept in
+   * memory: each has a timer until its window ends (up to an hour) that would hold this node's objects as long.
+   */
   async close(): Promise<void> {
-    if (!(this.apiRequestsByIp instanceof BatchedRateLimiter)) return;
-    this.apiRequestsByIp.close();
-    await this.apiRequestsByIp.syncAll();
+    if (this.apiRequestsByIp instanceof BatchedRateLimiter) {
+      this.apiRequestsByIp.close();
+      await this.apiRequestsByIp.syncAll();
+    }
+    for (const limiter of this.memoryLimiters) forgetAllKeys(limiter);
   }
 
   async consumeUpload(userId: string): Promise<void> {
@@ -108,6 +116,13 @@ export class RateLimits {
 export interface LoginAttempt {
   /** Reports the outcome; lockedOut is true when this failure used up the account's allowance. */
   settle(succeeded: boolean): Promise<{ lockedOut: boolean }>;
+}
+
+/** rate-limiter-flexible has no call that drops every key; its memory store is a Map of records, each with its expiry timer. */
+function forgetAllKeys(limiter: RateLimiterMemory): void {
+  const records = (limiter as unknown as { _memoryStorage?: { _storage?: Map<string, { timeoutId?: NodeJS.Timeout }> } })._memoryStorage?._storage;
+  for (const record of records?.values() ?? []) clearTimeout(record.timeoutId);
+  records?.clear();
 }
 
 async function settledConsume(attempt: Promise<RateLimiterRes>): Promise<{ allowed: boolean; state: RateLimiterRes }> {

@@ -21,4 +21,14 @@ describe("metricTimersMiddleware", () => {
     item.quantileValues.rotate();
     expect(item.quantileValues.currentBucket).toBe(bucket);
   });
+
+  it("gives no rate meter to what the broker counts after the hook: stop() counts its own $broker.stopped event", async () => {
+    const broker = new ServiceBroker({ logger: false, metrics: { enabled: true }, middlewares: [metricTimersMiddleware] as unknown as BrokerOptions["middlewares"] });
+    await broker.start();
+    await broker.stop();
+    const counter = broker.metrics.getMetric("moleculer.event.broadcast-local.total") as unknown as { values: Map<string, { labels: { event: string }; rate?: unknown }> };
+    const stopped = [...counter.values.values()].find((item) => item.labels.event === "$broker.stopped");
+    expect(stopped).toBeDefined();
+    expect(stopped?.rate).toBeUndefined();
+  });
 });
