@@ -7,6 +7,8 @@
  *   dies in any way (SIGKILL, a signal without handler, a jest worker torn down), the pipe closes and the
  *   watchdog SIGKILLs the children it was told about and deletes the registered temporary directories.
  *   Inside jest the test sandbox gets a copy of `process`, so the exit hook alone would not fire there.
+ *   The watchdog runs only while it has something to watch: its handles hold the listeners added here, and
+ *   through them (inside jest) every module the test file loaded, for as long as it runs.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -60,6 +62,8 @@ process.stdin.on("error", cleanUp);
 
 const liveChildren = new Set<ChildProcess>();
 let watchdogInput: Writable | undefined;
+/** What the watchdog has been told to clean up ("pid 123", "dir /tmp/x") and not yet told to forget. */
+const watched = new Set<string>();
 let exitHookInstalled = false;
 
 function killLiveChildren(): void {
@@ -82,11 +86,11 @@ function watchdog(): Writable | undefined {
     detached: true,
     env,
   });
+  const input = child.stdin;
   child.on("error", () => {
-    watchdogInput = undefined;
+    if (watchdogInput === input) watchdogInput = undefined;
   });
   child.unref();
-  const input = child.stdin;
   if (input === null) return undefined;
   input.on("error", () => {
     // the watchdog died; the exit hook still covers normal exits
@@ -96,8 +100,14 @@ function watchdog(): Writable | undefined {
   return input;
 }
 
-function tellWatchdog(line: string): void {
-  watchdog()?.write(`${line}\n`);
+function tellWatchdog(op: "+" | "-", item: string): void {
+  if (op === "+") watched.add(item);
+  else if (!watched.delete(item)) return;
+  (op === "+" ? watchdog() : watchdogInput)?.write(`${op} ${item}\n`);
+  if (watched.size > 0) return;
+  // Nothing left to clean up: the watchdog sees its input end and exits; the next item starts another.
+  watchdogInput?.end();
+  watchdogInput = undefined;
 }
 
 function track(child: ChildProcess): void {
@@ -108,20 +118,20 @@ function track(child: ChildProcess): void {
   const pid = child.pid;
   if (pid === undefined) return;
   liveChildren.add(child);
-  tellWatchdog(`+ pid ${pid}`);
+  tellWatchdog("+", `pid ${pid}`);
   child.once("exit", () => {
     liveChildren.delete(child);
-    tellWatchdog(`- pid ${pid}`);
+    tellWatchdog("-", `pid ${pid}`);
   });
 }
 
 /** Deletes the directory when this process ends, should nobody have deleted it before. */
 export function deleteDirectoryWhenProcessEnds(dir: string): void {
-  tellWatchdog(`+ dir ${dir}`);
+  tellWatchdog("+", `dir ${dir}`);
 }
 
 function forgetDirectory(dir: string): void {
-  tellWatchdog(`- dir ${dir}`);
+  tellWatchdog("-", `dir ${dir}`);
 }
 
 export async function removeDirectory(dir: string): Promise<void> {
