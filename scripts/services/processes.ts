@@ -7,8 +7,7 @@
  *   dies in any way (SIGKILL, a signal without handler, a jest worker torn down), the pipe closes and the
  *   watchdog SIGKILLs the children it was told about and deletes the registered temporary directories.
  *   Inside jest the test sandbox gets a copy of `process`, so the exit hook alone would not fire there.
- *   The watchdog runs only while it has something to watch: its handles hold the listeners added here, and
- *   through them (inside jest) every module the test file loaded, for as long as it runs.
+ *   It runs only while it has something to watch: its handles would hold (in jest) the test file's modules.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -130,13 +129,9 @@ export function deleteDirectoryWhenProcessEnds(dir: string): void {
   tellWatchdog("+", `dir ${dir}`);
 }
 
-function forgetDirectory(dir: string): void {
-  tellWatchdog("-", `dir ${dir}`);
-}
-
 export async function removeDirectory(dir: string): Promise<void> {
   await fs.promises.rm(dir, { recursive: true, force: true, maxRetries: 3 });
-  forgetDirectory(dir);
+  tellWatchdog("-", `dir ${dir}`);
 }
 
 export const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
