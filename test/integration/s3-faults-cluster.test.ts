@@ -7,7 +7,7 @@ import { eventually, startNode, stopAllNodes } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
 import { startTcpProxy } from "../support/tcp-proxy";
 import type { TcpProxy } from "../support/tcp-proxy";
-import { fixture, sha256, tusCreate, tusUpload } from "../support/uploads";
+import { fixture, multipartUpload, sha256, tusCreate, tusUpload } from "../support/uploads";
 
 /**
  * An api node and a processing node whose only way to the bucket is a proxy that can cut it off. While S3 is
@@ -27,7 +27,7 @@ let env: Record<string, string>;
 let s3: S3Client;
 let bucket: string;
 let member: SignedUpMember;
-let readyId: string;
+let storedId: string;
 
 interface MediaBody {
   media: { id: string; status: string; title: string | null; thumbnailUrl?: string | null; sha256?: string };
@@ -55,13 +55,7 @@ async function bucketKeys(): Promise<string[]> {
   return (listed.Contents ?? []).map((entry) => entry.Key ?? "").sort();
 }
 
-async function multipart(bytes: Buffer, name: string, type: string) {
-  const form = new FormData();
-  form.append("file", new Blob([bytes], { type }), name);
-  const response = await fetch(`${api.baseUrl}/api/media`, { method: "POST", headers: { Authorization: `Bearer ${member.token}` }, body: form });
-  const body = (await response.json()) as Partial<MediaBody> & { error?: { code: string } };
-  return { status: response.status, retryAfter: response.headers.get("retry-after"), body };
-}
+const multipart = (bytes: Buffer, name: string, type: string) => multipartUpload(api.baseUrl, member.token, bytes, name, type);
 
 /** What the member has: items, quota reservations, bytes used. */
 async function holdings(): Promise<{ media: number; reservations: number; usedBytes: number }> {
@@ -96,7 +90,7 @@ beforeAll(async () => {
   member = await signUpMember(api.baseUrl, api.publicUrl, { prefix: "s3fault" });
   const stored = await multipart(freshImage("before"), "before.png", "image/png");
   expect(stored.status).toBe(201);
-  readyId = stored.body.media!.id;
+  storedId = stored.body.media!.id;
 }, 180_000);
 
 afterAll(async () => {
@@ -118,9 +112,9 @@ test("with S3 cut off: health says degraded, reads answer, and uploads are refus
   const report = await eventually(() => timed(health), (answer) => answer.body.status !== "ok", 30_000);
   expect({ http: report.status, status: report.body.status, storage: report.body.checks.storage?.status }).toEqual({ http: 200, status: "degraded", storage: "down" });
   // What needs no bytes from the bucket: the item (its URLs are signed here), the member's list, the account.
-  expect((await timed(() => itemOf(readyId))).body.media.id).toBe(readyId);
+  expect((await timed(() => itemOf(storedId))).body.media.id).toBe(storedId);
   const mine = await timed(() => client(api).get<{ items: { id: string }[] }>("/api/media?scope=mine", { bearer: member.token }));
-  expect(mine.body.items.map((item) => item.id)).toEqual([readyId]);
+  expect(mine.body.items.map((item) => item.id)).toEqual([storedId]);
 
   const refused = await timed(() => multipart(freshImage("multipart during"), "during.png", "image/png"));
   expect({ status: refused.status, code: refused.body.error?.code, retryAfter: refused.retryAfter }).toEqual({ status: 503, code: "unavailable", retryAfter: "5" });
@@ -148,10 +142,10 @@ test("an upload waiting for processing while S3 is cut off is not failed: it is 
   // Five times the whole retry budget: counted as failed attempts, the item would be `failed` by now.
   await new Promise((resolve) => setTimeout(resolve, 10_000));
   expect({ status: (await itemOf(waitingId)).body.media.status, attempts: await attemptsOf(waitingId) }).toEqual({ status: "uploaded", attempts: 0 });
-  expect((await itemOf(readyId)).body.media.status).toBe("uploaded");
+  expect((await itemOf(storedId)).body.media.status).toBe("uploaded");
 
   proxy.restore();
-  for (const id of [readyId, waitingId]) {
+  for (const id of [storedId, waitingId]) {
     await eventually(() => itemOf(id), (answer) => answer.body.media.status === "ready", 60_000);
   }
   const bytes = freshImage("after");
@@ -165,7 +159,7 @@ test("with S3 hanging (connections accepted, nothing answered): health says degr
   proxy.hang();
   const report = await eventually(() => timed(health), (answer) => answer.body.status !== "ok", 30_000);
   expect({ http: report.status, status: report.body.status, storage: report.body.checks.storage?.status }).toEqual({ http: 200, status: "degraded", storage: "down" });
-  expect((await timed(() => itemOf(readyId))).body.media.id).toBe(readyId);
+  expect((await timed(() => itemOf(storedId))).body.media.id).toBe(storedId);
   const mine = await timed(() => client(api).get<{ items: { id: string }[] }>("/api/media?scope=mine", { bearer: member.token }));
   expect(mine.status).toBe(200);
   proxy.restore();

@@ -9,7 +9,7 @@ import type { TestServices } from "../../scripts/services";
 import { HttpClient, myMediaOf, signUpMember, usedBytesOf } from "../support/http-client";
 import { eventually, startNode, stopAllNodes, stopNode } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
-import { fixture, sha256, tusCreate, tusUpload } from "../support/uploads";
+import { fixture, multipartUpload, sha256, tusCreate, tusUpload } from "../support/uploads";
 import type { MediaJson } from "../../lib/media/media-view";
 
 const KiB = 1024;
@@ -97,13 +97,6 @@ async function patch(node: RunningNode, uploadId: string, token: string, offset:
     mediaId: response.headers.get("shoal-media-id"),
     body: await response.text(),
   };
-}
-
-async function multipart(node: RunningNode, token: string, bytes: Buffer, filename: string, type: string) {
-  const form = new FormData();
-  form.append("file", new Blob([bytes], { type }), filename);
-  const response = await fetch(`${node.baseUrl}/api/media`, { method: "POST", headers: { Authorization: `Bearer ${token}` }, body: form });
-  return { status: response.status, body: (await response.json()) as { media?: MediaJson; duplicate?: boolean; error?: { code: string } } };
 }
 
 beforeAll(async () => {
@@ -278,7 +271,7 @@ test("an upload begun through node A and terminated through node B gives its quo
 test("a multipart upload through node B is stored in S3 and listed through node A", async () => {
   const user = await signUp(nodeB);
   const bytes = fixture("image_formats/png_rgba_alpha.png");
-  const answer = await multipart(nodeB, user.token, bytes, "alpha.png", "image/png");
+  const answer = await multipartUpload(nodeB.baseUrl, user.token, bytes, "alpha.png", "image/png");
   expect(answer.status).toBe(201);
   const media = answer.body.media!;
   expect(media).toMatchObject({ kind: "image", mime: "image/png", sha256: sha256(bytes), bytes: bytes.length });

@@ -4,7 +4,7 @@ import { myMediaOf, signUpMember, usedBytesOf } from "../support/http-client";
 import type { HttpClient } from "../support/http-client";
 import { startNode, stopAllNodes } from "../support/nodes";
 import type { RunningNode } from "../support/nodes";
-import { fixture, sha256, tusCreate, tusUpload } from "../support/uploads";
+import { fixture, multipartUpload, sha256, tusCreate, tusUpload } from "../support/uploads";
 import type { MediaJson } from "../../lib/media/media-view";
 
 const KiB = 1024;
@@ -31,14 +31,6 @@ function storedFiles(target: RunningNode): string[] {
   };
   roots.forEach(walk);
   return found.sort();
-}
-
-async function multipart(target: RunningNode, token: string, bytes: Buffer, filename: string, type = "application/octet-stream", title?: string) {
-  const form = new FormData();
-  if (title !== undefined) form.append("title", title);
-  form.append("file", new Blob([bytes], { type }), filename);
-  const response = await fetch(`${target.baseUrl}/api/media`, { method: "POST", headers: { Authorization: `Bearer ${token}` }, body: form });
-  return { status: response.status, body: (await response.json()) as { media?: MediaJson; duplicate?: boolean; error?: { code: string } } };
 }
 
 beforeAll(async () => {
@@ -148,12 +140,12 @@ describe("multipart uploads", () => {
   test("POST /api/media with form data stores the file; the same bytes again give the existing item with duplicate: true", async () => {
     const { client, token } = await signUp(node);
     const bytes = fixture("image_formats/png_rgba_alpha.png");
-    const first = await multipart(node, token, bytes, "alpha.png", "image/png", "Bug");
+    const first = await multipartUpload(node.baseUrl, token, bytes, "alpha.png", "image/png", "Bug");
     expect(first.status).toBe(201);
     expect(first.body.media).toMatchObject({ kind: "image", mime: "image/png", sha256: sha256(bytes), title: "Bug", status: "uploaded" });
 
     const objectsBefore = storedFiles(node);
-    const again = await multipart(node, token, bytes, "same-again.png");
+    const again = await multipartUpload(node.baseUrl, token, bytes, "same-again.png");
     expect(again.status).toBe(200);
     expect(again.body).toMatchObject({ duplicate: true, media: { id: first.body.media!.id } });
     expect(storedFiles(node)).toEqual(objectsBefore);
@@ -163,7 +155,7 @@ describe("multipart uploads", () => {
 
   test("the declared type and name are not trusted: a PNG sent as photo.mp3 with audio/mpeg is stored as an image", async () => {
     const { token } = await signUp(node);
-    const answer = await multipart(node, token, fixture("image_formats/png_rgba_alpha.png"), "photo.mp3", "audio/mpeg");
+    const answer = await multipartUpload(node.baseUrl, token, fixture("image_formats/png_rgba_alpha.png"), "photo.mp3", "audio/mpeg");
     expect(answer.status).toBe(201);
     expect(answer.body.media).toMatchObject({ kind: "image", mime: "image/png" });
   });
@@ -183,7 +175,7 @@ describe("refusals leave nothing behind: no object, no row, no quota", () => {
   test.each(refusals)("multipart: %s is refused", async (_what, bytes, name, status, code) => {
     const { client, token } = await signUp(node);
     const before = storedFiles(node);
-    const answer = await multipart(node, token, bytes(), name, "image/jpeg");
+    const answer = await multipartUpload(node.baseUrl, token, bytes(), name, "image/jpeg");
     expect(answer.status).toBe(status);
     expect(answer.body.error?.code).toBe(code);
     expect(storedFiles(node)).toEqual(before);
@@ -213,7 +205,7 @@ describe("refusals leave nothing behind: no object, no row, no quota", () => {
     const bytes = fixture("hostile_images/pixel_bomb_65536x65536.png");
     const answer =
       via === "multipart"
-        ? await multipart(node, token, bytes, "bomb.png", "image/png")
+        ? await multipartUpload(node.baseUrl, token, bytes, "bomb.png", "image/png")
         : await tusUpload(bytes, { endpoint: `${node.baseUrl}/api/uploads`, token, metadata: { filetype: "image/png" } }).then(
             () => ({ status: 201, body: {} }),
             (error: { status: number; body: string }) => ({ status: error.status, body: JSON.parse(error.body) as { error?: { code: string } } }),
@@ -252,7 +244,7 @@ describe("refusals leave nothing behind: no object, no row, no quota", () => {
     expect(failure).toMatchObject({ status: 413 });
     expect(storedFiles(strictNode)).toEqual(before);
     expect(await usedBytesOf(client, token)).toBe(0);
-    const form = await multipart(strictNode, token, bytes, "big.jpg");
+    const form = await multipartUpload(strictNode.baseUrl, token, bytes, "big.jpg");
     expect(form.status).toBe(413);
     expect(storedFiles(strictNode)).toEqual(before);
   });

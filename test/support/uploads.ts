@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import * as tus from "tus-js-client";
+import type { MediaJson } from "../../lib/media/media-view";
 
 export const FIXTURES = path.resolve(__dirname, "../fixtures");
 
@@ -98,4 +99,26 @@ export async function tusCreate(
     location: response.headers.get("location"),
     retryAfter: response.headers.get("retry-after"),
   };
+}
+
+export interface MultipartAnswer {
+  readonly status: number;
+  readonly retryAfter: string | null;
+  readonly body: { media?: MediaJson; duplicate?: boolean; error?: { code: string } };
+}
+
+/** A multipart upload (POST /api/media), as a script would send it. */
+export async function multipartUpload(
+  baseUrl: string,
+  token: string,
+  bytes: Buffer,
+  filename: string,
+  type = "application/octet-stream",
+  title?: string,
+): Promise<MultipartAnswer> {
+  const form = new FormData();
+  if (title !== undefined) form.append("title", title);
+  form.append("file", new Blob([bytes], { type }), filename);
+  const response = await fetch(`${baseUrl}/api/media`, { method: "POST", headers: { Authorization: `Bearer ${token}` }, body: form });
+  return { status: response.status, retryAfter: response.headers.get("retry-after"), body: (await response.json()) as MultipartAnswer["body"] };
 }
