@@ -20,7 +20,7 @@ import { MediaStatsRepository } from "../lib/stats/media-stats-repository";
 import { ProcessingRepository } from "../lib/media/processing-repository";
 import type { Finish } from "../lib/media/processing-repository";
 import { JobPublisher } from "../lib/jobs/job-channel";
-import { CHANNEL_ADAPTER_CONNECTED_EVENT, MEDIA_JOBS_CHANNEL, PROGRESS_EVENT, ulidParam, USER_DELETED_EVENT } from "../lib/service-contracts";
+import { CHANNEL_ADAPTER_CONNECTED_EVENT, MEDIA_JOBS_CHANNEL, PROGRESS_EVENT, USER_DELETED_EVENT } from "../lib/service-contracts";
 import type { ProgressUpdate, UserDeleted } from "../lib/service-contracts";
 import { TombstoneSweeper, tombstoneSweepTask } from "../lib/media/tombstone-sweep";
 import type { PeriodicTask } from "../lib/scheduling/periodic-task";
@@ -36,21 +36,7 @@ import type { ShoalMeta } from "../moleculer.config";
 import { cacheInvalidationMixin, invalidateCache } from "../mixins/cache-invalidation.mixin";
 import { databaseMixin } from "../mixins/database.mixin";
 import { mediaStatsMixin } from "../mixins/media-stats.mixin";
-
-const mediaId = { type: "string", pattern: /^[A-Za-z0-9_-]{21}$/, messages: { stringPattern: "is not a media id" } };
-const userId = ulidParam("user");
-/** Names a worker's claim of an item (lib/jobs/job-state.ts); optional, so that a worker of an older release still claims. */
-const claimToken = { type: "string", min: 1, max: 64, pattern: /^[A-Za-z0-9-]+$/, optional: true };
-// Titles are shown to other people: no control characters (tabs and line breaks included).
-const title = { type: "string", trim: true, max: 200, pattern: /^\P{Cc}*$/u, messages: { stringPattern: "may not contain control characters" } };
-const description = {
-  type: "string",
-  trim: true,
-  max: 5000,
-  pattern: /^(?:\P{Cc}|[\t\n\r])*$/u,
-  messages: { stringPattern: "may not contain control characters other than tabs and line breaks" },
-};
-const visibility = { type: "enum", values: ["private", "unlisted", "public"] };
+import { claimToken, description, finishParams, mediaId, newMediaParams, storedVariantsParams, title, visibility } from "./media.params";
 
 type MediaContext<P = Record<string, never>> = Context<P, ShoalMeta>;
 
@@ -196,20 +182,7 @@ export function mediaService(runtime: Runtime): ServiceSchema {
        */
       create: {
         visibility: "public",
-        params: {
-          $$strict: true,
-          id: mediaId,
-          ownerId: userId,
-          kind: { type: "enum", values: ["image", "video", "audio"] },
-          mime: { type: "string", min: 3, max: 100, pattern: /^[a-z0-9][a-z0-9.+-]*\/[a-z0-9][a-z0-9.+-]*$/ },
-          bytes: { type: "number", integer: true, positive: true, max: Number.MAX_SAFE_INTEGER },
-          sha256: { type: "string", pattern: /^[0-9a-fA-F]{64}$/ },
-          originalKey: { type: "string", min: 1, max: 255 },
-          title: { ...title, optional: true },
-          // What the client said: recorded (cut to the column sizes), never trusted, so not refused for being long.
-          originalName: { type: "string", max: 4096, optional: true },
-          declaredMime: { type: "string", max: 1024, optional: true },
-        },
+        params: newMediaParams,
         async handler(this: Service, ctx: MediaContext<NewMedia>) {
           const hooks = hooksFor(ctx);
           const outcome = await catalogue.create(ctx.params, hooks);
@@ -255,15 +228,7 @@ export function mediaService(runtime: Runtime): ServiceSchema {
 
       completeProcessing: {
         visibility: "public",
-        params: {
-          $$strict: true,
-          id: mediaId,
-          width: { type: "number", integer: true, min: 0, optional: true, nullable: true },
-          height: { type: "number", integer: true, min: 0, optional: true, nullable: true },
-          durationSeconds: { type: "number", min: 0, optional: true, nullable: true },
-          placeholder: { type: "string", max: 100, optional: true, nullable: true },
-          title: { type: "string", max: 1000, optional: true, nullable: true },
-        },
+        params: finishParams,
         async handler(ctx: MediaContext<Finish & { id: string }>) {
           const { id, ...finish } = ctx.params;
           const row = await processing.complete(id, finish, Date.now());
@@ -328,47 +293,13 @@ export function mediaService(runtime: Runtime): ServiceSchema {
       /** Records stored variants, all in one write; a name recorded before is replaced. */
       saveVariants: {
         visibility: "public",
-        params: {
-          $$strict: true,
-          id: mediaId,
-          variants: {
-            type: "array",
-            min: 1,
-            max: 16,
-            items: {
-              type: "object",
-              strict: true,
-              props: {
-                name: { type: "string", pattern: /^[a-z0-9][a-z0-9-]{0,31}$/ },
-                objectKey: { type: "string", min: 1, max: 255 },
-                mime: { type: "string", min: 3, max: 100 },
-                width: { type: "number", integer: true, min: 0, optional: true, nullable: true },
-                height: { type: "number", integer: true, min: 0, optional: true, nullable: true },
-                durationSeconds: { type: "number", min: 0, optional: true, nullable: true },
-                bytes: { type: "number", integer: true, min: 0 },
-              },
-            },
-          },
-        },
+        params: storedVariantsParams,
         async handler(this: Service, ctx: MediaContext<{ id: string; variants: StoredVariant[] }>) {
           const { id, variants } = ctx.params;
           if (new Set(variants.map((variant) => variant.name)).size !== variants.length) {
             throw new ValidationError("Each variant name may appear once.", { variants: "names repeat" });
           }
-          const now = Date.now();
-          const replaced = await processing.saveVariants(
-            id,
-            variants.map((variant) => ({
-              name: variant.name,
-              object_key: variant.objectKey,
-              mime: variant.mime,
-              width: variant.width ?? null,
-              height: variant.height ?? null,
-              duration_seconds: variant.durationSeconds ?? null,
-              bytes: variant.bytes,
-              created_at: now,
-            })),
-          );
+          const replaced = await processing.saveVariants(id, variants, Date.now());
           // A reprocessed (or redelivered) job stores its variants under new keys: the objects they replace go.
           // Should a delete fail, that object is left until the item is deleted (its whole prefix goes then).
           await Promise.all(

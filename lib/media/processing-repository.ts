@@ -2,8 +2,9 @@ import type { Database } from "../db/database";
 import type { MediaDatabase } from "../db/schemas/media";
 import { canTransition, decideClaim } from "../jobs/job-state";
 import type { ClaimDecision, FailureReason } from "../jobs/job-state";
+import type { StoredVariant } from "../jobs/processor";
 import type { StuckCandidate } from "../jobs/reconcile";
-import type { MediaRow, VariantRow } from "./media-view";
+import type { MediaRow } from "./media-view";
 
 export interface ClaimOutcome {
   readonly decision: ClaimDecision;
@@ -136,12 +137,12 @@ export class ProcessingRepository {
 
   /**
    * Records an item's variants in one transaction, replacing those of the same names (a rerun
-   * overwrites, never duplicates). One transaction per item, not one per variant: fewer round trips,
+   * overwrites, never duplicates), and returns the object keys of the variants replaced, which
+   * nothing refers to any more. One transaction per item, not one per variant: fewer round trips,
    * and no concurrent delete-then-insert transactions on one item, whose gap locks block each other
    * on InnoDB.
    */
-  /** Returns the object keys of the variants replaced, which nothing refers to any more. */
-  async saveVariants(mediaId: string, variants: readonly Omit<VariantRow, "media_id">[]): Promise<string[]> {
+  async saveVariants(mediaId: string, variants: readonly StoredVariant[], now: number): Promise<string[]> {
     if (variants.length === 0) return [];
     return this.db.write(async (trx) => {
       const names = variants.map((variant) => variant.name);
@@ -151,9 +152,21 @@ export class ProcessingRepository {
       if (replaced.length > 0) await trx.deleteFrom("variants").where("media_id", "=", mediaId).where("name", "in", names).execute();
       await trx
         .insertInto("variants")
-        .values(variants.map((variant) => ({ ...variant, media_id: mediaId })))
+        .values(
+          variants.map((variant) => ({
+            media_id: mediaId,
+            name: variant.name,
+            object_key: variant.objectKey,
+            mime: variant.mime,
+            width: variant.width ?? null,
+            height: variant.height ?? null,
+            duration_seconds: variant.durationSeconds ?? null,
+            bytes: variant.bytes,
+            created_at: now,
+          })),
+        )
         .execute();
-      const kept = new Set(variants.map((variant) => variant.object_key));
+      const kept = new Set(variants.map((variant) => variant.objectKey));
       return replaced.map((row) => row.object_key).filter((key) => !kept.has(key));
     });
   }
