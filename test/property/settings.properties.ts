@@ -1,11 +1,11 @@
 import fc from "fast-check";
 import { parseSettings, SettingsError } from "../../config/settings";
 import type { Env, Settings } from "../../config/settings";
+import { CLUSTER, CWD } from "../support/settings-env";
 import { settingNames } from "../support/settings-names";
 import type { PropertyGroup } from "./fuzz-parameters";
 
 const NAMES = [...settingNames()].sort();
-const CWD = "/srv/shoal";
 
 /** Values of the shapes settings take, and near misses of them. */
 const settingValue = fc.oneof(
@@ -19,16 +19,6 @@ const settingValue = fc.oneof(
 
 const anyEnv = fc.dictionary(fc.constantFrom(...NAMES), settingValue, { maxKeys: 12 });
 
-/** What cluster mode requires, valid, so that parsing goes on to everything else. */
-const CLUSTER_BASE: Env = {
-  SHOAL_MODE: "cluster",
-  MYSQL_PRIMARY_URL: "mysql://shoal@db.internal:3306",
-  NATS_URL: "nats://nats.internal:4222",
-  REDIS_URL: "redis://redis.internal:6379",
-  S3_BUCKET: "media",
-  SHOAL_SECRET: "s".repeat(40),
-};
-
 function parsedOrDocumentedRefusal(env: Env): boolean {
   let settings: Settings;
   try {
@@ -41,12 +31,12 @@ function parsedOrDocumentedRefusal(env: Env): boolean {
 
 /** Settings that hold URLs, each with what must come before it for it to be read. */
 const URL_SETTINGS: ReadonlyArray<readonly [string, Env]> = [
-  ["MYSQL_PRIMARY_URL", { ...CLUSTER_BASE }],
-  ["MYSQL_MEDIA_PRIMARY_URL", { ...CLUSTER_BASE }],
-  ["MYSQL_REPLICA_URLS", { ...CLUSTER_BASE }],
-  ["NATS_URL", { ...CLUSTER_BASE }],
-  ["REDIS_URL", { ...CLUSTER_BASE }],
-  ["S3_ENDPOINT", { ...CLUSTER_BASE }],
+  ["MYSQL_PRIMARY_URL", { ...CLUSTER }],
+  ["MYSQL_MEDIA_PRIMARY_URL", { ...CLUSTER }],
+  ["MYSQL_REPLICA_URLS", { ...CLUSTER }],
+  ["NATS_URL", { ...CLUSTER }],
+  ["REDIS_URL", { ...CLUSTER }],
+  ["S3_ENDPOINT", { ...CLUSTER }],
   ["SHOAL_PUBLIC_URL", {}],
   ["MEDIA_PUBLIC_BASE_URL", {}],
   ["CORS_ORIGINS", {}],
@@ -69,7 +59,7 @@ export const settingsParsing: PropertyGroup = {
     },
     {
       name: "in cluster mode too, with everything required given, any other values give settings or a SettingsError",
-      property: fc.property(anyEnv, (env) => parsedOrDocumentedRefusal({ ...env, ...CLUSTER_BASE })),
+      property: fc.property(anyEnv, (env) => parsedOrDocumentedRefusal({ ...env, ...CLUSTER })),
     },
     {
       name: "a URL setting refused for its form never shows the password it holds",
