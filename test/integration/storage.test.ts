@@ -2,13 +2,13 @@
  * One behaviour suite for both object storage drivers: LocalStorage in a temporary directory (its signed
  * URLs served by the file server on a loopback port) and S3Storage against a private s3rver.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { PassThrough, Readable } from "node:stream";
+import { PassThrough } from "node:stream";
 import { NotFoundError } from "../../lib/errors";
 import { createFileServer } from "../../lib/http/file-server";
 import { LocalStorage } from "../../lib/storage/local-storage";
@@ -19,6 +19,8 @@ import { HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s
 import { S3Storage, s3ClientConfig } from "../../lib/storage/s3-storage";
 import { UrlSigner } from "../../lib/storage/signed-url";
 import { startServices } from "../../scripts/services";
+import { newMediaId, readAll, streamOf } from "../support/byte-streams";
+import { sha256 } from "../support/uploads";
 
 const SECRET = randomBytes(32).toString("base64url");
 const MiB = 1024 * 1024;
@@ -119,41 +121,6 @@ const DRIVERS: readonly Driver[] = [
     },
   },
 ];
-
-/** A fresh media prefix per test, so that tests never see each other's objects. */
-function newMediaId(): string {
-  return randomBytes(12).toString("hex");
-}
-
-/**
- * A byte stream of unknown length (no Content-Length anywhere), in uneven chunks, that fails with `failure`
- * after `failAfter` bytes when given.
- */
-function streamOf(data: Buffer, options: { failAfter?: number; failure?: Error } = {}): Readable {
-  async function* chunks(): AsyncGenerator<Buffer> {
-    let offset = 0;
-    let size = 1;
-    while (offset < data.length) {
-      if (options.failAfter !== undefined && offset >= options.failAfter) throw options.failure ?? new Error("source failed");
-      size = (size * 7 + 13_337) % (256 * 1024) || 1;
-      yield data.subarray(offset, offset + size);
-      offset += size;
-      // Let other I/O run, as a network upload would.
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-  }
-  return Readable.from(chunks(), { objectMode: false });
-}
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-function sha256(data: Buffer): string {
-  return createHash("sha256").update(data).digest("hex");
-}
 
 describe.each(DRIVERS)("$name", (driver) => {
   let harness: Harness;
@@ -395,101 +362,5 @@ describe.each(DRIVERS)("$name", (driver) => {
     expect(Buffer.from(await download.arrayBuffer())).toEqual(data);
 
     await expect(storage.signedUrl(key, { expiresInSeconds: 8 * 24 * 3600 })).rejects.toThrow(RangeError);
-  });
-});
-
-describe("LocalStorage on disk", () => {
-  let root: string;
-  let dir: string;
-  let storage: LocalStorage;
-
-  /** Every entry under the storage directory, dot-files included. */
-  async function everything(): Promise<string[]> {
-    const entries = await fs.promises.readdir(dir, { recursive: true });
-    return entries.map((entry) => entry.split(path.sep).join("/")).sort();
-  }
-
-  beforeEach(async () => {
-    root = await fs.promises.mkdtemp(path.join(os.tmpdir(), "shoal-local-"));
-    dir = path.join(root, "objects");
-    storage = new LocalStorage(dir, new UrlSigner(SECRET));
-    await storage.check();
-  });
-
-  afterEach(async () => {
-    await fs.promises.rm(root, { recursive: true, force: true });
-  });
-
-  it("keeps the bytes at <dir>/<key> with the content type in a dot-file beside them", async () => {
-    const id = newMediaId();
-    await storage.put(originalKey(id, "jpg"), streamOf(Buffer.from("jpeg bytes")), "image/jpeg");
-    expect(await everything()).toEqual(["media", `media/${id}`, `media/${id}/.original.jpg.meta.json`, `media/${id}/original.jpg`]);
-    expect(await fs.promises.readFile(path.join(dir, "media", id, "original.jpg"), "utf8")).toBe("jpeg bytes");
-  });
-
-  it("leaves no temporary file or directory behind when a put fails", async () => {
-    const data = randomBytes(3_000_000);
-    await expect(storage.put(originalKey(newMediaId(), "jpg"), streamOf(data, { failAfter: 1_000_000 }), "image/jpeg")).rejects.toThrow("source failed");
-    expect(await everything()).toEqual([]);
-  });
-
-  it("removes directories that deletes leave empty", async () => {
-    const id = newMediaId();
-    const keep = newMediaId();
-    await storage.put(originalKey(id, "jpg"), streamOf(Buffer.from("a")), "image/jpeg");
-    await storage.put(variantKey(id, "thumb", "webp"), streamOf(Buffer.from("b")), "image/webp");
-    await storage.put(originalKey(keep, "jpg"), streamOf(Buffer.from("c")), "image/jpeg");
-
-    await storage.delete(originalKey(keep, "jpg"));
-    expect(await everything()).not.toContain(`media/${keep}`);
-    expect(await storage.deletePrefix(mediaPrefix(id))).toBe(2);
-    expect(await everything()).toEqual([]);
-    // And the store still works afterwards.
-    await storage.put(originalKey(id, "jpg"), streamOf(Buffer.from("again")), "image/jpeg");
-    expect((await storage.head(originalKey(id, "jpg")))?.bytes).toBe(5);
-  });
-
-  it("never reads a file outside its directory", async () => {
-    await fs.promises.writeFile(path.join(root, "outside.jpg"), "secret");
-    for (const key of ["../outside.jpg", "media/../../outside.jpg", `${root}/outside.jpg`]) {
-      await expect(storage.get(key)).rejects.toBeInstanceOf(InvalidObjectKeyError);
-      await expect(storage.head(key)).rejects.toBeInstanceOf(InvalidObjectKeyError);
-    }
-    expect(await storage.list("")).toEqual([]);
-  });
-
-  it("takes the content type from the extension for a file stored without metadata", async () => {
-    const id = newMediaId();
-    await fs.promises.mkdir(path.join(dir, "media", id), { recursive: true });
-    for (const [name, type] of [
-      ["audio.m4a", "audio/mp4"],
-      ["clip.mp4", "video/mp4"],
-      ["display.webp", "image/webp"],
-      ["original.jpg", "image/jpeg"],
-      ["probe.json", "application/json"],
-      ["blob.bin", "application/octet-stream"],
-    ] as const) {
-      await fs.promises.writeFile(path.join(dir, "media", id, name), "x");
-      expect((await storage.head(`media/${id}/${name}`))?.contentType).toBe(type);
-    }
-  });
-
-  it("lets a reader that started before an overwrite finish reading the old version", async () => {
-    const key = originalKey(newMediaId(), "mp4");
-    const before = randomBytes(3 * MiB);
-    const after = randomBytes(2 * MiB);
-    await storage.put(key, streamOf(before), "video/mp4");
-
-    const reading = await storage.get(key);
-    await storage.put(key, streamOf(after), "video/mp4");
-    expect(reading.info.bytes).toBe(before.length);
-    expect(sha256(await readAll(reading.body))).toBe(sha256(before));
-    expect(sha256(await readAll((await storage.get(key)).body))).toBe(sha256(after));
-  });
-
-  it("signs relative /files/ URLs", async () => {
-    const key = originalKey(newMediaId(), "jpg");
-    const url = await storage.signedUrl(key, { expiresInSeconds: 60, downloadName: "a b.jpg" });
-    expect(url).toMatch(new RegExp(`^/files/${key}\\?expires=\\d+&download=a\\+b\\.jpg&signature=[A-Za-z0-9_-]{43}$`));
   });
 });
