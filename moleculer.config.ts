@@ -23,6 +23,8 @@ export interface ShoalMeta {
   user?: { id: string; role: "user" | "admin"; username: string };
   /** The session the request came with, and how it was presented. */
   session?: { id: string; via: "cookie" | "bearer" };
+  /** Whose read-your-writes the call's writes count for, when not the signed-in user's (a worker writes for the item's owner). */
+  consistencyKey?: string;
   /** The client's address (through trusted proxies only). */
   ip?: string;
   userAgent?: string;
@@ -126,7 +128,10 @@ function unservedMetricsMiddleware(broker: ServiceBroker): { name: string } {
 const consistencyKeyMiddleware = {
   name: "ConsistencyKey",
   localAction(next: (ctx: Context) => Promise<unknown>) {
-    return (ctx: Context) => runWithConsistencyKey((ctx.meta as ShoalMeta).user?.id, () => next(ctx));
+    return (ctx: Context) => {
+      const meta = ctx.meta as ShoalMeta;
+      return runWithConsistencyKey(meta.consistencyKey ?? meta.user?.id, () => next(ctx));
+    };
   },
 };
 

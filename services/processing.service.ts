@@ -4,7 +4,8 @@ import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { runJob } from "../lib/jobs/job-runner";
-import type { ClaimedRow, JobPorts } from "../lib/jobs/job-runner";
+import type { ClaimedRow, JobPorts, OwnedItem } from "../lib/jobs/job-runner";
+import type { ShoalMeta } from "../moleculer.config";
 import { heartbeatIntervalMs } from "../lib/jobs/job-state";
 import type { ClaimDecision } from "../lib/jobs/job-state";
 import type { JobMessage, ProcessorRegistry, StoredVariant } from "../lib/jobs/processor";
@@ -64,17 +65,20 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
   function portsFor(service: Service): JobPorts {
     const broker = service.broker;
     const call = <T>(action: string, params: object) => broker.call<T, object>(action, params);
+    // Recorded as the owner's writes, so that the owner's next reads (the api node's `media:ready` included) see them.
+    const callFor = (item: OwnedItem, action: string, params: object) =>
+      broker.call<unknown, object>(action, { id: item.mediaId, ...params }, { meta: { consistencyKey: item.ownerId } satisfies ShoalMeta });
     return {
       async claim(mediaId, token) {
         const answer = await call<{ decision: ClaimDecision; row: ClaimedRow } | null>("media.claimProcessing", { id: mediaId, token });
         return answer ?? undefined;
       },
-      async complete(mediaId, result) {
-        await call("media.completeProcessing", { id: mediaId, ...result });
+      async complete(item, result) {
+        await callFor(item, "media.completeProcessing", result);
       },
-      async fail(mediaId, reason, detail) {
-        service.logger.info(`media ${mediaId} failed: ${reason} (${detail})`);
-        await call("media.failProcessing", { id: mediaId, reason });
+      async fail(item, reason, detail) {
+        service.logger.info(`media ${item.mediaId} failed: ${reason} (${detail})`);
+        await callFor(item, "media.failProcessing", { reason });
       },
       async release(mediaId) {
         await call("media.releaseProcessing", { id: mediaId });

@@ -17,14 +17,21 @@ export interface ClaimedRow {
 }
 
 /** Everything the runner does to the outside world; the worker service binds these to broker calls. */
+/** An item and whose it is. */
+export interface OwnedItem {
+  readonly mediaId: string;
+  readonly ownerId: string;
+}
+
 export interface JobPorts {
   /**
    * Applies decideClaim on the primary; undefined when the item no longer exists. `token` names this claim: asked again
    * with it, the claim answers `start` for the item it already holds (lib/jobs/job-state.ts).
    */
   claim(mediaId: string, token: string): Promise<{ decision: ClaimDecision; row: ClaimedRow } | undefined>;
-  complete(mediaId: string, result: ProcessingResult): Promise<void>;
-  fail(mediaId: string, reason: FailureReason, detail: string): Promise<void>;
+  /** Records the result. `item` names the owner too: the owner's next reads must see it (read-your-writes). */
+  complete(item: OwnedItem, result: ProcessingResult): Promise<void>;
+  fail(item: OwnedItem, reason: FailureReason, detail: string): Promise<void>;
   /** Puts a failed attempt back to `uploaded` (touching it, so the reconciler waits a deadline). */
   release(mediaId: string): Promise<void>;
   /** Puts a job this worker holds under the claim `token` back to `uploaded`, its attempt not counted (nothing when it holds none). */
@@ -104,7 +111,7 @@ async function runClaimed(message: JobMessage, processors: ProcessorRegistry, po
   if (decision.action === "skip") return "skipped";
   if (decision.action === "exhaust") {
     const detail = `gave up after ${decision.attempts} attempts`;
-    await ports.fail(message.id, "processing_error", detail);
+    await ports.fail({ mediaId: message.id, ownerId: row.ownerId }, "processing_error", detail);
     await ports.deadLetter(message, "processing_error", detail);
     ports.progress(message.id, row.ownerId, "failed", 100);
     return "failed";
@@ -152,7 +159,7 @@ async function runClaimed(message: JobMessage, processors: ProcessorRegistry, po
   ports.progress(job.mediaId, job.ownerId, "storing", 100);
   try {
     // Still beating while the completion is tried again: a finished job is not taken back as stale meanwhile.
-    await whileHeld(`the completion of ${job.mediaId}`, () => ports.complete(job.mediaId, result), ports, options);
+    await whileHeld(`the completion of ${job.mediaId}`, () => ports.complete(job, result), ports, options);
   } finally {
     clearInterval(heartbeat);
   }
@@ -227,13 +234,13 @@ async function afterFailure(message: JobMessage, job: ProcessingJob, error: unkn
   const detail = describe(error);
   if (failure.permanent === true) {
     ports.log("info", `${job.mediaId} failed (${reason}, not retried): ${detail}`);
-    await ports.fail(job.mediaId, reason, detail);
+    await ports.fail(job, reason, detail);
     ports.progress(job.mediaId, job.ownerId, "failed", 100);
     return "failed";
   }
   if (job.attempt >= options.maxAttempts) {
     ports.log("warn", `${job.mediaId} failed after ${job.attempt} attempts (${reason}): ${detail}`);
-    await ports.fail(job.mediaId, reason, detail);
+    await ports.fail(job, reason, detail);
     await ports.deadLetter(message, reason, detail);
     ports.progress(job.mediaId, job.ownerId, "failed", 100);
     return "failed";

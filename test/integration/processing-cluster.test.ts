@@ -67,6 +67,42 @@ test("a photo uploaded through node A is processed by the worker on node B over 
   expect(item.body.media.variants.map((variant) => variant.name).sort()).toEqual(["display", "display-jpeg", "thumb"]);
 }, 90_000);
 
+test("with the replica lagging, the owner is told `ready` with the item ready, and reads it ready at once: the worker's writes count as the owner's", async () => {
+  const mariadb = services.mariadb!;
+  const client = new HttpClient(gatewayA.baseUrl, { origin: gatewayA.publicUrl });
+  const { body } = await client.post<{ token: string }>("/api/auth/register", {
+    username: "lagging-watcher",
+    email: "lagging-watcher@example.test",
+    password: "a long enough passphrase",
+  });
+  const socket = io(gatewayA.baseUrl, { path: "/socket.io", auth: { token: body.token }, transports: ["websocket"], reconnection: false, forceNew: true });
+  sockets.push(socket);
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", () => resolve());
+    socket.once("connect_error", reject);
+  });
+  const ready: Array<{ media: { id: string; status: string } }> = [];
+  socket.on("media:ready", (event: { media: { id: string; status: string } }) => ready.push(event));
+
+  // A video: its transcode outlasts the moment the replica takes to apply the upload, after which it stops applying.
+  const form = new FormData();
+  form.append("file", new Blob([fixture("video/webm_vp9_bbb_10s.webm")]), "clip.webm");
+  const uploaded = await fetch(`${gatewayA.baseUrl}/api/media`, { method: "POST", headers: { Authorization: `Bearer ${body.token}` }, body: form });
+  expect(uploaded.status).toBe(201);
+  const { media } = (await uploaded.json()) as { media: { id: string } };
+  await mariadb.waitForReplicaCatchUp(0);
+  await mariadb.stopReplicaSqlThread(0);
+  try {
+    const [event] = await eventually(async () => ready, (events) => events.length > 0, 80_000);
+    expect(event?.media).toMatchObject({ id: media.id, status: "ready" });
+    const item = await client.get<{ media: { status: string } }>(`/api/media/${media.id}`, { bearer: body.token });
+    expect(item.body.media.status).toBe("ready");
+  } finally {
+    await mariadb.startReplicaSqlThread(0);
+  }
+  await mariadb.waitForReplicaCatchUp(0);
+}, 120_000);
+
 test("an image-only worker node (PROCESSING_KINDS=image) does not take video jobs away from the workers that transcode", async () => {
   const env = { ...envFor(services), RATE_REGISTRATIONS_PER_IP_PER_HOUR: "100" };
   await startNode({ ...env, NODE_ID: "images-only", SERVICES: "processing", PROCESSING_KINDS: "image" });
