@@ -37,6 +37,8 @@ async function createUser(node: RunningNode): Promise<string> {
     username: `member${userCounter}`,
     email: `member${userCounter}@example.test`,
   });
+  // Read next by someone else, through the replica: the account must have reached it.
+  await services.mariadb!.waitForReplicaCatchUp(0);
   return user.id;
 }
 
