@@ -16,9 +16,8 @@ export default tseslint.config(
     },
   },
   {
-    files: ["*.js", "test/support/*.js"],
+    files: ["*.js"],
     languageOptions: { sourceType: "commonjs", globals: { module: "writable", require: "readonly" } },
-    rules: { "@typescript-eslint/no-require-imports": "off" },
   },
   {
     files: ["web/**/*.{ts,tsx}"],
