@@ -32,11 +32,12 @@ afterAll(async () => {
   await services?.stop();
 });
 
-test("a photo uploaded through node A is processed by the worker on node B over JetStream, and A's socket sees it happen", async () => {
+/** A new member signed up through node A, with a socket connected there. */
+async function signedUpWatcher(username: string): Promise<{ client: HttpClient; body: { token: string }; socket: Socket }> {
   const client = new HttpClient(gatewayA.baseUrl, { origin: gatewayA.publicUrl });
   const { body } = await client.post<{ token: string }>("/api/auth/register", {
-    username: "cluster-watcher",
-    email: "cluster-watcher@example.test",
+    username,
+    email: `${username}@example.test`,
     password: "a long enough passphrase",
   });
   const socket = io(gatewayA.baseUrl, { path: "/socket.io", auth: { token: body.token }, transports: ["websocket"], reconnection: false, forceNew: true });
@@ -45,6 +46,11 @@ test("a photo uploaded through node A is processed by the worker on node B over 
     socket.once("connect", () => resolve());
     socket.once("connect_error", reject);
   });
+  return { client, body, socket };
+}
+
+test("a photo uploaded through node A is processed by the worker on node B over JetStream, and A's socket sees it happen", async () => {
+  const { client, body, socket } = await signedUpWatcher("cluster-watcher");
   const progress: Progress[] = [];
   const ready: Array<{ media: { id: string; status: string; width: number } }> = [];
   socket.on("media:progress", (update: Progress) => progress.push(update));
@@ -69,18 +75,7 @@ test("a photo uploaded through node A is processed by the worker on node B over 
 
 test("with the replica lagging, the owner is told `ready` with the item ready, and reads it ready at once: the worker's writes count as the owner's", async () => {
   const mariadb = services.mariadb!;
-  const client = new HttpClient(gatewayA.baseUrl, { origin: gatewayA.publicUrl });
-  const { body } = await client.post<{ token: string }>("/api/auth/register", {
-    username: "lagging-watcher",
-    email: "lagging-watcher@example.test",
-    password: "a long enough passphrase",
-  });
-  const socket = io(gatewayA.baseUrl, { path: "/socket.io", auth: { token: body.token }, transports: ["websocket"], reconnection: false, forceNew: true });
-  sockets.push(socket);
-  await new Promise<void>((resolve, reject) => {
-    socket.once("connect", () => resolve());
-    socket.once("connect_error", reject);
-  });
+  const { client, body, socket } = await signedUpWatcher("lagging-watcher");
   const ready: Array<{ media: { id: string; status: string } }> = [];
   socket.on("media:ready", (event: { media: { id: string; status: string } }) => ready.push(event));
 
