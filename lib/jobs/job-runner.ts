@@ -16,13 +16,13 @@ export interface ClaimedRow {
   readonly originalKey: string;
 }
 
-/** Everything the runner does to the outside world; the worker service binds these to broker calls. */
 /** An item and whose it is. */
 export interface OwnedItem {
   readonly mediaId: string;
   readonly ownerId: string;
 }
 
+/** Everything the runner does to the outside world; the worker service binds these to broker calls. */
 export interface JobPorts {
   /**
    * Applies decideClaim on the primary; undefined when the item no longer exists. `token` names this claim: asked again
