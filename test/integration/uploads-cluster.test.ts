@@ -152,7 +152,8 @@ test("an upload begun through node A, dropped half-way and resumed through node 
 
   for (const client of [user.a, user.b]) {
     const answer = await client.get<{ media: MediaJson }>(`/api/uploads/${uploadId}/media`, { bearer: user.token });
-    expect(answer.status).toBe(200);
+    // The body names what was not found (the upload's outcome or the item) should this ever fail.
+    expect({ status: answer.status, body: answer.status === 200 ? "ok" : answer.body }).toEqual({ status: 200, body: "ok" });
     expect(answer.body.media).toMatchObject({ id: resumed.mediaId, kind: "video", mime: "video/mp4", bytes: bytes.length, sha256: sha256(bytes) });
   }
   const { body } = await user.a.get<{ media: MediaJson }>(`/api/uploads/${uploadId}/media`, { bearer: user.token });
@@ -183,7 +184,7 @@ describe("two PATCH requests to one upload through both nodes at once", () => {
     }
     expect(mediaId).toEqual(expect.any(String));
     const outcome = await user.b.get<{ media: MediaJson }>(`/api/uploads/${uploadId}/media`, { bearer: user.token });
-    expect(outcome.status).toBe(200);
+    expect({ status: outcome.status, body: outcome.status === 200 ? "ok" : outcome.body }).toEqual({ status: 200, body: "ok" });
     expect(outcome.body.media).toMatchObject({ id: mediaId, bytes: bytes.length, sha256: sha256(bytes) });
     expect(await downloadSha256(outcome.body.media.originalUrl!, nodeB.baseUrl)).toBe(sha256(bytes));
     expect(await myMediaOf(user.a, user.token)).toHaveLength(1);
