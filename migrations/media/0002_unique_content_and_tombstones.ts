@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import { MysqlAdapter } from "kysely";
+import { dropIndex, unlessGone, unlessThere } from "../steps";
 
 /**
  * - One item per owner and content: (owner_id, sha256) becomes UNIQUE, which is what makes
@@ -13,16 +13,6 @@ import { MysqlAdapter } from "kysely";
 
 const OLD_INDEX = "media_owner_sha256";
 const UNIQUE_INDEX = "media_owner_sha256_unique";
-
-/** DROP INDEX needs `ON <table>` on MariaDB/MySQL and refuses it on SQLite. */
-function isMysql(db: Kysely<unknown>): boolean {
-  return db.getExecutor().adapter instanceof MysqlAdapter;
-}
-
-async function dropIndex(db: Kysely<unknown>, name: string): Promise<void> {
-  const builder = db.schema.dropIndex(name);
-  await (isMysql(db) ? builder.on("media") : builder.ifExists()).execute();
-}
 
 async function mediaColumns(db: Kysely<unknown>): Promise<Set<string>> {
   const tables = await db.introspection.getTables();
@@ -49,21 +39,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .execute();
 
   // The unique index first, then the old one goes: there is never a moment without an index on (owner_id, sha256).
-  try {
-    await db.schema.createIndex(UNIQUE_INDEX).on("media").columns(["owner_id", "sha256"]).unique().execute();
-  } catch (error) {
-    if (!/already exists|Duplicate key name/i.test(String((error as Error).message))) throw error;
-  }
-  try {
-    await dropIndex(db, OLD_INDEX);
-  } catch (error) {
-    if (!/check that (column\/key|it) exists|no such index/i.test(String((error as Error).message))) throw error;
-  }
+  await unlessThere(() => db.schema.createIndex(UNIQUE_INDEX).on("media").columns(["owner_id", "sha256"]).unique().execute());
+  await unlessGone(() => dropIndex(db, OLD_INDEX, "media"));
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
   await db.schema.createIndex(OLD_INDEX).on("media").columns(["owner_id", "sha256"]).execute();
-  await dropIndex(db, UNIQUE_INDEX);
+  await dropIndex(db, UNIQUE_INDEX, "media");
   await db.schema.dropTable("media_tombstones").ifExists().execute();
   await db.schema.alterTable("media").dropColumn("original_name").execute();
   await db.schema.alterTable("media").dropColumn("declared_mime").execute();

@@ -1,4 +1,5 @@
 import type { Kysely } from "kysely";
+import { unlessThere } from "../steps";
 
 /**
  * View counts and processing times, for owners and the site's statistics:
@@ -10,30 +11,20 @@ import type { Kysely } from "kysely";
  *   ready or failed (processing time per kind, failures per period).
  */
 
-const ALREADY_THERE = /already exists|Duplicate (column|key) name/i;
-
-async function ignoring(pattern: RegExp, step: () => Promise<void>): Promise<void> {
-  try {
-    await step();
-  } catch (error) {
-    if (!pattern.test(String((error as Error).message))) throw error;
-  }
-}
-
 export async function up(db: Kysely<unknown>): Promise<void> {
   // MariaDB commits DDL statement by statement: each step is skipped when a partial run already did it.
   for (const [name, type] of [
     ["views", "bigint"],
     ["unique_viewers", "bigint"],
   ] as const) {
-    await ignoring(ALREADY_THERE, () => db.schema.alterTable("media").addColumn(name, type, (col) => col.notNull().defaultTo(0)).execute());
+    await unlessThere(() => db.schema.alterTable("media").addColumn(name, type, (col) => col.notNull().defaultTo(0)).execute());
   }
   for (const name of ["processing_started_at", "finished_at"]) {
-    await ignoring(ALREADY_THERE, () => db.schema.alterTable("media").addColumn(name, "bigint").execute());
+    await unlessThere(() => db.schema.alterTable("media").addColumn(name, "bigint").execute());
   }
-  await ignoring(ALREADY_THERE, () => db.schema.createIndex("media_created").on("media").column("created_at").execute());
-  await ignoring(ALREADY_THERE, () => db.schema.createIndex("media_finished").on("media").column("finished_at").execute());
-  await ignoring(ALREADY_THERE, () => db.schema.createIndex("media_owner_bytes").on("media").columns(["owner_id", "bytes"]).execute());
+  await unlessThere(() => db.schema.createIndex("media_created").on("media").column("created_at").execute());
+  await unlessThere(() => db.schema.createIndex("media_finished").on("media").column("finished_at").execute());
+  await unlessThere(() => db.schema.createIndex("media_owner_bytes").on("media").columns(["owner_id", "bytes"]).execute());
 
   await db.schema
     .createTable("media_view_hours")
@@ -44,7 +35,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn("unique_viewers", "bigint", (col) => col.notNull())
     .addPrimaryKeyConstraint("media_view_hours_pk", ["media_id", "hour"])
     .execute();
-  await ignoring(ALREADY_THERE, () => db.schema.createIndex("media_view_hours_hour").on("media_view_hours").columns(["hour", "media_id"]).execute());
+  await unlessThere(() => db.schema.createIndex("media_view_hours_hour").on("media_view_hours").columns(["hour", "media_id"]).execute());
 
   await db.schema
     .createTable("media_view_flushes")

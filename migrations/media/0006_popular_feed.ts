@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import { MysqlAdapter } from "kysely";
+import { dropIndex, unlessThere } from "../steps";
 
 /**
  * The popular feed (GET /api/media?scope=public&sort=popular) reads public, ready items by their
@@ -11,18 +11,11 @@ import { MysqlAdapter } from "kysely";
  */
 
 const POPULAR_INDEX = "media_public_popular";
-const ALREADY_THERE = /already exists|Duplicate key name/i;
 
 export async function up(db: Kysely<unknown>): Promise<void> {
-  try {
-    await db.schema.createIndex(POPULAR_INDEX).on("media").columns(["visibility", "status", "views", "id"]).execute();
-  } catch (error) {
-    if (!ALREADY_THERE.test(String((error as Error).message))) throw error;
-  }
+  await unlessThere(() => db.schema.createIndex(POPULAR_INDEX).on("media").columns(["visibility", "status", "views", "id"]).execute());
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  // DROP INDEX needs `ON <table>` on MariaDB/MySQL and refuses it on SQLite.
-  const builder = db.schema.dropIndex(POPULAR_INDEX);
-  await (db.getExecutor().adapter instanceof MysqlAdapter ? builder.on("media") : builder.ifExists()).execute();
+  await dropIndex(db, POPULAR_INDEX, "media");
 }

@@ -1,4 +1,5 @@
 import type { Kysely } from "kysely";
+import { unlessThere } from "../steps";
 
 /**
  * media.claim_token: the token of the claim that started the item's latest attempt (lib/jobs/job-state.ts). A worker
@@ -8,14 +9,8 @@ import type { Kysely } from "kysely";
  * MariaDB/MySQL commit DDL statement by statement: the step is skipped when a partial run already did it.
  */
 
-const ALREADY_THERE = /already exists|Duplicate column name/i;
-
 export async function up(db: Kysely<unknown>): Promise<void> {
-  try {
-    await db.schema.alterTable("media").addColumn("claim_token", "varchar(64)").execute();
-  } catch (error) {
-    if (!ALREADY_THERE.test(String((error as Error).message))) throw error;
-  }
+  await unlessThere(() => db.schema.alterTable("media").addColumn("claim_token", "varchar(64)").execute());
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

@@ -1,8 +1,11 @@
 import type { Kysely } from "kysely";
+import { unlessThere } from "../steps";
 
+// Each step is skipped when a partial run already did it (migrations/steps.ts).
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
     .createTable("users")
+    .ifNotExists()
     .addColumn("id", "varchar(26)", (col) => col.primaryKey())
     .addColumn("username", "varchar(64)", (col) => col.notNull())
     .addColumn("username_key", "varchar(64)", (col) => col.notNull().unique())
@@ -18,6 +21,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   await db.schema
     .createTable("sessions")
+    .ifNotExists()
     .addColumn("id", "char(64)", (col) => col.primaryKey())
     .addColumn("user_id", "varchar(26)", (col) => col.notNull())
     .addColumn("created_at", "bigint", (col) => col.notNull())
@@ -26,8 +30,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn("ip", "varchar(45)")
     .addColumn("user_agent", "varchar(512)")
     .execute();
-  await db.schema.createIndex("sessions_user_id").on("sessions").column("user_id").execute();
-  await db.schema.createIndex("sessions_expires_at").on("sessions").column("expires_at").execute();
+  await unlessThere(() => db.schema.createIndex("sessions_user_id").on("sessions").column("user_id").execute());
+  await unlessThere(() => db.schema.createIndex("sessions_expires_at").on("sessions").column("expires_at").execute());
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Kysely } from "kysely";
+import { unlessThere } from "../steps";
 import { MysqlAdapter, sql } from "kysely";
 
 /**
@@ -7,27 +8,17 @@ import { MysqlAdapter, sql } from "kysely";
  * for analysts' tools (README: "Stats for analysts").
  */
 
-const ALREADY_THERE = /already exists|Duplicate (column|key) name/i;
-
-async function ignoring(pattern: RegExp, step: () => Promise<void>): Promise<void> {
-  try {
-    await step();
-  } catch (error) {
-    if (!pattern.test(String((error as Error).message))) throw error;
-  }
-}
-
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await ignoring(ALREADY_THERE, () =>
+  await unlessThere(() =>
     db.schema.alterTable("metric_snapshots").addColumn("period", "varchar(8)", (col) => col.notNull().defaultTo("hour")).execute(),
   );
-  await ignoring(ALREADY_THERE, () =>
+  await unlessThere(() =>
     db.schema.alterTable("metric_snapshots").addColumn("period_start", "bigint", (col) => col.notNull().defaultTo(0)).execute(),
   );
-  await ignoring(ALREADY_THERE, () =>
+  await unlessThere(() =>
     db.schema.createIndex("metric_snapshots_period").on("metric_snapshots").columns(["period", "name", "period_start"]).execute(),
   );
-  await ignoring(ALREADY_THERE, () =>
+  await unlessThere(() =>
     db.schema.createIndex("metric_snapshots_period_start").on("metric_snapshots").columns(["period", "period_start"]).execute(),
   );
   await db.schema
