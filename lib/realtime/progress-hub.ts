@@ -44,6 +44,28 @@ export const SOCKET_EVENTS = {
 const roomOf = (userId: string) => `user:${userId}`;
 const sessionRoomOf = (sessionId: string) => `session:${sessionId}`;
 
+/** The commands the socket.io Redis adapter sends without handling their replies. */
+const ADAPTER_COMMANDS = ["publish", "subscribe", "psubscribe", "unsubscribe", "punsubscribe"] as const;
+
+/**
+ * The adapter neither awaits nor catches its subscribe and publish commands. One still queued when the client is
+ * closed (a node stopped while Redis was slow to answer, or down) is rejected with "Connection is closed", and an
+ * unhandled rejection would end the process with an error: each command's reply is handled here, unchanged for
+ * whoever awaits it.
+ */
+function settleAdapterCommands(client: Redis): void {
+  for (const name of ADAPTER_COMMANDS) {
+    const send = (client[name] as (...args: unknown[]) => Promise<unknown>).bind(client);
+    Object.assign(client, {
+      [name]: (...args: unknown[]) => {
+        const reply = send(...args);
+        reply.catch(() => undefined);
+        return reply;
+      },
+    });
+  }
+}
+
 /** How long an ended session is remembered, to refuse a socket whose handshake was resolved just before it ended. */
 const ENDED_SESSION_MEMORY_MS = 60_000;
 
@@ -71,7 +93,10 @@ export class ProgressHub {
       const waiting = { enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined };
       const publisher = options.redis.duplicate(waiting);
       const subscriber = options.redis.duplicate(waiting);
-      for (const client of [publisher, subscriber]) client.on("error", () => undefined);
+      for (const client of [publisher, subscriber]) {
+        client.on("error", () => undefined);
+        settleAdapterCommands(client);
+      }
       this.adapterClients.push(publisher, subscriber);
       this.io.adapter(createAdapter(publisher, subscriber, { key: "shoal:socket.io" }));
     }
