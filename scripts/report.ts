@@ -45,8 +45,27 @@ async function pdfReport(url: string, range: string, token: string): Promise<Buf
   }
 }
 
+/**
+ * Session tokens are base64url and one in 64 starts with "-", which parseArgs would refuse as the value of
+ * `--token <value>`: it is passed on as `--token=<value>`, whatever its first character.
+ */
+function withTokenJoined(args: readonly string[]): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const value = args[i + 1];
+    if (args[i] === "--token" && value !== undefined) {
+      joined.push(`--token=${value}`);
+      i++;
+    } else {
+      joined.push(args[i] as string);
+    }
+  }
+  return joined;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
+    args: withTokenJoined(process.argv.slice(2)),
     options: {
       range: { type: "string", default: "7d" },
       format: { type: "string", default: "pdf" },

@@ -166,9 +166,9 @@ describe("views and statistics on an embedded node", () => {
     // `npm run report`: the same CSV in a file; PDF without Chromium says so and writes nothing.
     const out = path.join(dataDir, "report.csv");
     // Asynchronously: the node answering the script runs in this process.
-    const report = (format: string, env: Record<string, string> = {}) =>
+    const report = (format: string, env: Record<string, string> = {}, token = bearer) =>
       new Promise<{ status: number | null; stderr: string }>((resolve) => {
-        const args = ["tsx", "scripts/report.ts", "--range", "24h", "--format", format, "--out", out, "--url", node.baseUrl, "--token", bearer];
+        const args = ["tsx", "scripts/report.ts", "--range", "24h", "--format", format, "--out", out, "--url", node.baseUrl, "--token", token];
         const child = execFile("npx", args, { encoding: "utf8", env: { ...process.env, ...env } }, (_error, _stdout, stderr) => resolve({ status: child.exitCode, stderr }));
       });
     const csvRun = await report("csv");
@@ -180,6 +180,10 @@ describe("views and statistics on an embedded node", () => {
     const pdfRun = await report("pdf", { CHROMIUM_PATH: "/nonexistent/chromium" });
     expect(pdfRun.status).toBe(2);
     expect(pdfRun.stderr).toContain("PDF needs Chromium, which is not installed at /nonexistent/chromium");
+    expect(fs.existsSync(out)).toBe(false);
+    // Session tokens are base64url and may start with "-": still the value of --token, not an option.
+    const dashRun = await report("csv", {}, `-${bearer.slice(1)}`);
+    expect(dashRun).toEqual({ status: 2, stderr: "report: the site refused the token (401): it must belong to an admin's session\n" });
     expect(fs.existsSync(out)).toBe(false);
   });
 
