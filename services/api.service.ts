@@ -147,6 +147,9 @@ export function apiService(runtime: Runtime, options: ApiServiceOptions): Servic
     },
 
     created() {
+      // No route has auto aliases. moleculer-web would still regenerate them 500 ms after every `$services.changed`
+      // (a node's own services stopping included), on a timer that keeps a stopped node's process alive until then.
+      Object.assign(this, { regenerateAllAutoAliases: () => undefined });
       const broker = this.broker;
       recordViewFailed = (error) => this.logger.warn(`a view could not be counted: ${error.message}`);
       progressHub = new ProgressHub(options.frontDoor.server, {
