@@ -105,7 +105,12 @@ test("the backup service archives the primary's binary log under the primary's n
   // What the REPL's `backups` prints after the catalogue.
   const repl = formatArchiveStatus(await node.broker.call<{ problems: string[]; detail: unknown }, object>("backup.archiveStatus", {}));
   expect(repl).toEqual([expect.stringMatching(new RegExp(`^binlog archive of 127\\.0\\.0\\.1:${port} \\(backups/binlog/.+\\): streaming here, last upload .+, last GTID 0-\\d+-\\d+$`))]);
-  const objects = (await storage.list(BINLOG_ARCHIVE_ROOT)).map((object) => object.key);
+  // The archive's index is written just after the file it lists: the binary log and its index.
+  const listed = await eventually(
+    () => storage.list(BINLOG_ARCHIVE_ROOT),
+    (objects) => objects.length > 1 && objects.some((object) => object.key.endsWith("/index.json.enc")),
+  );
+  const objects = listed.map((object) => object.key);
   expect(objects.length).toBeGreaterThan(1);
   expect(objects.every((key) => key.startsWith(check.binlogArchive![0]!.archive!))).toBe(true);
 }, 120_000);
