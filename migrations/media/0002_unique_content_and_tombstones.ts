@@ -14,19 +14,9 @@ import { dropIndex, unlessGone, unlessThere } from "../steps";
 const OLD_INDEX = "media_owner_sha256";
 const UNIQUE_INDEX = "media_owner_sha256_unique";
 
-async function mediaColumns(db: Kysely<unknown>): Promise<Set<string>> {
-  const tables = await db.introspection.getTables();
-  return new Set(tables.find((table) => table.name === "media")?.columns.map((column) => column.name) ?? []);
-}
-
 export async function up(db: Kysely<unknown>): Promise<void> {
-  const columns = await mediaColumns(db);
-  if (!columns.has("declared_mime")) {
-    await db.schema.alterTable("media").addColumn("declared_mime", "varchar(100)").execute();
-  }
-  if (!columns.has("original_name")) {
-    await db.schema.alterTable("media").addColumn("original_name", "varchar(255)").execute();
-  }
+  await unlessThere(() => db.schema.alterTable("media").addColumn("declared_mime", "varchar(100)").execute());
+  await unlessThere(() => db.schema.alterTable("media").addColumn("original_name", "varchar(255)").execute());
 
   await db.schema
     .createTable("media_tombstones")

@@ -1,4 +1,5 @@
 import type { Kysely } from "kysely";
+import { unlessThere } from "../steps";
 
 /**
  * Processing state on the row (the database is the truth; the job channel only nudges):
@@ -6,18 +7,11 @@ import type { Kysely } from "kysely";
  * reconnects. Variants get a duration (audio and video renditions).
  * Each step is skipped when already done (MariaDB/MySQL commit DDL statement by statement).
  */
-async function columnsOf(db: Kysely<unknown>, table: string): Promise<Set<string>> {
-  const tables = await db.introspection.getTables();
-  return new Set(tables.find((candidate) => candidate.name === table)?.columns.map((column) => column.name) ?? []);
-}
-
 export async function up(db: Kysely<unknown>): Promise<void> {
-  const media = await columnsOf(db, "media");
-  if (!media.has("attempts")) await db.schema.alterTable("media").addColumn("attempts", "integer", (col) => col.notNull().defaultTo(0)).execute();
-  if (!media.has("progress_stage")) await db.schema.alterTable("media").addColumn("progress_stage", "varchar(16)").execute();
-  if (!media.has("progress_percent")) await db.schema.alterTable("media").addColumn("progress_percent", "integer").execute();
-  const variants = await columnsOf(db, "variants");
-  if (!variants.has("duration_seconds")) await db.schema.alterTable("variants").addColumn("duration_seconds", "double precision").execute();
+  await unlessThere(() => db.schema.alterTable("media").addColumn("attempts", "integer", (col) => col.notNull().defaultTo(0)).execute());
+  await unlessThere(() => db.schema.alterTable("media").addColumn("progress_stage", "varchar(16)").execute());
+  await unlessThere(() => db.schema.alterTable("media").addColumn("progress_percent", "integer").execute());
+  await unlessThere(() => db.schema.alterTable("variants").addColumn("duration_seconds", "double precision").execute());
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

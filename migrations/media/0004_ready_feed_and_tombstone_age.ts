@@ -15,7 +15,6 @@ const FEED_INDEX = "media_visibility_status_created";
 const OLD_FEED_INDEX = "media_visibility_created";
 const TOMBSTONE_AGE_INDEX = "media_tombstones_deleted";
 
-
 export async function up(db: Kysely<unknown>): Promise<void> {
   // The new index first, then the old one goes: the feed is never without an index.
   await unlessThere(() => db.schema.createIndex(FEED_INDEX).on("media").columns(["visibility", "status", "created_at", "id"]).execute());

@@ -1,6 +1,6 @@
 import type { Kysely } from "kysely";
-import { unlessThere } from "../steps";
 import { MysqlAdapter, sql } from "kysely";
+import { unlessThere } from "../steps";
 
 /**
  * Snapshots by period: each metric_snapshots row belongs to one hourly or daily period (taking a period
