@@ -1,11 +1,13 @@
 import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { randomBytes } from "node:crypto";
+import fs from "node:fs";
 import { Readable } from "node:stream";
 import Redis from "ioredis";
 import mysql from "mysql2/promise";
 import type { Connection, RowDataPacket } from "mysql2/promise";
 import { connect } from "nats";
 import { requireBinaries } from "../../scripts/services/binaries";
+import { freePort } from "../../scripts/services/ports";
 import { envFor, startServices } from "../../scripts/services";
 import type { TestServices } from "../../scripts/services";
 
@@ -16,6 +18,16 @@ describe("requireBinaries", () => {
     expect(() => requireBinaries(["mariadbd", "nats-server"], ["/nonexistent"])).toThrow(
       /^mariadbd, nats-server not found: apt-get install mariadb-server nats-server$/,
     );
+  });
+});
+
+describe("freePort", () => {
+  it("picks ports the kernel never lends to an outgoing connection, never the same twice, so a stopped server can start again on its own", async () => {
+    const [low, high] = fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number) as [number, number];
+    const ports = [];
+    for (let i = 0; i < 100; i++) ports.push(await freePort());
+    expect(ports.filter((port) => port >= low && port <= high)).toEqual([]);
+    expect(new Set(ports).size).toBe(ports.length);
   });
 });
 

@@ -4,12 +4,12 @@
  */
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import AxeBuilder from "@axe-core/playwright";
 import { chromium } from "playwright-core";
 import type { Browser, Page } from "playwright-core";
 import type { Env } from "../../config/settings";
+import { freePort } from "../../scripts/services/ports";
 import { startNode } from "./nodes";
 import type { RunningNode } from "./nodes";
 
@@ -65,18 +65,6 @@ export async function seriousViolations(page: Page): Promise<AxeFinding[]> {
       help: violation.help,
       targets: violation.nodes.map((node) => node.target.join(" ")),
     }));
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /**
