@@ -16,6 +16,7 @@ import { CHANNEL_ADAPTER_CONNECTED_EVENT } from "./lib/service-contracts";
 import { metricTimersMiddleware } from "./mixins/metric-timers.middleware";
 import { paramsValidationMiddleware } from "./mixins/params-validation.middleware";
 import { transportFailFastMiddleware } from "./mixins/transport-fail-fast.middleware";
+import { transportStaysDownMiddleware } from "./mixins/transport-stays-down.middleware";
 
 /** What the API and services put in ctx.meta. */
 export interface ShoalMeta {
@@ -242,7 +243,7 @@ export function brokerOptions(settings: Settings): BrokerOptions {
     // Process metrics are collected under NODE_ENV=test too, so that tests see what production serves.
     metrics: { enabled: true, collectProcessMetrics: true, reporter: [new GatewayPrometheusReporter({ excludes: [...HOST_IDENTIFYING_METRICS, ...UNSERVED_METRICS] }) as unknown as string] },
     tracing: { enabled: false },
-    middlewares: [unservedMetricsMiddleware, metricTimersMiddleware, consistencyKeyMiddleware, cacherTuningMiddleware, paramsValidationMiddleware, transportFailFastMiddleware, ...(jobsOnThisNode ? [channelsMiddleware(settings), channelsConnectedMiddleware] : [])] as unknown as BrokerOptions["middlewares"],
+    middlewares: [unservedMetricsMiddleware, metricTimersMiddleware, consistencyKeyMiddleware, cacherTuningMiddleware, paramsValidationMiddleware, transportFailFastMiddleware, transportStaysDownMiddleware, ...(jobsOnThisNode ? [channelsMiddleware(settings), channelsConnectedMiddleware] : [])] as unknown as BrokerOptions["middlewares"],
     errorHandler(error) {
       throw toMoleculerError(error);
     },
