@@ -35,23 +35,12 @@ export class MemoryExpiringStore implements ExpiringStore {
   }
 }
 
-export interface RedisExpiringStoreOptions {
-  /**
-   * A command that fails while the connection is up is sent once more, past an open circuit. For values whose loss a
-   * user would notice: a command times out when this process stalls (a long garbage collection, a busy event loop)
-   * even though Redis answered, and the circuit it trips would fail every command for a while after. Costs at most
-   * one more command timeout when Redis hangs; nothing when it is down (the connection is not up).
-   */
-  readonly retryWhileConnected?: boolean;
-}
-
 /** With a circuit, fails at once (RedisUnavailableError) while Redis is known to be unreachable. */
 export class RedisExpiringStore implements ExpiringStore {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly circuit?: RedisCircuit,
-    private readonly options: RedisExpiringStoreOptions = {},
   ) {}
 
   async remember(key: string, value: string, ttlMs: number): Promise<void> {
@@ -62,13 +51,7 @@ export class RedisExpiringStore implements ExpiringStore {
     return (await this.run(() => this.redis.get(this.prefix + key))) ?? undefined;
   }
 
-  private async run<T>(command: () => Promise<T>): Promise<T> {
-    if (!this.circuit) return command();
-    try {
-      return await this.circuit.run(command);
-    } catch (error) {
-      if (!this.options.retryWhileConnected || this.redis.status !== "ready") throw error;
-      return command();
-    }
+  private run<T>(command: () => Promise<T>): Promise<T> {
+    return this.circuit ? this.circuit.run(command) : command();
   }
 }

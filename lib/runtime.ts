@@ -56,7 +56,7 @@ export function createRuntime(settings: Settings): Runtime {
   const writeMarks = redis ? new RedisExpiringStore(redis, "shoal:write-mark:", circuit) : new MemoryExpiringStore();
   // The only record of a finished upload for a client that lost the last answer: not lost to one stalled command.
   const uploadOutcomes = redis
-    ? new RedisExpiringStore(redis, "shoal:upload-outcome:", circuit, { retryWhileConnected: true })
+    ? new RedisExpiringStore(redis, "shoal:upload-outcome:", circuit)
     : new MemoryExpiringStore();
   if (settings.mode === "embedded") {
     const { tightenedFrom } = ensurePrivateDirectory(settings.dataDir);

@@ -1,3 +1,4 @@
+import { Command } from "ioredis";
 import type { Redis, RedisOptions } from "ioredis";
 import { parseURL } from "ioredis/built/utils";
 
@@ -8,11 +9,39 @@ export const REDIS_CONNECT_TIMEOUT_MS = 1000;
 /** After a failure, Redis is left alone this long before it is tried again (sooner when the connection comes back). */
 export const REDIS_RETRY_AFTER_MS = 2000;
 
+interface TimedCommand {
+  readonly isResolved: boolean;
+  reject(error: Error): void;
+  _commandTimeoutTimer?: NodeJS.Timeout;
+}
+
+let timeoutsReadRepliesFirst = false;
+
+/**
+ * ioredis fails a command when its timer fires, and timers run before the replies waiting on the socket are read:
+ * after this process was busy past the timeout (a long garbage collection, a busy event loop), a command Redis had
+ * answered in time failed, and tripped the circuit. The timeout decides one turn of the event loop later instead,
+ * once those replies have been read.
+ */
+function letTimeoutsReadRepliesFirst(): void {
+  if (timeoutsReadRepliesFirst) return;
+  timeoutsReadRepliesFirst = true;
+  Command.prototype.setTimeout = function setTimeout(this: TimedCommand, ms: number): void {
+    if (this._commandTimeoutTimer) return;
+    this._commandTimeoutTimer = globalThis.setTimeout(() => {
+      setImmediate(() => {
+        if (!this.isResolved) this.reject(new Error("Command timed out"));
+      });
+    }, ms);
+  };
+}
+
 /**
  * Connection options for every Redis client of a node: commands fail at once while disconnected (no offline queue)
  * and after REDIS_COMMAND_TIMEOUT_MS when Redis hangs, so that no request waits on Redis for long.
  */
 export function redisClientOptions(url: string): RedisOptions {
+  letTimeoutsReadRepliesFirst();
   return {
     ...(parseURL(url) as RedisOptions),
     commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
