@@ -4,6 +4,7 @@ import type { ServiceName, Settings } from "./config/settings";
 import type { ProcessorRegistry } from "./lib/jobs/processor";
 import { imageProcessor } from "./lib/processing/image-processor";
 import { audioProcessor, videoProcessor } from "./lib/processing/transcode-processors";
+import { logOutages } from "./lib/cache/redis-circuit";
 import { FrontDoor } from "./lib/http/front-door";
 import { MetricsListener } from "./lib/http/metrics-listener";
 import { createRuntime } from "./lib/runtime";
@@ -57,6 +58,7 @@ export interface NodeOptions {
 export function createNode(settings: Settings, options: NodeOptions = {}): ShoalNode {
   const runtime = createRuntime(settings);
   const broker = new ServiceBroker(brokerOptions(settings));
+  if (runtime.storage.outage) logOutages(runtime.storage.outage, broker.logger, "File storage (S3)");
   const reporter = broker.metrics.reporter?.find?.((candidate: unknown) => candidate instanceof GatewayPrometheusReporter) as
     | GatewayPrometheusReporter
     | undefined;

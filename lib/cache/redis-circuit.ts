@@ -186,7 +186,7 @@ function describeCause(cause: unknown): string {
  * Reports a circuit's outages once each: an error when it opens (with what opened it), an info when it closes,
  * and nothing for the failed reconnection attempts and skipped commands in between. Returns a function that stops.
  */
-export function logOutages(circuit: RedisCircuit, log: OutageLog, what: string, now: () => number = Date.now): () => void {
+export function logOutages(circuit: Pick<RedisCircuit, "onOpen" | "onRecovered">, log: OutageLog, what: string, now: () => number = Date.now): () => void {
   let openedAt = 0;
   const stopOpen = circuit.onOpen((cause) => {
     openedAt = now();

@@ -1,5 +1,6 @@
 import type { Readable } from "node:stream";
 import type { CheckResult } from "../health";
+import type { StorageOutage } from "./storage-outage";
 
 export interface ObjectInfo {
   readonly key: string;
@@ -51,6 +52,8 @@ export interface PutOptions {
  */
 export interface ObjectStorage {
   readonly kind: "local" | "s3";
+  /** A remote store's outages, shared by every client of the same bucket (none for files on disk). */
+  readonly outage?: StorageOutage;
   /** Stores a stream of unknown length; readers never see a half-written object. */
   put(key: string, body: Readable, contentType: string, options?: PutOptions): Promise<PutInfo>;
   /**

@@ -29,7 +29,8 @@ import {
   RangeNotSatisfiableError,
 } from "./storage-rules";
 import { storedCacheControl } from "./object-keys";
-import { describeStorageFailure, reportUnreachableAsUnavailable } from "./s3-unreachable";
+import { describeStorageFailure, isStorageSilent, reportUnreachableAsUnavailable } from "./s3-unreachable";
+import { StorageOutage } from "./storage-outage";
 import type { ByteRange, ObjectInfo, ObjectStorage, PutInfo, PutOptions, SignedUrlOptions, StagedContent, StoredObject } from "./object-storage";
 import { attachmentDisposition, signedObjectCacheControl, signingWindow } from "./signed-url";
 
@@ -57,6 +58,8 @@ const UPLOAD_QUEUE_SIZE = 2;
 /** How long a connection to the store may take to open, and a request in flight may go without a byte either way. */
 const S3_CONNECT_TIMEOUT_MS = 3000;
 const S3_SILENCE_TIMEOUT_MS = 30_000;
+/** An outage's probe (HeadBucket, which a working store answers at once) gets this long. */
+const S3_PROBE_TIMEOUT_MS = 5000;
 /** The largest object one CopyObject can copy. */
 const MAX_COPY_BYTES = 5 * 1024 ** 3;
 /** DeleteObjects takes at most 1000 keys per request. */
@@ -157,12 +160,27 @@ export async function checkMultipartUploads(client: S3Client, bucket: string): P
 
 export class S3Storage implements ObjectStorage {
   readonly kind = "s3";
+  /** Shared with the resumable-upload store's client, which reaches the same bucket. */
+  readonly outage: StorageOutage;
   private readonly client: S3Client;
+  /** Outside the outage's guard, to find out when it ends. */
+  private readonly probeClient: S3Client;
 
   constructor(private readonly options: S3StorageOptions) {
     this.client = new S3Client({ ...s3ClientConfig(options), maxAttempts: 2 });
+    this.probeClient = new S3Client({ ...s3ClientConfig(options), maxAttempts: 1 });
+    this.outage = new StorageOutage(async () => {
+      // A probe sent while the store hung is not answered once it is back: bounded, so that the next one goes out.
+      const bound = AbortSignal.timeout(S3_PROBE_TIMEOUT_MS);
+      try {
+        await this.probeClient.send(new HeadBucketCommand({ Bucket: options.bucket }), { abortSignal: bound });
+      } catch (error) {
+        // Any answer (a refusal, a 5xx too) means the store is reached again.
+        if (bound.aborted || isStorageSilent(error)) throw error;
+      }
+    });
     if (signsPayloadUnsigned(options)) signPayloadsUnsigned(this.client);
-    reportUnreachableAsUnavailable(this.client);
+    reportUnreachableAsUnavailable(this.client, this.outage);
   }
 
   /**
@@ -369,7 +387,9 @@ export class S3Storage implements ObjectStorage {
   }
 
   async close(): Promise<void> {
+    this.outage.stop();
     this.client.destroy();
+    this.probeClient.destroy();
   }
 
   private async listKeys(prefix: string): Promise<string[]> {

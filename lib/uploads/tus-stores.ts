@@ -14,6 +14,7 @@ import type { CheckResult } from "../health";
 import type { StagedContent } from "../storage/object-storage";
 import { checkMultipartUploads, s3ClientConfig } from "../storage/s3-storage";
 import { reportUnreachableAsUnavailable } from "../storage/s3-unreachable";
+import type { StorageOutage } from "../storage/storage-outage";
 import { RunningHashes } from "./running-hash";
 import { flushToDisk } from "../storage/background-flush";
 
@@ -87,7 +88,7 @@ function isMissingObject(error: unknown): boolean {
 class S3UploadStore extends S3Store implements UploadStore {
   private readonly hashes: RunningHashes;
 
-  constructor(storage: Extract<StorageSettings, { kind: "s3" }>, redis: Redis | undefined, expiryMs: number) {
+  constructor(storage: Extract<StorageSettings, { kind: "s3" }>, redis: Redis | undefined, expiryMs: number, outage?: StorageOutage) {
     super({
       partSize: S3_PART_BYTES,
       expirationPeriodInMilliseconds: expiryMs,
@@ -95,7 +96,7 @@ class S3UploadStore extends S3Store implements UploadStore {
       s3ClientConfig: { ...s3ClientConfig(storage), bucket: storage.bucket },
     });
     this.hashes = new RunningHashes(expiryMs);
-    reportUnreachableAsUnavailable(this.client);
+    reportUnreachableAsUnavailable(this.client, outage);
   }
 
   override write(readable: Readable, id: string, offset: number): Promise<number> {
@@ -204,6 +205,7 @@ export function createUploadStore(
   uploadsDir: string,
   redis: Redis | undefined,
   expiryMs: number,
+  outage?: StorageOutage,
 ): UploadStore {
-  return storage.kind === "s3" ? new S3UploadStore(storage, redis, expiryMs) : new LocalUploadStore(uploadsDir, expiryMs);
+  return storage.kind === "s3" ? new S3UploadStore(storage, redis, expiryMs, outage) : new LocalUploadStore(uploadsDir, expiryMs);
 }

@@ -7,6 +7,7 @@ import type { Redis } from "ioredis";
 import type { MediaKind, StorageSettings, UploadSettings } from "../../config/settings";
 import { AppError, BadRequestError, NotFoundError, UnauthenticatedError } from "../errors";
 import type { CheckResult } from "../health";
+import type { StorageOutage } from "../storage/storage-outage";
 import { toErrorResponse } from "../http/error-body";
 import type { ErrorBody, GatewayError } from "../http/error-body";
 import { sendJson } from "../http/front-door";
@@ -55,6 +56,8 @@ export interface TusUploadsOptions {
   readonly path: string;
   readonly uploads: UploadSettings;
   readonly storage: StorageSettings;
+  /** The bucket's outages, as the node's object storage knows them (cluster mode). */
+  readonly storageOutage?: StorageOutage;
   /** Cluster mode: upload state and locks shared through Redis. */
   readonly redis: Redis | undefined;
   readonly hooks: TusUploadHooks;
@@ -168,7 +171,7 @@ export class TusUploads {
 
   constructor(private readonly options: TusUploadsOptions) {
     const { storage, redis } = options;
-    this.datastore = options.store ?? createUploadStore(storage, options.uploads.dir, redis, options.uploads.expirySeconds * 1000);
+    this.datastore = options.store ?? createUploadStore(storage, options.uploads.dir, redis, options.uploads.expirySeconds * 1000, options.storageOutage);
     this.locker = redis ? new RedisLocker(redis) : new MemoryLocker();
     this.log = options.log ?? SILENT_LOGGER;
     this.largest = Math.max(...Object.values(options.uploads.maxBytes));

@@ -69,6 +69,7 @@ export class UploadGateway {
       path: "/api/uploads",
       uploads,
       storage: options.storageSettings,
+      storageOutage: options.storage.outage,
       redis: options.redis,
       log: options.log,
       requestIdOf: options.requestIdOf,

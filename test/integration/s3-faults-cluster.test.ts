@@ -100,9 +100,11 @@ afterAll(async () => {
   await services?.stop();
 });
 
-afterEach(() => {
+afterEach(async () => {
   proxy.restore();
-});
+  // Until a probe (every 2 s) has reached the store again, the node still counts it out of reach.
+  await eventually(health, (answer) => answer.body.checks.storage?.status === "ok", 60_000);
+}, 90_000);
 
 test("with S3 cut off: health says degraded, reads answer, and uploads are refused at once with 503, leaving no object, row or quota", async () => {
   const keysBefore = await bucketKeys();
@@ -161,13 +163,27 @@ test("an upload waiting for processing while S3 is cut off is not failed: it is 
   expect(await attemptsOf(waitingId)).toBe(1);
 }, 180_000);
 
-test("with S3 hanging (connections accepted, nothing answered): health says degraded and reads answer within the bound", async () => {
+test("with S3 hanging (connections accepted, nothing answered): health says degraded, reads answer, and once the node knows, uploads are refused at once", async () => {
+  const before = await holdings();
   proxy.hang();
   const report = await eventually(() => timed(health), (answer) => answer.body.status !== "ok", 30_000);
   expect({ http: report.status, status: report.body.status, storage: report.body.checks.storage?.status }).toEqual({ http: 200, status: "degraded", storage: "down" });
   expect((await timed(() => itemOf(storedId))).body.media.id).toBe(storedId);
   const mine = await timed(() => client(api).get<{ items: { id: string }[] }>("/api/media?scope=mine", { bearer: member.token }));
   expect(mine.status).toBe(200);
+
+  // Once a call has waited out the store's silence (30 s a try; here the health check's), the node knows, and
+  // uploads are refused without trying the store.
+  await eventually(() => Promise.resolve(api.runtime.storage.outage?.known), (known) => known === true, 90_000);
+  const refused = await timed(() => multipart(freshImage("multipart hanging"), "hanging.png", "image/png"));
+  expect({ status: refused.status, code: refused.body.error?.code, retryAfter: refused.retryAfter }).toEqual({ status: 503, code: "unavailable", retryAfter: "5" });
+  const bytes = freshImage("tus hanging");
+  const created = await timed(() => tusCreate(`${api.baseUrl}/api/uploads`, member.token, bytes.length, { filename: "hanging.png", filetype: "image/png" }));
+  expect({ status: created.status, retryAfter: created.retryAfter }).toEqual({ status: 503, retryAfter: "5" });
+  expect(await eventually(holdings, (now) => now.reservations === before.reservations)).toEqual(before);
+
   proxy.restore();
   await eventually(() => timed(health), (answer) => answer.body.status === "ok", 30_000);
-}, 120_000);
+  const done = await tusUpload(bytes, { endpoint: `${api.baseUrl}/api/uploads`, token: member.token, metadata: { filename: "after-hang.png", filetype: "image/png" } });
+  expect((await itemOf(done.mediaId!)).body.media.sha256).toBe(sha256(bytes));
+}, 240_000);

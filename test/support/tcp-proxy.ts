@@ -9,6 +9,7 @@
  *   proxy.setDelay(500);            // each chunk, each way, arrives 500 ms late
  *   proxy.hang();                   // connections stay open, nothing gets through
  *   proxy.reset();                  // RST on every open connection; new ones are accepted
+ *   proxy.connections, proxy.bytesFromClients   // what clients have tried to send through it, in any mode
  *   await proxy.close();
  */
 import net from "node:net";
@@ -19,6 +20,10 @@ export interface TcpProxy {
   readonly port: number;
   url(scheme: string): string;
   readonly mode: ProxyMode;
+  /** Connections accepted so far, those cut at once included. */
+  readonly connections: number;
+  /** Bytes received from clients so far, those held back or dropped included. */
+  readonly bytesFromClients: number;
   /** Refuses new connections and destroys the open ones. */
   cut(): void;
   /** Keeps accepting, but passes nothing on either way. */
@@ -35,6 +40,8 @@ export interface TcpProxy {
 export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"): Promise<TcpProxy> {
   let mode: ProxyMode = "open";
   let delayMs = 0;
+  let connections = 0;
+  let bytesFromClients = 0;
   const pairs = new Set<{ client: net.Socket; upstream: net.Socket }>();
 
   const forward = (from: net.Socket, to: net.Socket) => {
@@ -50,6 +57,7 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
   };
 
   const server = net.createServer((client) => {
+    connections++;
     if (mode === "cut") {
       client.destroy();
       return;
@@ -64,6 +72,9 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
     };
     client.on("error", end).on("close", end);
     upstream.on("error", end).on("close", end);
+    client.on("data", (chunk: Buffer) => {
+      bytesFromClients += chunk.length;
+    });
     forward(client, upstream);
     forward(upstream, client);
   });
@@ -88,6 +99,12 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
     url: (scheme) => `${scheme}://127.0.0.1:${port}`,
     get mode() {
       return mode;
+    },
+    get connections() {
+      return connections;
+    },
+    get bytesFromClients() {
+      return bytesFromClients;
     },
     cut() {
       mode = "cut";

@@ -1,5 +1,5 @@
 import { NoSuchKey, S3ServiceException } from "@aws-sdk/client-s3";
-import { describeStorageFailure, isStorageUnreachable, StorageUnavailableError } from "../../lib/storage/s3-unreachable";
+import { describeStorageFailure, isStorageSilent, isStorageUnreachable, StorageUnavailableError } from "../../lib/storage/s3-unreachable";
 
 const serverError = (status: number) =>
   new S3ServiceException({ name: "InternalError", $fault: "server", $metadata: { httpStatusCode: status } });
@@ -19,6 +19,19 @@ describe("isStorageUnreachable", () => {
     expect(isStorageUnreachable(Object.assign(new Error("Request aborted"), { name: "AbortError", $metadata: {} }))).toBe(false);
     expect(isStorageUnreachable(new Error("the store gave no ETag for media/a/original.png"))).toBe(false);
     expect(isStorageUnreachable("ECONNREFUSED")).toBe(false);
+  });
+});
+
+describe("isStorageSilent", () => {
+  it("is true only when the store gave no answer at all: a 5xx is an answer, and begins no outage", () => {
+    expect(isStorageSilent(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:9000"), { code: "ECONNREFUSED" }))).toBe(true);
+    expect(isStorageSilent(Object.assign(new Error("socket hang up"), { name: "TimeoutError" }))).toBe(true);
+    expect(isStorageSilent(Object.assign(new Error("AWS SDK error wrapper for TimeoutError: socket hang up"), { $metadata: { attempts: 2 } }))).toBe(true);
+    expect(isStorageSilent(serverError(503))).toBe(false);
+    expect(isStorageSilent(serverError(500))).toBe(false);
+    expect(isStorageSilent(new NoSuchKey({ message: "The specified key does not exist.", $metadata: { httpStatusCode: 404 } }))).toBe(false);
+    expect(isStorageSilent(Object.assign(new Error("Request aborted"), { name: "AbortError", $metadata: {} }))).toBe(false);
+    expect(isStorageSilent(new Error("the store gave no ETag for media/a/original.png"))).toBe(false);
   });
 });
 
