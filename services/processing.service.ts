@@ -15,6 +15,7 @@ import type { StuckCandidate } from "../lib/jobs/reconcile";
 import type { Runtime } from "../lib/runtime";
 import type { PeriodicTask } from "../lib/scheduling/periodic-task";
 import { variantKey } from "../lib/storage/object-keys";
+import { describeStorageFailure } from "../lib/storage/s3-unreachable";
 import { jobChannelNatsOptions } from "../lib/jobs/job-channel";
 import { MEDIA_DEAD_LETTER_CHANNEL, MEDIA_JOBS_CHANNEL, PROGRESS_EVENT } from "../lib/service-contracts";
 import type { ProgressUpdate } from "../lib/service-contracts";
@@ -162,6 +163,10 @@ export function processingService(runtime: Runtime, processors: ProcessorRegistr
           });
         }),
       log: (level, message) => service.logger[level](message),
+      knownOutage() {
+        const outage = runtime.storage.outage;
+        return outage?.known ? `file storage: ${describeStorageFailure(outage.reason)}` : undefined;
+      },
     };
   }
 

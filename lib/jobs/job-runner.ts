@@ -46,6 +46,8 @@ export interface JobPorts {
   openContext(job: ProcessingJob, report: (stage: ProgressStage, percent: number) => void): Promise<{ context: ProcessorContext; cleanup(): Promise<void> }>;
   sleep(ms: number): Promise<void>;
   log(level: "info" | "warn" | "error", message: string): void;
+  /** Why a dependency is already known to be out of reach (the bucket's outage), or undefined when none is. */
+  knownOutage(): string | undefined;
 }
 
 export interface RunnerOptions extends BackoffOptions {
@@ -94,6 +96,10 @@ async function runClaimed(message: JobMessage, processors: ProcessorRegistry, po
   const processor = processors[message.kind as ProcessingJob["kind"]];
   // No processor here: leave the row `uploaded`, untouched, for when one is deployed.
   if (!processor) return "no_processor";
+
+  // Waited for without claiming: the item does not show `processing` for the moment of each try.
+  const outage = ports.knownOutage();
+  if (outage !== undefined) return waitForDependency(message, outage, ports, options);
 
   const token = randomUUID();
   let claimed: Awaited<ReturnType<JobPorts["claim"]>>;
@@ -153,7 +159,7 @@ async function runClaimed(message: JobMessage, processors: ProcessorRegistry, po
   } catch (error) {
     clearInterval(heartbeat);
     if (error instanceof HandedBack || options.stopping?.aborted) return handBack(message, job, token, ports);
-    if (isUnavailable(error)) return waitForDependency(message, job, token, error, ports, options);
+    if (isUnavailable(error)) return waitForDependency(message, error, ports, options, { job, token });
     return afterFailure(message, job, error, ports, options);
   }
   ports.progress(job.mediaId, job.ownerId, "storing", 100);
@@ -204,23 +210,24 @@ async function handBack(message: JobMessage, job: ProcessingJob, token: string, 
 }
 
 /**
- * A dependency out of reach (the file store, another service) is not the item's fault: the attempt is given back
- * uncounted and the job tried again after the longest retry delay, so an outage longer than all the retries leaves
- * the item waiting for it rather than failed.
+ * A dependency out of reach (the file store, another service) is not the item's fault: the attempt, when `claimed`,
+ * is given back uncounted, and the job tried again after the longest retry delay, so an outage longer than all the
+ * retries leaves the item waiting for it rather than failed.
  */
 async function waitForDependency(
   message: JobMessage,
-  job: ProcessingJob,
-  token: string,
   error: unknown,
   ports: JobPorts,
   options: RunnerOptions,
+  claimed?: { job: ProcessingJob; token: string },
 ): Promise<JobOutcome> {
   options.slot?.cancel();
   const delay = retryDelayMs(options.maxAttempts, options);
-  ports.log("warn", `${job.mediaId} waits for a dependency (${describe(error)}), trying again in ${delay} ms; the attempt is not counted`);
-  await whileHeld(`the hand-back of ${job.mediaId}`, () => ports.handBack(job.mediaId, token), ports, options);
-  ports.progress(job.mediaId, job.ownerId, "queued", 0);
+  ports.log("warn", `${message.id} waits for a dependency (${describe(error)}), trying again in ${delay} ms; the attempt is not counted`);
+  if (claimed) {
+    await whileHeld(`the hand-back of ${message.id}`, () => ports.handBack(message.id, claimed.token), ports, options);
+    ports.progress(message.id, claimed.job.ownerId, "queued", 0);
+  }
   await ports.sleep(delay);
   await ports.republish(message);
   return "retry";

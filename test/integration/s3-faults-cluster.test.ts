@@ -71,6 +71,12 @@ async function attemptsOf(id: string): Promise<number> {
   return Number(rows[0]?.attempts);
 }
 
+/** When the item's row last changed (every claim and hand-back changes it), in ms. */
+async function rowChangedAt(id: string): Promise<number> {
+  const rows = await services.mariadb!.primary.query<{ updated_at: number }>("select updated_at from shoal_media.media where id = ?", [id]);
+  return Number(rows[0]?.updated_at);
+}
+
 /** A PNG no earlier test uploaded (the same bytes again would be answered as a duplicate, without storing anything). */
 const freshImage = (tag: string) => Buffer.concat([fixture("image_formats/png_rgba_alpha.png"), Buffer.from(tag)]);
 
@@ -143,7 +149,7 @@ test("an upload waiting for processing while S3 is cut off is not failed: it is 
   await startNode({ ...env, NODE_ID: "s3-faults-processing", SERVICES: "processing" });
   // Five times the whole retry budget: counted as failed attempts, the item would be `failed` by now.
   await new Promise((resolve) => setTimeout(resolve, 10_000));
-  // Each try shows the item `processing` for a moment before handing it back: seen between tries, `uploaded`.
+  // The first try shows the item `processing` for a moment before handing it back; it is `uploaded` after it.
   const between = await eventually(
     async () => ({ status: (await itemOf(waitingId)).body.media.status, attempts: await attemptsOf(waitingId) }),
     (state) => state.status !== "processing",
@@ -151,6 +157,10 @@ test("an upload waiting for processing while S3 is cut off is not failed: it is 
   );
   expect(between).toEqual({ status: "uploaded", attempts: 0 });
   expect((await itemOf(storedId)).body.media.status).toBe("uploaded");
+  // That try told the processing node of the outage: the tries after it wait without claiming, so the row is left alone.
+  const changedAt = await rowChangedAt(waitingId);
+  await new Promise((resolve) => setTimeout(resolve, 3 * Number(JOB_RETRIES.JOB_RETRY_MAX_DELAY_MS)));
+  expect(await rowChangedAt(waitingId)).toBe(changedAt);
 
   proxy.restore();
   for (const id of [storedId, waitingId]) {

@@ -67,6 +67,7 @@ function stand(): { row: Row; failNext: Record<FailingPort, number>; claims: str
     },
     sleep: async () => {},
     log() {},
+    knownOutage: () => undefined,
   };
   return state;
 }
@@ -148,6 +149,27 @@ describe("a job whose dependency is out of reach (the file store down)", () => {
     }
     expect(republished).toHaveLength(OPTIONS.maxAttempts + 2);
     // Back: the next run makes it ready, as its first counted attempt.
+    expect(await runJob(MESSAGE, PROCESSORS, ports, OPTIONS)).toBe("ready");
+    expect(row).toMatchObject({ status: "ready", attempts: 1 });
+  });
+
+  it("waits without claiming while the store is already known to be out of reach: the item never shows `processing`", async () => {
+    const { row, claims, ports } = stand();
+    const statuses: MediaStatus[] = [];
+    const republished: JobMessage[] = [];
+    ports.progress = () => statuses.push(row.status);
+    ports.republish = async (message) => {
+      republished.push(message);
+    };
+    ports.knownOutage = () => "file storage: Error: connect ECONNREFUSED 127.0.0.1:9000";
+    for (let round = 0; round < OPTIONS.maxAttempts + 2; round++) expect(await runJob(MESSAGE, PROCESSORS, ports, OPTIONS)).toBe("retry");
+    expect({ row, claims, statuses, republished: republished.length }).toEqual({
+      row: { status: "uploaded", attempts: 0, updatedAt: 0, claimToken: null },
+      claims: [],
+      statuses: [],
+      republished: OPTIONS.maxAttempts + 2,
+    });
+    ports.knownOutage = () => undefined;
     expect(await runJob(MESSAGE, PROCESSORS, ports, OPTIONS)).toBe("ready");
     expect(row).toMatchObject({ status: "ready", attempts: 1 });
   });
