@@ -54,10 +54,8 @@ export function createRuntime(settings: Settings): Runtime {
   redis?.on("error", () => undefined);
   const circuit = redis ? new RedisCircuit(redis, { recover: () => redis.ping() }) : undefined;
   const writeMarks = redis ? new RedisExpiringStore(redis, "shoal:write-mark:", circuit) : new MemoryExpiringStore();
-  // The only record of a finished upload for a client that lost the last answer: not lost to one stalled command.
-  const uploadOutcomes = redis
-    ? new RedisExpiringStore(redis, "shoal:upload-outcome:", circuit)
-    : new MemoryExpiringStore();
+  // The only record of a finished upload for a client that lost the last answer.
+  const uploadOutcomes = redis ? new RedisExpiringStore(redis, "shoal:upload-outcome:", circuit) : new MemoryExpiringStore();
   if (settings.mode === "embedded") {
     const { tightenedFrom } = ensurePrivateDirectory(settings.dataDir);
     // Before the broker and its logger exist: Node's own warning channel (stderr).
