@@ -1,6 +1,7 @@
 import { Command } from "ioredis";
 import type { Redis, RedisOptions } from "ioredis";
 import { parseURL } from "ioredis/built/utils";
+import { OutageReports } from "../outages";
 
 /** A Redis command gets this long before it counts as failed: a healthy Redis on the same network answers in about a millisecond. */
 export const REDIS_COMMAND_TIMEOUT_MS = 500;
@@ -56,13 +57,6 @@ export function redisClientOptions(url: string): RedisOptions {
 /** The part of an ioredis client that the circuit watches (and the shared cache's guard closes). */
 export type WatchedClient = Pick<Redis, "status" | "on" | "off" | "listeners" | "disconnect">;
 
-/** Where a circuit's outages are reported (a Moleculer logger fits). */
-export interface OutageLog {
-  error(message: string, ...details: unknown[]): void;
-  info(message: string, ...details: unknown[]): void;
-  debug?(message: string, ...details: unknown[]): void;
-}
-
 export class RedisUnavailableError extends Error {
   constructor() {
     super("Redis is unavailable");
@@ -84,18 +78,17 @@ export interface RedisCircuitOptions {
  * callers then skip Redis at once instead of each waiting for a timeout. Once the connection is ready again (or
  * after `retryAfterMs`) the circuit runs `recover` against Redis, and closes when that succeeds.
  */
-export class RedisCircuit {
+export class RedisCircuit extends OutageReports {
   private open = false;
   private recovering = false;
   private retryTimer: NodeJS.Timeout | undefined;
-  private readonly openListeners = new Set<(cause: unknown) => void>();
-  private readonly closeListeners = new Set<() => void>();
   private stopped = false;
 
   constructor(
     private readonly client: WatchedClient,
     private readonly options: RedisCircuitOptions = {},
   ) {
+    super();
     client.on("close", () => this.trip(new Error("connection closed")));
     client.on("error", (error: unknown) => this.trip(error));
     client.on("ready", () => {
@@ -124,20 +117,8 @@ export class RedisCircuit {
     if (this.stopped) return;
     const wasOpen = this.open;
     this.open = true;
-    if (!wasOpen) for (const listener of this.openListeners) listener(cause);
+    if (!wasOpen) this.reportOpen(cause);
     this.scheduleRetry();
-  }
-
-  /** Calls the listener each time the circuit opens, with what opened it; returns a function that removes it. */
-  onOpen(listener: (cause: unknown) => void): () => void {
-    this.openListeners.add(listener);
-    return () => this.openListeners.delete(listener);
-  }
-
-  /** Calls the listener each time the circuit closes again after a recovery. */
-  onRecovered(listener: () => void): () => void {
-    this.closeListeners.add(listener);
-    return () => this.closeListeners.delete(listener);
   }
 
   /** Stops retrying (the node is stopping). */
@@ -168,35 +149,11 @@ export class RedisCircuit {
       await (this.options.recover ?? (() => Promise.resolve()))();
       if (this.client.status !== "ready") throw new RedisUnavailableError();
       this.open = false;
-      for (const listener of this.closeListeners) listener();
+      this.reportRecovered();
     } catch {
       this.scheduleRetry();
     } finally {
       this.recovering = false;
     }
   }
-}
-
-function describeCause(cause: unknown): string {
-  if (cause instanceof Error) return cause.message;
-  return cause === undefined ? "no reason given" : String(cause);
-}
-
-/**
- * Reports a circuit's outages once each: an error when it opens (with what opened it), an info when it closes,
- * and nothing for the failed reconnection attempts and skipped commands in between. Returns a function that stops.
- */
-export function logOutages(circuit: Pick<RedisCircuit, "onOpen" | "onRecovered">, log: OutageLog, what: string, now: () => number = Date.now): () => void {
-  let openedAt = 0;
-  const stopOpen = circuit.onOpen((cause) => {
-    openedAt = now();
-    log.error(`${what} is unavailable (${describeCause(cause)}): going on without it until it answers again`);
-  });
-  const stopRecovered = circuit.onRecovered(() => {
-    log.info(`${what} is available again after ${Math.max(0, Math.round((now() - openedAt) / 1000))} s`);
-  });
-  return () => {
-    stopOpen();
-    stopRecovered();
-  };
 }

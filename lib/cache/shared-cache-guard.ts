@@ -1,5 +1,7 @@
-import { logOutages, RedisCircuit } from "./redis-circuit";
-import type { OutageLog, WatchedClient } from "./redis-circuit";
+import { logOutages } from "../outages";
+import type { OutageLog } from "../outages";
+import { RedisCircuit } from "./redis-circuit";
+import type { WatchedClient } from "./redis-circuit";
 
 type Unlock = () => Promise<void>;
 

@@ -1,3 +1,5 @@
+import { OutageReports } from "../outages";
+
 /** While an outage lasts, the store is probed this often. */
 export const STORAGE_PROBE_INTERVAL_MS = 2000;
 
@@ -6,19 +8,19 @@ export const STORAGE_PROBE_INTERVAL_MS = 2000;
  * calls after it then fail at once instead of each waiting out a hanging store's silence (30 s a try), until a
  * probe, every STORAGE_PROBE_INTERVAL_MS, gets an answer from the store.
  */
-export class StorageOutage {
+export class StorageOutage extends OutageReports {
   private cause: unknown;
   private ongoing = false;
   private probeTimer: NodeJS.Timeout | undefined;
   private stopped = false;
-  private readonly beganListeners = new Set<(cause: unknown) => void>();
-  private readonly endedListeners = new Set<() => void>();
 
   /** `probe` resolves when the store answers, and rejects while it cannot be reached. */
   constructor(
     private readonly probe: () => Promise<unknown>,
     private readonly probeIntervalMs = STORAGE_PROBE_INTERVAL_MS,
-  ) {}
+  ) {
+    super();
+  }
 
   /** True from a failure to reach the store until a probe reaches it. */
   get known(): boolean {
@@ -35,20 +37,8 @@ export class StorageOutage {
     if (this.ongoing || this.stopped) return;
     this.ongoing = true;
     this.cause = cause;
-    for (const listener of this.beganListeners) listener(cause);
+    this.reportOpen(cause);
     this.scheduleProbe();
-  }
-
-  /** Calls the listener each time an outage begins, with what began it; returns a function that removes it. */
-  onOpen(listener: (cause: unknown) => void): () => void {
-    this.beganListeners.add(listener);
-    return () => this.beganListeners.delete(listener);
-  }
-
-  /** Calls the listener each time an outage ends. */
-  onRecovered(listener: () => void): () => void {
-    this.endedListeners.add(listener);
-    return () => this.endedListeners.delete(listener);
   }
 
   /** Stops probing (the node is stopping). */
@@ -69,7 +59,7 @@ export class StorageOutage {
       if (this.stopped) return;
       this.ongoing = false;
       this.cause = undefined;
-      for (const listener of this.endedListeners) listener();
+      this.reportRecovered();
     } catch {
       // Still out of reach.
     } finally {
