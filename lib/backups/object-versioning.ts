@@ -1,7 +1,7 @@
 import { GetBucketVersioningCommand, S3Client } from "@aws-sdk/client-s3";
 import type { Settings } from "../../config/settings";
-import type { S3StorageOptions } from "../storage/s3-storage";
-import { s3ClientConfig } from "../storage/s3-storage";
+import type { S3StorageOptions } from "../storage/s3-client";
+import { s3ClientConfig } from "../storage/s3-client";
 
 /** What a bucket answered to GetBucketVersioning. */
 export type BucketVersioning =

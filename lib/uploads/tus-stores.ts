@@ -12,7 +12,7 @@ import type { Redis } from "ioredis";
 import type { StorageSettings } from "../../config/settings";
 import type { CheckResult } from "../health";
 import type { StagedContent } from "../storage/object-storage";
-import { checkMultipartUploads, s3ClientConfig } from "../storage/s3-storage";
+import { checkMultipartUploads, s3ClientConfig } from "../storage/s3-client";
 import { reportUnreachableAsUnavailable } from "../storage/s3-unreachable";
 import type { StorageOutage } from "../storage/storage-outage";
 import { RunningHashes } from "./running-hash";

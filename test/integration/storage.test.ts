@@ -16,7 +16,8 @@ import { InvalidObjectKeyError, RangeNotSatisfiableError } from "../../lib/stora
 import { mediaPrefix, originalKey, variantKey } from "../../lib/storage/object-keys";
 import type { ObjectStorage, StagedContent } from "../../lib/storage/object-storage";
 import { HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { S3Storage, s3ClientConfig } from "../../lib/storage/s3-storage";
+import { s3ClientConfig } from "../../lib/storage/s3-client";
+import { S3Storage } from "../../lib/storage/s3-storage";
 import { UrlSigner } from "../../lib/storage/signed-url";
 import { startServices } from "../../scripts/services";
 import { newMediaId, readAll, streamOf } from "../support/byte-streams";
