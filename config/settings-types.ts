@@ -54,7 +54,7 @@ export type StorageSettings =
       readonly accessKeyId: string | undefined;
       readonly secretAccessKey: string | undefined;
       readonly forcePathStyle: boolean;
-      /** Uploads signed with UNSIGNED-PAYLOAD instead of a SHA-256 of their bytes (lib/storage/s3-storage.ts). */
+      /** Uploads signed with UNSIGNED-PAYLOAD instead of a SHA-256 of their bytes (lib/storage/s3-client.ts). */
       readonly unsignedPayload: boolean;
     };
 

@@ -1,23 +1,19 @@
 import { randomUUID } from "node:crypto";
 import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, ListPartsCommand, UploadPartCommand } from "@aws-sdk/client-s3";
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
+import type { StorageSettings } from "../../config/settings";
 import type { CheckResult } from "../health";
 import { describeStorageFailure } from "./s3-unreachable";
 
-export interface S3StorageOptions {
-  readonly endpoint: string | undefined;
-  readonly region: string;
-  readonly bucket: string;
-  readonly accessKeyId: string | undefined;
-  readonly secretAccessKey: string | undefined;
-  readonly forcePathStyle: boolean;
+/** A bucket as the settings give it (S3_*), the payload signing optional. */
+export type S3StorageOptions = Omit<Extract<StorageSettings, { kind: "s3" }>, "kind" | "unsignedPayload"> & {
   /**
    * Uploads are signed without hashing their bytes (SigV4 `UNSIGNED-PAYLOAD`), which keeps an 8 MiB SHA-256
    * per part off the event loop. Safe over TLS, which protects the bytes on the way; over http only on a
    * trusted network. Undefined: on for https endpoints (and AWS), off for http ones.
    */
   readonly unsignedPayload?: boolean;
-}
+};
 
 /** How long a connection to the store may take to open, and a request in flight may go without a byte either way. */
 const S3_CONNECT_TIMEOUT_MS = 3000;
